@@ -1,0 +1,13 @@
+//! The pure domain model of Switchboard: what a server declares about itself (its manifest), who a
+//! caller is, and the access rules that decide whether a caller may use a server or call a tool.
+//!
+//! This crate knows nothing about HTTP, SQL, clocks or MCP wire types; every other crate builds on it.
+
+mod access;
+mod manifest;
+
+pub use access::{Decision, Principal, ServerAccess, ToolAccess, decide_server, decide_tool};
+pub use manifest::{
+    AccessSection, Manifest, PolicySection, Problem, ServerSection, Sensitivity, ToolSection,
+    is_valid_name,
+};

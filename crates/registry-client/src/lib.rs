@@ -1,0 +1,152 @@
+//! A typed client for the registry's REST API, used by the gateway, the CLI and SDK-built servers
+//! registering themselves. It authenticates with a bearer token from a [`Credentials`] source.
+
+use std::{sync::Arc, time::Duration};
+
+use registry_api::{
+    AccessAnswer, AuditPage, AuditRecord, Discovery, ErrorBody, RegisterServer, ServerList, ServerView,
+};
+use serde::de::DeserializeOwned;
+
+/// Where the client's bearer token comes from.
+#[derive(Clone)]
+pub enum Credentials {
+    /// A fixed token, for example from a file or the environment.
+    Static(String),
+    /// A function minting a fresh token per request (the development issuer, a token cache).
+    Mint(Arc<dyn Fn() -> Result<String, String> + Send + Sync>),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the token.
+        match self {
+            Credentials::Static(_) => f.write_str("Credentials::Static(..)"),
+            Credentials::Mint(_) => f.write_str("Credentials::Mint(..)"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("registry request failed: {0}")]
+    Transport(String),
+    #[error("registry answered {status}: {message}")]
+    Api { status: u16, code: String, message: String },
+    #[error("could not obtain a token for the registry: {0}")]
+    Credentials(String),
+}
+
+impl ClientError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ClientError::Api { status: 404, .. })
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RegistryClient {
+    base: String,
+    http: reqwest::Client,
+    credentials: Credentials,
+}
+
+impl RegistryClient {
+    pub fn new(base_url: &str, credentials: Credentials) -> RegistryClient {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("the HTTP client configuration is static and valid");
+        RegistryClient { base: base_url.trim_end_matches('/').to_owned(), http, credentials }
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    pub async fn register(&self, registration: &RegisterServer) -> Result<ServerView, ClientError> {
+        let request = self.http.post(self.url("/v1/servers")).json(registration);
+        self.send(request).await
+    }
+
+    pub async fn list_servers(&self) -> Result<Vec<ServerView>, ClientError> {
+        let list: ServerList = self.send(self.http.get(self.url("/v1/servers"))).await?;
+        Ok(list.servers)
+    }
+
+    pub async fn get_server(&self, name: &str) -> Result<ServerView, ClientError> {
+        self.send(self.http.get(self.url(&format!("/v1/servers/{name}")))).await
+    }
+
+    pub async fn access(&self, user: &str, groups: &[String], server: &str, tool: Option<&str>) -> Result<AccessAnswer, ClientError> {
+        let groups = groups.join(",");
+        let mut query = vec![("user", user), ("groups", groups.as_str()), ("server", server)];
+        if let Some(tool) = tool {
+            query.push(("tool", tool));
+        }
+        self.send(self.http.get(self.url("/v1/access")).query(&query)).await
+    }
+
+    /// Discovery for the caller identified by `token` (not the client's own credentials).
+    pub async fn discovery_as(&self, token: &str) -> Result<Discovery, ClientError> {
+        let request = self.http.get(self.url("/v1/discovery")).bearer_auth(token);
+        Self::decode(request.send().await.map_err(transport)?).await
+    }
+
+    pub async fn append_audit(&self, records: &[AuditRecord]) -> Result<(), ClientError> {
+        let request = self.http.post(self.url("/v1/audit")).json(records);
+        let response = self.authorized(request)?.send().await.map_err(transport)?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(Self::api_error(response).await)
+        }
+    }
+
+    pub async fn audit(&self, server: Option<&str>, user: Option<&str>, limit: u32) -> Result<Vec<AuditRecord>, ClientError> {
+        let mut query = vec![("limit", limit.to_string())];
+        if let Some(s) = server {
+            query.push(("server", s.to_owned()));
+        }
+        if let Some(u) = user {
+            query.push(("user", u.to_owned()));
+        }
+        let page: AuditPage = self.send(self.http.get(self.url("/v1/audit")).query(&query)).await?;
+        Ok(page.records)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, ClientError> {
+        let token = match &self.credentials {
+            Credentials::Static(t) => t.clone(),
+            Credentials::Mint(mint) => mint().map_err(ClientError::Credentials)?,
+        };
+        Ok(request.bearer_auth(token))
+    }
+
+    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, ClientError> {
+        let response = self.authorized(request)?.send().await.map_err(transport)?;
+        Self::decode(response).await
+    }
+
+    async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, ClientError> {
+        if !response.status().is_success() {
+            return Err(Self::api_error(response).await);
+        }
+        response.json().await.map_err(|e| ClientError::Transport(format!("decode response: {e}")))
+    }
+
+    async fn api_error(response: reqwest::Response) -> ClientError {
+        let status = response.status().as_u16();
+        match response.json::<ErrorBody>().await {
+            Ok(body) => ClientError::Api { status, code: body.code, message: body.message },
+            Err(_) => ClientError::Api { status, code: "unknown".into(), message: "no error body".into() },
+        }
+    }
+}
+
+fn transport(e: reqwest::Error) -> ClientError {
+    ClientError::Transport(e.to_string())
+}

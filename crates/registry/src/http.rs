@@ -1,0 +1,40 @@
+//! The registry's HTTP surface: builds the axum router; handlers live in `http/api/`.
+
+mod api;
+mod auth;
+mod error;
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    routing::{get, post},
+};
+
+use crate::RegistryState;
+
+pub fn router(state: Arc<RegistryState>) -> Router {
+    let api = Router::new()
+        .route("/v1/servers", get(api::servers::list).post(api::servers::register))
+        .route("/v1/servers/{name}", get(api::servers::get))
+        .route("/v1/servers/{name}/tools", get(api::servers::tools))
+        .route("/v1/access", get(api::access::check))
+        .route("/v1/discovery", get(api::access::discovery))
+        .route("/v1/audit", post(api::audit::append).get(api::audit::list))
+        .route("/dev-issuer/jwks.json", get(dev_issuer_jwks))
+        .with_state(state);
+    api.merge(service_kit::health_routes())
+}
+
+async fn dev_issuer_jwks(
+    axum::extract::State(state): axum::extract::State<Arc<RegistryState>>,
+) -> Result<Json<serde_json::Value>, error::ApiError> {
+    state
+        .dev_issuer_jwks
+        .clone()
+        .map(Json)
+        .ok_or_else(|| error::ApiError::not_found("this registry runs no development issuer"))
+}
+
+#[cfg(test)]
+mod tests;

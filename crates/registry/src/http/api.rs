@@ -1,0 +1,5 @@
+//! REST handlers, one module per resource. Handlers extract, call the store or `service`, and map.
+
+pub(crate) mod access;
+pub(crate) mod audit;
+pub(crate) mod servers;

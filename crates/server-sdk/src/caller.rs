@@ -1,0 +1,47 @@
+//! Who is calling a tool. Over HTTP the identity middleware puts a verified [`Caller`] into the
+//! request's extensions; over stdio the process's local identity applies.
+
+use rmcp::{RoleServer, service::RequestContext};
+
+/// The verified identity behind one tool call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user: String,
+    pub groups: Vec<String>,
+    /// The surface the call came from (web chat, bot, IDE, ...), when the gateway says so.
+    pub surface: Option<String>,
+}
+
+impl Caller {
+    pub fn anonymous() -> Caller {
+        Caller { user: "anonymous".into(), groups: Vec::new(), surface: None }
+    }
+
+    /// The identity of a local (stdio) session: `SWITCHBOARD_USER` and `SWITCHBOARD_GROUPS`
+    /// (comma-separated), falling back to the OS user.
+    pub fn local() -> Caller {
+        let user = std::env::var("SWITCHBOARD_USER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_else(|_| "local".into());
+        let groups = std::env::var("SWITCHBOARD_GROUPS")
+            .map(|g| split_groups(&g))
+            .unwrap_or_default();
+        Caller { user, groups, surface: Some("local".into()) }
+    }
+
+    pub fn principal(&self) -> catalog::Principal {
+        catalog::Principal { user: self.user.clone(), groups: self.groups.clone() }
+    }
+}
+
+/// The caller of the request behind `ctx`, if the transport established one.
+pub fn caller_of(ctx: &RequestContext<RoleServer>) -> Option<Caller> {
+    ctx.extensions
+        .get::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<Caller>())
+        .cloned()
+}
+
+pub(crate) fn split_groups(value: &str) -> Vec<String> {
+    value.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned).collect()
+}

@@ -1,0 +1,56 @@
+//! The Switchboard server SDK. A team writes its MCP server as ordinary rmcp tools plus a
+//! `switchboard.toml` manifest; the SDK adds, with no further code:
+//!
+//! - serving over streamable HTTP in both protocol eras (2026-07-28 and 2025-11-25) and over stdio;
+//! - the caller's verified identity in every tool call ([`Caller`]): behind the gateway, the
+//!   `X-Forwarded-*` headers are trusted only when the gateway's signed assertion verifies and
+//!   matches them;
+//! - the per-tool named policies of the manifest, enforced before the tool runs, plus an
+//!   [`Governance::authorize`] guard for checks inside a tool;
+//! - one structured log record and metrics per invocation, `/metrics`, `/healthz` and `/readyz`.
+//!
+//! The shape of a server:
+//!
+//! ```ignore
+//! #[derive(Clone)]
+//! struct Weather { tool_router: ToolRouter<Self> }
+//! #[tool_router]
+//! impl Weather { #[tool(description = "...")] async fn forecast(&self, ...) -> ... { ... } }
+//! #[tool_handler]
+//! impl ServerHandler for Weather { fn get_info(&self) -> ServerConfig { server_sdk::server_info(&MANIFEST) } }
+//! // once, at start-up:
+//! let governance = Governance::new(manifest)?;
+//! let router = governance.govern(Weather::tool_router())?;   // policies + telemetry on every tool
+//! ```
+
+mod caller;
+mod governance;
+mod http;
+mod telemetry;
+
+pub use caller::{Caller, caller_of};
+pub use governance::{DENIED_CODE, Governance};
+pub use http::{HttpOptions, IdentityMode, http_router};
+pub use telemetry::Telemetry;
+
+use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
+
+/// The `get_info` answer for a tools server described by `manifest`.
+pub fn server_info(manifest: &catalog::Manifest) -> ServerConfig {
+    let mut implementation = Implementation::new(manifest.server.name.clone(), manifest.server.version.clone());
+    if let Some(title) = &manifest.server.title {
+        implementation = implementation.with_title(title.clone());
+    }
+    ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        .with_server_info(implementation)
+        .with_instructions(manifest.server.description.clone())
+}
+
+/// Serves `handler` over stdio until the client disconnects. The caller is the local identity
+/// (`SWITCHBOARD_USER` / `SWITCHBOARD_GROUPS`, else the OS user), as set in the governance.
+pub async fn serve_stdio<S: rmcp::ServerHandler>(handler: S) -> anyhow::Result<()> {
+    use rmcp::ServiceExt;
+    let running = handler.serve(rmcp::transport::stdio()).await?;
+    running.waiting().await?;
+    Ok(())
+}

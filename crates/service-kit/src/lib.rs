@@ -1,0 +1,78 @@
+//! How every Switchboard component boots: structured logging, binding listeners before anything is
+//! served (so tests can pass `127.0.0.1:0` and read the real address back), ready files, and serving
+//! an axum router until a shutdown signal.
+
+use std::{net::SocketAddr, path::Path};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+/// The shutdown signal every component takes: cancel once, every clone sees it.
+pub use tokio_util::sync::CancellationToken as Shutdown;
+
+/// Installs the global tracing subscriber. `SWITCHBOARD_LOG` (or `RUST_LOG`) sets the filter;
+/// `SWITCHBOARD_LOG_FORMAT=json` switches to one JSON object per line.
+pub fn init_tracing() {
+    use tracing_subscriber::{EnvFilter, fmt};
+    let filter = std::env::var("SWITCHBOARD_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".to_owned());
+    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("SWITCHBOARD_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(true);
+    let _ = if json { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
+}
+
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))
+}
+
+/// Writes `value` as JSON to `path` atomically (write to a temporary file, then rename), so a reader
+/// polling for the file never sees it half-written.
+pub fn write_ready_file(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(value)?).with_context(|| format!("write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
+    Ok(())
+}
+
+/// Serves `router` on `listener` until `shutdown` fires, then finishes in-flight requests.
+pub async fn serve(listener: TcpListener, router: axum::Router, shutdown: Shutdown) -> anyhow::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .context("serve HTTP")
+}
+
+/// A shutdown token that fires on Ctrl-C or SIGTERM.
+pub fn shutdown_on_signal() -> Shutdown {
+    let token = Shutdown::new();
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+        tracing::info!("shutting down");
+        trigger.cancel();
+    });
+    token
+}
+
+/// `/healthz` (the process is up) and `/readyz` (it can serve) routes.
+pub fn health_routes() -> axum::Router {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(|| async { "ready" }))
+}
