@@ -10,7 +10,9 @@ pub struct Principal {
 
 impl Principal {
     pub fn in_any(&self, groups: &[String]) -> bool {
-        groups.iter().any(|g| self.groups.iter().any(|mine| mine == g))
+        groups
+            .iter()
+            .any(|g| self.groups.iter().any(|mine| mine == g))
     }
 }
 
@@ -32,8 +34,13 @@ pub struct ToolAccess<'a> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    Allow { reason: String },
-    Deny { reason: String, policy: Option<String> },
+    Allow {
+        reason: String,
+    },
+    Deny {
+        reason: String,
+        policy: Option<String>,
+    },
 }
 
 impl Decision {
@@ -52,7 +59,10 @@ impl Decision {
 pub fn decide_server(who: &Principal, server: ServerAccess<'_>) -> Decision {
     if server.allowed_groups.is_empty() {
         return Decision::Allow {
-            reason: format!("server {} is open to every authenticated caller", server.name),
+            reason: format!(
+                "server {} is open to every authenticated caller",
+                server.name
+            ),
         };
     }
     match server
@@ -61,7 +71,10 @@ pub fn decide_server(who: &Principal, server: ServerAccess<'_>) -> Decision {
         .find(|g| who.groups.iter().any(|mine| mine == *g))
     {
         Some(group) => Decision::Allow {
-            reason: format!("{} is in group {group}, which may use server {}", who.user, server.name),
+            reason: format!(
+                "{} is in group {group}, which may use server {}",
+                who.user, server.name
+            ),
         },
         None => Decision::Deny {
             reason: format!(
@@ -116,7 +129,10 @@ mod tests {
             policy.map(|p| p.iter().map(|g| g.to_string()).collect());
         let decision = decide_tool(
             &who(groups),
-            ServerAccess { name: "presto", allowed_groups: &server_groups },
+            ServerAccess {
+                name: "presto",
+                allowed_groups: &server_groups,
+            },
             ToolAccess {
                 name: "revenue",
                 policy: policy_groups.as_deref().map(|g| ("revenue-readers", g)),
@@ -131,14 +147,24 @@ mod tests {
 
     #[test]
     fn decisions() {
-        check(&[], &[], None, "allow: tool revenue has no policy beyond server access");
+        check(
+            &[],
+            &[],
+            None,
+            "allow: tool revenue has no policy beyond server access",
+        );
         check(
             &["eng"],
             &["finance", "ads-eng"],
             None,
             "deny (None): server presto is restricted to groups [finance, ads-eng] and alice is in none of them",
         );
-        check(&["ads-eng"], &["finance", "ads-eng"], Some(&["ads-eng"]), "allow: alice satisfies policy revenue-readers");
+        check(
+            &["ads-eng"],
+            &["finance", "ads-eng"],
+            Some(&["ads-eng"]),
+            "allow: alice satisfies policy revenue-readers",
+        );
         check(
             &["finance"],
             &["finance", "ads-eng"],

@@ -8,6 +8,6 @@ mod manifest;
 
 pub use access::{Decision, Principal, ServerAccess, ToolAccess, decide_server, decide_tool};
 pub use manifest::{
-    AccessSection, Manifest, PolicySection, Problem, ServerSection, Sensitivity, ToolSection,
+    AccessSection, Manifest, PolicySection, Problem, Sensitivity, ServerSection, ToolSection,
     is_valid_name,
 };

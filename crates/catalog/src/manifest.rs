@@ -260,7 +260,11 @@ mod tests {
     fn rejects_unknown_fields_with_a_clear_message() {
         let err = Manifest::parse("[server]\nname='x'\ndescription='d'\nowner_team='t'\nsupport_channel='c'\nowner='me'\n")
             .unwrap_err();
-        assert!(err[0].message.contains("unknown field `owner`"), "{}", err[0]);
+        assert!(
+            err[0].message.contains("unknown field `owner`"),
+            "{}",
+            err[0]
+        );
     }
 
     #[test]

@@ -1,1 +1,20 @@
-fn main() {}
+//! The `switchboard` binary: parses the command line and runs one component (or all of them, with
+//! `up`). Each command lives in `commands/`.
+
+mod commands;
+mod dev;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = commands::Cli::parse();
+    service_kit::init_tracing();
+    match commands::run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,108 @@
-//! placeholder
+//! The Switchboard gateway: one MCP route per registered server (`/servers/{name}/mcp`). For every
+//! request it authenticates the end user's bearer JWT, gates the server by business group, filters
+//! `tools/list` to exactly the tools the caller may call, refuses denied `tools/call`s explicitly,
+//! forwards the rest to the server with its own signed identity assertion (never the user's
+//! token), and audits every tool call with its real outcome.
+//!
+//! The gateway is era-transparent: it parses only the JSON-RPC envelope of each POST and the one
+//! response it must inspect, and streams everything else (SSE included) through unchanged, so
+//! 2025-11-25 sessions and 2026-07-28 stateless requests both pass.
+
+mod audit;
+mod catalog_cache;
+mod error;
+mod inspect;
+mod proxy;
+mod sessions;
+mod sse;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use axum::{Json, Router, routing::get};
+use identity::{SigningKey, Verifier};
+use registry_client::RegistryClient;
+use service_kit::Shutdown;
+use tokio::net::TcpListener;
+
+pub use audit::AuditSink;
+pub use catalog_cache::CatalogCache;
+
+/// Everything the gateway needs at run time.
+pub struct GatewayConfig {
+    /// Reads the catalog and receives audit records.
+    pub registry: RegistryClient,
+    /// Verifies end users' bearer tokens (audience: the gateway).
+    pub verifier: Arc<Verifier>,
+    /// Signs the identity assertions sent to servers; its JWKS is served at `/.well-known/jwks.json`.
+    pub assertion_key: SigningKey,
+    /// The `iss` of assertions; servers trust this issuer.
+    pub issuer: String,
+    /// Browser origins allowed to call MCP routes (requests without `Origin` are always allowed).
+    pub allowed_origins: Vec<String>,
+    /// How often the catalog is re-read from the registry.
+    pub catalog_refresh: Duration,
+    /// Where audit records wait when the registry cannot take them.
+    pub audit_spool: PathBuf,
+}
+
+pub(crate) struct Gateway {
+    pub(crate) catalog: CatalogCache,
+    pub(crate) verifier: Arc<Verifier>,
+    pub(crate) assertion_key: SigningKey,
+    pub(crate) issuer: String,
+    pub(crate) allowed_origins: Vec<String>,
+    pub(crate) audit: AuditSink,
+    pub(crate) sessions: sessions::SessionOwners,
+    pub(crate) upstream: reqwest::Client,
+}
+
+/// Builds the gateway's router and starts its background tasks (catalog refresh, audit spool
+/// drain), which stop with `shutdown`.
+pub async fn build(config: GatewayConfig, shutdown: Shutdown) -> anyhow::Result<Router> {
+    let catalog = CatalogCache::new(config.registry.clone());
+    if let Err(e) = catalog.refresh().await {
+        // Not fatal: the registry may start after the gateway. Requests retry the refresh.
+        tracing::warn!(error = %e, "could not read the catalog yet");
+    }
+    catalog.spawn_refresh(config.catalog_refresh, shutdown.clone());
+    let audit = AuditSink::new(config.registry, config.audit_spool)?;
+    audit.spawn_drain(shutdown.clone());
+    let upstream = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()?;
+    let gateway = Arc::new(Gateway {
+        catalog,
+        verifier: config.verifier,
+        assertion_key: config.assertion_key,
+        issuer: config.issuer,
+        allowed_origins: config.allowed_origins,
+        audit,
+        sessions: sessions::SessionOwners::default(),
+        upstream,
+    });
+    Ok(router(gateway))
+}
+
+fn router(gateway: Arc<Gateway>) -> Router {
+    let jwks = identity::jwks_document(&[&gateway.assertion_key]);
+    Router::new()
+        .route("/servers/{name}/mcp", axum::routing::any(proxy::handle))
+        .with_state(gateway)
+        .route(
+            "/.well-known/jwks.json",
+            get(move || async move { Json(jwks) }),
+        )
+        .merge(service_kit::health_routes())
+}
+
+/// Serves the gateway on `listener` until `shutdown`.
+pub async fn run(
+    config: GatewayConfig,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let router = build(config, shutdown.clone()).await?;
+    tracing::info!(addr = %listener.local_addr()?, "gateway listening");
+    service_kit::serve(listener, router, shutdown).await
+}

@@ -23,7 +23,9 @@ pub struct SigningKey {
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never print key material.
-        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -46,24 +48,37 @@ impl SigningKey {
             .map_err(|_| AuthError::Key("parse the Ed25519 PKCS#8 key".into()))?;
         let public = pair.public_key().as_ref().to_vec();
         let encoding = EncodingKey::from_ed_der(&pkcs8);
-        Ok(SigningKey { kid, pkcs8, public, encoding })
+        Ok(SigningKey {
+            kid,
+            pkcs8,
+            public,
+            encoding,
+        })
     }
 
     /// Loads the key stored at `path`, or creates one there (readable by the owner only).
     pub fn load_or_create(path: &Path) -> Result<SigningKey, AuthError> {
-        let io = |what: &str, e: std::io::Error| AuthError::Key(format!("{what} {}: {e}", path.display()));
+        let io = |what: &str, e: std::io::Error| {
+            AuthError::Key(format!("{what} {}: {e}", path.display()))
+        };
         match std::fs::read_to_string(path) {
             Ok(text) => {
-                let stored: StoredKey = serde_json::from_str(&text)
-                    .map_err(|e| AuthError::Key(format!("parse key file {}: {e}", path.display())))?;
+                let stored: StoredKey = serde_json::from_str(&text).map_err(|e| {
+                    AuthError::Key(format!("parse key file {}: {e}", path.display()))
+                })?;
                 let der = URL_SAFE_NO_PAD
                     .decode(stored.pkcs8.as_bytes())
-                    .map_err(|e| AuthError::Key(format!("decode key file {}: {e}", path.display())))?;
+                    .map_err(|e| {
+                        AuthError::Key(format!("decode key file {}: {e}", path.display()))
+                    })?;
                 SigningKey::from_pkcs8(stored.kid, der)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = SigningKey::generate()?;
-                let stored = StoredKey { kid: key.kid.clone(), pkcs8: URL_SAFE_NO_PAD.encode(&key.pkcs8) };
+                let stored = StoredKey {
+                    kid: key.kid.clone(),
+                    pkcs8: URL_SAFE_NO_PAD.encode(&key.pkcs8),
+                };
                 if let Some(dir) = path.parent() {
                     std::fs::create_dir_all(dir).map_err(|e| io("create directory for", e))?;
                 }

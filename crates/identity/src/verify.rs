@@ -89,22 +89,36 @@ struct KeyCache {
 }
 
 impl Verifier {
-    pub fn new(audience: impl Into<String>, issuers: Vec<TrustedIssuer>) -> Result<Arc<Verifier>, AuthError> {
+    pub fn new(
+        audience: impl Into<String>,
+        issuers: Vec<TrustedIssuer>,
+    ) -> Result<Arc<Verifier>, AuthError> {
         let issuers = issuers
             .into_iter()
             .map(|issuer| {
                 let cache = match &issuer.keys {
-                    KeySource::Static(doc) => KeyCache { keys: parse_jwks(doc)?, fetched: Some(Instant::now()) },
+                    KeySource::Static(doc) => KeyCache {
+                        keys: parse_jwks(doc)?,
+                        fetched: Some(Instant::now()),
+                    },
                     KeySource::Url(_) => KeyCache::default(),
                 };
-                Ok(IssuerKeys { issuer, cache: ArcSwap::from_pointee(cache), refresh: tokio::sync::Mutex::new(None) })
+                Ok(IssuerKeys {
+                    issuer,
+                    cache: ArcSwap::from_pointee(cache),
+                    refresh: tokio::sync::Mutex::new(None),
+                })
             })
             .collect::<Result<Vec<_>, AuthError>>()?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| AuthError::KeysUnavailable(format!("build HTTP client: {e}")))?;
-        Ok(Arc::new(Verifier { audience: audience.into(), issuers, http }))
+        Ok(Arc::new(Verifier {
+            audience: audience.into(),
+            issuers,
+            http,
+        }))
     }
 
     pub fn audience(&self) -> &str {
@@ -125,10 +139,15 @@ impl Verifier {
             }
             _ => AuthError::Malformed(e.to_string()),
         })?;
-        if !matches!(header.alg, Algorithm::EdDSA | Algorithm::RS256 | Algorithm::ES256 | Algorithm::PS256) {
+        if !matches!(
+            header.alg,
+            Algorithm::EdDSA | Algorithm::RS256 | Algorithm::ES256 | Algorithm::PS256
+        ) {
             return Err(AuthError::Algorithm(format!("{:?}", header.alg)));
         }
-        let kid = header.kid.ok_or_else(|| AuthError::Malformed("the header has no kid".into()))?;
+        let kid = header
+            .kid
+            .ok_or_else(|| AuthError::Malformed("the header has no kid".into()))?;
 
         for attempt in 0..2 {
             for issuer in &self.issuers {
@@ -138,7 +157,10 @@ impl Verifier {
                 let cache = issuer.cache.load();
                 if let Some((key, alg)) = cache.keys.get(&kid) {
                     if *alg != header.alg {
-                        return Err(AuthError::Algorithm(format!("{:?} (the key is for {alg:?})", header.alg)));
+                        return Err(AuthError::Algorithm(format!(
+                            "{:?} (the key is for {alg:?})",
+                            header.alg
+                        )));
                     }
                     return self.decode(token, key, *alg, &issuer.issuer.issuer);
                 }
@@ -157,7 +179,13 @@ impl Verifier {
         Err(AuthError::UnknownKey)
     }
 
-    fn decode(&self, token: &str, key: &DecodingKey, alg: Algorithm, issuer: &str) -> Result<Claims, AuthError> {
+    fn decode(
+        &self,
+        token: &str,
+        key: &DecodingKey,
+        alg: Algorithm,
+        issuer: &str,
+    ) -> Result<Claims, AuthError> {
         let mut validation = Validation::new(alg);
         validation.set_audience(&[&self.audience]);
         validation.set_issuer(&[issuer]);
@@ -205,7 +233,10 @@ impl IssuerKeys {
         *last = Some(Instant::now());
         match fetch_jwks(http, url).await {
             Ok(keys) => {
-                self.cache.store(Arc::new(KeyCache { keys, fetched: Some(Instant::now()) }));
+                self.cache.store(Arc::new(KeyCache {
+                    keys,
+                    fetched: Some(Instant::now()),
+                }));
                 true
             }
             Err(e) => {
@@ -216,14 +247,20 @@ impl IssuerKeys {
     }
 }
 
-async fn fetch_jwks(http: &reqwest::Client, url: &str) -> Result<HashMap<String, (DecodingKey, Algorithm)>, AuthError> {
+async fn fetch_jwks(
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<HashMap<String, (DecodingKey, Algorithm)>, AuthError> {
     let response = http
         .get(url)
         .send()
         .await
         .map_err(|e| AuthError::KeysUnavailable(format!("GET {url}: {e}")))?;
     if !response.status().is_success() {
-        return Err(AuthError::KeysUnavailable(format!("GET {url}: HTTP {}", response.status())));
+        return Err(AuthError::KeysUnavailable(format!(
+            "GET {url}: HTTP {}",
+            response.status()
+        )));
     }
     let doc: serde_json::Value = response
         .json()
@@ -232,8 +269,11 @@ async fn fetch_jwks(http: &reqwest::Client, url: &str) -> Result<HashMap<String,
     parse_jwks(&doc)
 }
 
-fn parse_jwks(doc: &serde_json::Value) -> Result<HashMap<String, (DecodingKey, Algorithm)>, AuthError> {
-    let set: JwkSet = serde_json::from_value(doc.clone()).map_err(|e| AuthError::Key(format!("parse JWKS: {e}")))?;
+fn parse_jwks(
+    doc: &serde_json::Value,
+) -> Result<HashMap<String, (DecodingKey, Algorithm)>, AuthError> {
+    let set: JwkSet = serde_json::from_value(doc.clone())
+        .map_err(|e| AuthError::Key(format!("parse JWKS: {e}")))?;
     let mut keys = HashMap::new();
     for jwk in &set.keys {
         let (Some(kid), Some(alg)) = (jwk.common.key_id.clone(), jwk.common.key_algorithm) else {
@@ -247,7 +287,8 @@ fn parse_jwks(doc: &serde_json::Value) -> Result<HashMap<String, (DecodingKey, A
             KeyAlgorithm::PS256 => Algorithm::PS256,
             _ => continue,
         };
-        let key = DecodingKey::from_jwk(jwk).map_err(|e| AuthError::Key(format!("key {kid}: {e}")))?;
+        let key =
+            DecodingKey::from_jwk(jwk).map_err(|e| AuthError::Key(format!("key {kid}: {e}")))?;
         keys.insert(kid, (key, alg));
     }
     Ok(keys)
@@ -261,19 +302,31 @@ mod tests {
     fn verifier(key: &SigningKey) -> Arc<Verifier> {
         Verifier::new(
             "switchboard",
-            vec![TrustedIssuer { issuer: "https://issuer.test".into(), keys: KeySource::Static(jwks_document(&[key])) }],
+            vec![TrustedIssuer {
+                issuer: "https://issuer.test".into(),
+                keys: KeySource::Static(jwks_document(&[key])),
+            }],
         )
         .unwrap()
     }
 
     fn claims() -> Claims {
-        Claims::new("https://issuer.test", "alice", "switchboard", vec!["ads-eng".into()], 60)
+        Claims::new(
+            "https://issuer.test",
+            "alice",
+            "switchboard",
+            vec!["ads-eng".into()],
+            60,
+        )
     }
 
     #[tokio::test]
     async fn accepts_a_good_token() {
         let key = SigningKey::generate().unwrap();
-        let got = verifier(&key).verify(&key.sign(&claims()).unwrap()).await.unwrap();
+        let got = verifier(&key)
+            .verify(&key.sign(&claims()).unwrap())
+            .await
+            .unwrap();
         assert_eq!(got.sub, "alice");
         assert_eq!(got.groups, vec!["ads-eng"]);
     }
@@ -301,7 +354,10 @@ mod tests {
         iss.iss = "https://evil.test".into();
         assert_eq!(v.verify(&check(iss)).await, Err(AuthError::Issuer));
 
-        assert_eq!(v.verify(&other.sign(&claims()).unwrap()).await, Err(AuthError::UnknownKey));
+        assert_eq!(
+            v.verify(&other.sign(&claims()).unwrap()).await,
+            Err(AuthError::UnknownKey)
+        );
 
         // Tamper with the payload: same header and signature, different subject.
         let token = check(claims());
@@ -310,16 +366,30 @@ mod tests {
         let mut payload: serde_json::Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
         payload["sub"] = "mallory".into();
-        let forged = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(payload.to_string()), parts[2]);
+        let forged = format!(
+            "{}.{}.{}",
+            parts[0],
+            URL_SAFE_NO_PAD.encode(payload.to_string()),
+            parts[2]
+        );
         assert_eq!(v.verify(&forged).await, Err(AuthError::Signature));
 
         // alg=none
         let none_header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
         let unsigned = format!("{none_header}.{}.", parts[1]);
-        assert!(matches!(v.verify(&unsigned).await, Err(AuthError::Algorithm(_))));
+        assert!(matches!(
+            v.verify(&unsigned).await,
+            Err(AuthError::Algorithm(_))
+        ));
 
-        assert_eq!(v.verify(&"a".repeat(20_000)).await, Err(AuthError::TooLarge));
-        assert!(matches!(v.verify("not-a-token").await, Err(AuthError::Malformed(_))));
+        assert_eq!(
+            v.verify(&"a".repeat(20_000)).await,
+            Err(AuthError::TooLarge)
+        );
+        assert!(matches!(
+            v.verify("not-a-token").await,
+            Err(AuthError::Malformed(_))
+        ));
         assert_eq!(v.verify("").await, Err(AuthError::Missing));
     }
 
@@ -334,7 +404,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         assert!(!format!("{a:?}").contains("pkcs8"));
     }

@@ -27,7 +27,11 @@ pub struct ToolDefinition {
     pub description: Option<String>,
     #[serde(rename = "inputSchema")]
     pub input_schema: serde_json::Value,
-    #[serde(rename = "outputSchema", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "outputSchema",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub output_schema: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<serde_json::Value>,
@@ -145,9 +149,15 @@ impl Outcome {
     }
 
     pub fn parse(s: &str) -> Option<Outcome> {
-        [Outcome::Ok, Outcome::ToolError, Outcome::Denied, Outcome::Error, Outcome::InputRequired]
-            .into_iter()
-            .find(|o| o.as_str() == s)
+        [
+            Outcome::Ok,
+            Outcome::ToolError,
+            Outcome::Denied,
+            Outcome::Error,
+            Outcome::InputRequired,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
     }
 }
 

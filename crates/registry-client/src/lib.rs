@@ -4,7 +4,8 @@
 use std::{sync::Arc, time::Duration};
 
 use registry_api::{
-    AccessAnswer, AuditPage, AuditRecord, Discovery, ErrorBody, RegisterServer, ServerList, ServerView,
+    AccessAnswer, AuditPage, AuditRecord, Discovery, ErrorBody, RegisterServer, ServerList,
+    ServerView,
 };
 use serde::de::DeserializeOwned;
 
@@ -32,7 +33,11 @@ pub enum ClientError {
     #[error("registry request failed: {0}")]
     Transport(String),
     #[error("registry answered {status}: {message}")]
-    Api { status: u16, code: String, message: String },
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
     #[error("could not obtain a token for the registry: {0}")]
     Credentials(String),
 }
@@ -56,7 +61,11 @@ impl RegistryClient {
             .timeout(Duration::from_secs(10))
             .build()
             .expect("the HTTP client configuration is static and valid");
-        RegistryClient { base: base_url.trim_end_matches('/').to_owned(), http, credentials }
+        RegistryClient {
+            base: base_url.trim_end_matches('/').to_owned(),
+            http,
+            credentials,
+        }
     }
 
     pub fn base_url(&self) -> &str {
@@ -74,16 +83,28 @@ impl RegistryClient {
     }
 
     pub async fn get_server(&self, name: &str) -> Result<ServerView, ClientError> {
-        self.send(self.http.get(self.url(&format!("/v1/servers/{name}")))).await
+        self.send(self.http.get(self.url(&format!("/v1/servers/{name}"))))
+            .await
     }
 
-    pub async fn access(&self, user: &str, groups: &[String], server: &str, tool: Option<&str>) -> Result<AccessAnswer, ClientError> {
+    pub async fn access(
+        &self,
+        user: &str,
+        groups: &[String],
+        server: &str,
+        tool: Option<&str>,
+    ) -> Result<AccessAnswer, ClientError> {
         let groups = groups.join(",");
-        let mut query = vec![("user", user), ("groups", groups.as_str()), ("server", server)];
+        let mut query = vec![
+            ("user", user),
+            ("groups", groups.as_str()),
+            ("server", server),
+        ];
         if let Some(tool) = tool {
             query.push(("tool", tool));
         }
-        self.send(self.http.get(self.url("/v1/access")).query(&query)).await
+        self.send(self.http.get(self.url("/v1/access")).query(&query))
+            .await
     }
 
     /// Discovery for the caller identified by `token` (not the client's own credentials).
@@ -102,7 +123,12 @@ impl RegistryClient {
         }
     }
 
-    pub async fn audit(&self, server: Option<&str>, user: Option<&str>, limit: u32) -> Result<Vec<AuditRecord>, ClientError> {
+    pub async fn audit(
+        &self,
+        server: Option<&str>,
+        user: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>, ClientError> {
         let mut query = vec![("limit", limit.to_string())];
         if let Some(s) = server {
             query.push(("server", s.to_owned()));
@@ -110,7 +136,9 @@ impl RegistryClient {
         if let Some(u) = user {
             query.push(("user", u.to_owned()));
         }
-        let page: AuditPage = self.send(self.http.get(self.url("/v1/audit")).query(&query)).await?;
+        let page: AuditPage = self
+            .send(self.http.get(self.url("/v1/audit")).query(&query))
+            .await?;
         Ok(page.records)
     }
 
@@ -118,7 +146,10 @@ impl RegistryClient {
         format!("{}{path}", self.base)
     }
 
-    fn authorized(&self, request: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, ClientError> {
+    fn authorized(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, ClientError> {
         let token = match &self.credentials {
             Credentials::Static(t) => t.clone(),
             Credentials::Mint(mint) => mint().map_err(ClientError::Credentials)?,
@@ -126,7 +157,10 @@ impl RegistryClient {
         Ok(request.bearer_auth(token))
     }
 
-    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, ClientError> {
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, ClientError> {
         let response = self.authorized(request)?.send().await.map_err(transport)?;
         Self::decode(response).await
     }
@@ -135,14 +169,25 @@ impl RegistryClient {
         if !response.status().is_success() {
             return Err(Self::api_error(response).await);
         }
-        response.json().await.map_err(|e| ClientError::Transport(format!("decode response: {e}")))
+        response
+            .json()
+            .await
+            .map_err(|e| ClientError::Transport(format!("decode response: {e}")))
     }
 
     async fn api_error(response: reqwest::Response) -> ClientError {
         let status = response.status().as_u16();
         match response.json::<ErrorBody>().await {
-            Ok(body) => ClientError::Api { status, code: body.code, message: body.message },
-            Err(_) => ClientError::Api { status, code: "unknown".into(), message: "no error body".into() },
+            Ok(body) => ClientError::Api {
+                status,
+                code: body.code,
+                message: body.message,
+            },
+            Err(_) => ClientError::Api {
+                status,
+                code: "unknown".into(),
+                message: "no error body".into(),
+            },
         }
     }
 }

@@ -31,7 +31,11 @@ pub struct AuditFilter {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Registers a server, or replaces its metadata and tools when it exists.
-    async fn upsert_server(&self, registration: &RegisterServer, now_ms: i64) -> Result<ServerView, StoreError>;
+    async fn upsert_server(
+        &self,
+        registration: &RegisterServer,
+        now_ms: i64,
+    ) -> Result<ServerView, StoreError>;
     async fn list_servers(&self) -> Result<Vec<ServerView>, StoreError>;
     async fn get_server(&self, name: &str) -> Result<ServerView, StoreError>;
     /// Appends an audit record durably. Writing the same id twice stores it once.

@@ -4,10 +4,14 @@
 use std::{path::Path, str::FromStr, time::Duration};
 
 use async_trait::async_trait;
-use registry_api::{AuditRecord, Outcome, PolicyView, RegisterServer, ServerView, ToolDefinition, ToolView};
+use registry_api::{
+    AuditRecord, Outcome, PolicyView, RegisterServer, ServerView, ToolDefinition, ToolView,
+};
 use sqlx::{
     Row, SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    },
 };
 
 use crate::{AuditFilter, Store, StoreError};
@@ -74,7 +78,11 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn upsert_server(&self, reg: &RegisterServer, now_ms: i64) -> Result<ServerView, StoreError> {
+    async fn upsert_server(
+        &self,
+        reg: &RegisterServer,
+        now_ms: i64,
+    ) -> Result<ServerView, StoreError> {
         let m = &reg.manifest;
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         sqlx::query(
@@ -205,8 +213,6 @@ impl Store for SqliteStore {
     }
 }
 
-
-
 fn server_from_row(row: &SqliteRow) -> Result<ServerView, StoreError> {
     Ok(ServerView {
         name: row.get("name"),
@@ -231,7 +237,10 @@ fn tool_from_row(row: &SqliteRow) -> Result<ToolView, StoreError> {
     let policy = match policy_name {
         Some(name) => {
             let groups: Option<String> = row.get("policy_groups");
-            Some(PolicyView { name, groups: parse_json(&groups.unwrap_or_else(|| "[]".into()))? })
+            Some(PolicyView {
+                name,
+                groups: parse_json(&groups.unwrap_or_else(|| "[]".into()))?,
+            })
         }
         None => None,
     };
@@ -256,7 +265,8 @@ fn audit_from_row(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
         method: row.get("method"),
         tool: row.get("tool"),
         argument_digest: row.get("argument_digest"),
-        outcome: Outcome::parse(&outcome).ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {outcome:?}")))?,
+        outcome: Outcome::parse(&outcome)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {outcome:?}")))?,
         is_error: row.get("is_error"),
         detail: row.get("detail"),
         latency_ms: latency.max(0) as u64,

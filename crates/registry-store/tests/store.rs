@@ -69,19 +69,31 @@ fn audit(id: &str, time_ms: i64, user: &str) -> AuditRecord {
 #[tokio::test]
 async fn servers_round_trip_and_update() {
     let store = SqliteStore::in_memory().await.unwrap();
-    let first = store.upsert_server(&registration("v1"), 1000).await.unwrap();
+    let first = store
+        .upsert_server(&registration("v1"), 1000)
+        .await
+        .unwrap();
     assert_eq!(first.allowed_groups, vec!["finance"]);
     assert_eq!(first.tools.len(), 2);
-    assert_eq!(first.tools[0].policy.as_ref().unwrap().groups, vec!["ads-eng"]);
+    assert_eq!(
+        first.tools[0].policy.as_ref().unwrap().groups,
+        vec!["ads-eng"]
+    );
     assert_eq!(first.tools[0].minutes_saved, 10.0);
     assert_eq!(first.tools[1].sensitivity, "low");
 
-    let second = store.upsert_server(&registration("v2"), 2000).await.unwrap();
+    let second = store
+        .upsert_server(&registration("v2"), 2000)
+        .await
+        .unwrap();
     assert_eq!(second.description, "v2");
     assert_eq!(second.registered_at_ms, 1000);
     assert_eq!(second.updated_at_ms, 2000);
     assert_eq!(store.list_servers().await.unwrap().len(), 1);
-    assert!(matches!(store.get_server("nope").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        store.get_server("nope").await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 #[tokio::test]
@@ -89,7 +101,10 @@ async fn duplicate_tools_are_a_conflict() {
     let store = SqliteStore::in_memory().await.unwrap();
     let mut reg = registration("v1");
     reg.tools.push(reg.tools[0].clone());
-    assert!(matches!(store.upsert_server(&reg, 1).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.upsert_server(&reg, 1).await,
+        Err(StoreError::Conflict(_))
+    ));
 }
 
 #[tokio::test]
@@ -104,11 +119,24 @@ async fn audit_is_idempotent_filtered_and_durable() {
     }
     // Reopen: what was acknowledged is still there.
     let store = SqliteStore::open(&path).await.unwrap();
-    let all = store.list_audit(&AuditFilter { limit: 10, ..Default::default() }).await.unwrap();
-    assert_eq!(all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+    let all = store
+        .list_audit(&AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["b", "a"]
+    );
     assert_eq!(all[1], audit("a", 1, "alice"));
     let bob = store
-        .list_audit(&AuditFilter { user: Some("bob".into()), limit: 10, ..Default::default() })
+        .list_audit(&AuditFilter {
+            user: Some("bob".into()),
+            limit: 10,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(bob.len(), 1);

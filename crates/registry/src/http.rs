@@ -15,7 +15,10 @@ use crate::RegistryState;
 
 pub fn router(state: Arc<RegistryState>) -> Router {
     let api = Router::new()
-        .route("/v1/servers", get(api::servers::list).post(api::servers::register))
+        .route(
+            "/v1/servers",
+            get(api::servers::list).post(api::servers::register),
+        )
         .route("/v1/servers/{name}", get(api::servers::get))
         .route("/v1/servers/{name}/tools", get(api::servers::tools))
         .route("/v1/access", get(api::access::check))

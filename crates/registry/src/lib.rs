@@ -28,7 +28,11 @@ pub struct RegistryState {
 }
 
 /// Serves the registry on `listener` until `shutdown`.
-pub async fn run(state: Arc<RegistryState>, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+pub async fn run(
+    state: Arc<RegistryState>,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "registry listening");
     service_kit::serve(listener, router(state), shutdown).await
 }

@@ -10,20 +10,34 @@ pub(crate) fn gateway_path(server: &str) -> String {
 }
 
 pub(crate) fn server_access(server: &ServerView) -> ServerAccess<'_> {
-    ServerAccess { name: &server.name, allowed_groups: &server.allowed_groups }
+    ServerAccess {
+        name: &server.name,
+        allowed_groups: &server.allowed_groups,
+    }
 }
 
 pub(crate) fn tool_access(tool: &ToolView) -> ToolAccess<'_> {
     ToolAccess {
         name: &tool.definition.name,
-        policy: tool.policy.as_ref().map(|p| (p.name.as_str(), p.groups.as_slice())),
+        policy: tool
+            .policy
+            .as_ref()
+            .map(|p| (p.name.as_str(), p.groups.as_slice())),
     }
 }
 
 pub(crate) fn answer(decision: Decision) -> AccessAnswer {
     match decision {
-        Decision::Allow { reason } => AccessAnswer { allowed: true, reason, policy: None },
-        Decision::Deny { reason, policy } => AccessAnswer { allowed: false, reason, policy },
+        Decision::Allow { reason } => AccessAnswer {
+            allowed: true,
+            reason,
+            policy: None,
+        },
+        Decision::Deny { reason, policy } => AccessAnswer {
+            allowed: false,
+            reason,
+            policy,
+        },
     }
 }
 

@@ -1,1 +1,150 @@
-//! placeholder
+//! The Knowledge MCP server: indexes a folder of Markdown and text documents with tantivy (BM25,
+//! English stemming) and serves `search_docs` and `get_doc`. Without a folder it serves the bundled
+//! sample corpus of runbooks and guides.
+
+mod corpus;
+mod index;
+
+use std::sync::Arc;
+
+use rmcp::{
+    ServerHandler,
+    handler::server::{
+        router::tool::ToolRouter,
+        wrapper::{Json, Parameters},
+    },
+    model::{CallToolResult, ContentBlock, ServerConfig},
+    tool, tool_handler, tool_router,
+};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use corpus::{Document, bundled_corpus, load_folder};
+pub use index::{Hit, KnowledgeIndex};
+
+/// The bundled manifest.
+pub const MANIFEST: &str = include_str!("../switchboard.toml");
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct SearchArgs {
+    /// What to look for, in plain words (for example "spark executor out of memory").
+    pub query: String,
+    /// How many hits to return, 1 to 20 (default 5).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct SearchResults {
+    /// Hits, best first.
+    pub hits: Vec<Hit>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct GetDocArgs {
+    /// The document's path, as returned by `search_docs` (for example "runbooks/spark-failed-job.md").
+    pub path: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DocContent {
+    pub path: String,
+    pub title: String,
+    /// The full Markdown or text of the document.
+    pub content: String,
+}
+
+/// The server handler; cheap to clone (one per session or stateless request).
+#[derive(Clone)]
+pub struct Knowledge {
+    index: Arc<KnowledgeIndex>,
+    info: ServerConfig,
+    tool_router: ToolRouter<Knowledge>,
+}
+
+#[tool_router]
+impl Knowledge {
+    /// Builds the handler over `index`, with `tool_router` being the governed router (see
+    /// [`Knowledge::tools`] and `server_sdk::Governance::govern`).
+    pub fn new(
+        index: Arc<KnowledgeIndex>,
+        info: ServerConfig,
+        tool_router: ToolRouter<Knowledge>,
+    ) -> Knowledge {
+        Knowledge {
+            index,
+            info,
+            tool_router,
+        }
+    }
+
+    /// The ungoverned tool router, to be wrapped by the SDK.
+    pub fn tools() -> ToolRouter<Knowledge> {
+        Self::tool_router()
+    }
+
+    #[tool(
+        description = "Search company runbooks, guides and policies. Returns ranked hits with title, path, a snippet and a BM25 score.",
+        annotations(
+            title = "Search documents",
+            read_only_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn search_docs(
+        &self,
+        Parameters(args): Parameters<SearchArgs>,
+    ) -> Result<Json<SearchResults>, CallToolResult> {
+        let limit = args.limit.unwrap_or(5);
+        if !(1..=20).contains(&limit) {
+            return Err(CallToolResult::error(vec![ContentBlock::text(format!(
+                "limit must be between 1 and 20, got {limit}"
+            ))]));
+        }
+        if args.query.trim().is_empty() {
+            return Err(CallToolResult::error(vec![ContentBlock::text(
+                "query must not be empty",
+            )]));
+        }
+        match self.index.search(&args.query, limit as usize) {
+            Ok(hits) => Ok(Json(SearchResults { hits })),
+            Err(e) => Err(CallToolResult::error(vec![ContentBlock::text(format!(
+                "search failed: {e}"
+            ))])),
+        }
+    }
+
+    #[tool(
+        description = "Read one document in full by its path (as returned by search_docs).",
+        annotations(
+            title = "Read a document",
+            read_only_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn get_doc(
+        &self,
+        Parameters(args): Parameters<GetDocArgs>,
+    ) -> Result<Json<DocContent>, CallToolResult> {
+        match self.index.document(&args.path) {
+            Some(doc) => Ok(Json(DocContent {
+                path: doc.path.clone(),
+                title: doc.title.clone(),
+                content: doc.content.clone(),
+            })),
+            None => Err(CallToolResult::error(vec![ContentBlock::text(format!(
+                "no document at path {:?}; use search_docs to find paths",
+                args.path
+            ))])),
+        }
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for Knowledge {
+    fn get_info(&self) -> ServerConfig {
+        self.info.clone()
+    }
+}

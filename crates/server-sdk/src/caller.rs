@@ -14,7 +14,11 @@ pub struct Caller {
 
 impl Caller {
     pub fn anonymous() -> Caller {
-        Caller { user: "anonymous".into(), groups: Vec::new(), surface: None }
+        Caller {
+            user: "anonymous".into(),
+            groups: Vec::new(),
+            surface: None,
+        }
     }
 
     /// The identity of a local (stdio) session: `SWITCHBOARD_USER` and `SWITCHBOARD_GROUPS`
@@ -26,11 +30,18 @@ impl Caller {
         let groups = std::env::var("SWITCHBOARD_GROUPS")
             .map(|g| split_groups(&g))
             .unwrap_or_default();
-        Caller { user, groups, surface: Some("local".into()) }
+        Caller {
+            user,
+            groups,
+            surface: Some("local".into()),
+        }
     }
 
     pub fn principal(&self) -> catalog::Principal {
-        catalog::Principal { user: self.user.clone(), groups: self.groups.clone() }
+        catalog::Principal {
+            user: self.user.clone(),
+            groups: self.groups.clone(),
+        }
     }
 }
 
@@ -43,5 +54,10 @@ pub fn caller_of(ctx: &RequestContext<RoleServer>) -> Option<Caller> {
 }
 
 pub(crate) fn split_groups(value: &str) -> Vec<String> {
-    value.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned).collect()
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_owned)
+        .collect()
 }

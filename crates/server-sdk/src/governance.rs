@@ -38,7 +38,13 @@ impl Governance {
             return Err(problems);
         }
         let telemetry = Telemetry::new(&manifest.server.name);
-        Ok(Governance { inner: Arc::new(Inner { manifest, telemetry, fallback }) })
+        Ok(Governance {
+            inner: Arc::new(Inner {
+                manifest,
+                telemetry,
+                fallback,
+            }),
+        })
     }
 
     pub fn manifest(&self) -> &Manifest {
@@ -58,26 +64,39 @@ impl Governance {
     /// error naming the policy.
     pub fn authorize(&self, caller: &Caller, policy: &str) -> Result<(), ErrorData> {
         let Some(section) = self.inner.manifest.policies.get(policy) else {
-            return Err(ErrorData::internal_error(format!("policy {policy} is not defined in the manifest"), None));
+            return Err(ErrorData::internal_error(
+                format!("policy {policy} is not defined in the manifest"),
+                None,
+            ));
         };
         if caller.principal().in_any(&section.groups) {
             Ok(())
         } else {
             Err(denied(
                 policy,
-                &format!("policy {policy} requires one of groups [{}]", section.groups.join(", ")),
+                &format!(
+                    "policy {policy} requires one of groups [{}]",
+                    section.groups.join(", ")
+                ),
             ))
         }
     }
 
     /// Wraps every route of `router` with policy enforcement and telemetry. Fails when the router
     /// and the manifest disagree on which tools exist.
-    pub fn govern<S>(&self, router: rmcp::handler::server::router::tool::ToolRouter<S>) -> Result<rmcp::handler::server::router::tool::ToolRouter<S>, Vec<Problem>>
+    pub fn govern<S>(
+        &self,
+        router: rmcp::handler::server::router::tool::ToolRouter<S>,
+    ) -> Result<rmcp::handler::server::router::tool::ToolRouter<S>, Vec<Problem>>
     where
         S: Send + Sync + 'static,
     {
         let mut problems = Vec::new();
-        let served: Vec<String> = router.list_all().into_iter().map(|t| t.name.to_string()).collect();
+        let served: Vec<String> = router
+            .list_all()
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .collect();
         for name in &served {
             if !self.inner.manifest.tools.contains_key(name) {
                 problems.push(Problem {
@@ -90,7 +109,8 @@ impl Governance {
             if !served.contains(name) {
                 problems.push(Problem {
                     path: format!("tools.{name}"),
-                    message: "the manifest describes this tool but the server does not serve it".into(),
+                    message: "the manifest describes this tool but the server does not serve it"
+                        .into(),
                 });
             }
         }
@@ -102,53 +122,69 @@ impl Governance {
         for route in router {
             let inner = route.call.clone();
             let governance = self.clone();
-            governed.add_route(ToolRoute::new_dyn(route.attr.clone(), move |ctx: ToolCallContext<'_, S>| {
-                let inner = inner.clone();
-                let governance = governance.clone();
-                Box::pin(async move {
-                    let tool = ctx.name.to_string();
-                    let caller = governance.caller(&ctx.request_context);
-                    let started = Instant::now();
-                    if let Decision::Deny { reason, policy } = governance.decide(&caller, &tool) {
+            governed.add_route(ToolRoute::new_dyn(
+                route.attr.clone(),
+                move |ctx: ToolCallContext<'_, S>| {
+                    let inner = inner.clone();
+                    let governance = governance.clone();
+                    Box::pin(async move {
+                        let tool = ctx.name.to_string();
+                        let caller = governance.caller(&ctx.request_context);
+                        let started = Instant::now();
+                        if let Decision::Deny { reason, policy } = governance.decide(&caller, &tool)
+                        {
+                            governance.inner.telemetry.record(&Invocation {
+                                tool: &tool,
+                                caller: &caller,
+                                duration: started.elapsed(),
+                                outcome: "denied",
+                                is_error: true,
+                                error: Some(&reason),
+                            });
+                            return Err(denied(
+                                policy.as_deref().unwrap_or("server-access"),
+                                &reason,
+                            ));
+                        }
+                        let result = inner(ctx).await;
+                        let (outcome, is_error, error) = match &result {
+                            Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => {
+                                ("tool_error", true, None)
+                            }
+                            Ok(CallToolResponse::Complete(_)) => ("ok", false, None),
+                            Ok(CallToolResponse::InputRequired(_)) => {
+                                ("input_required", false, None)
+                            }
+                            Ok(_) => ("ok", false, None),
+                            Err(e) => ("error", true, Some(e.message.to_string())),
+                        };
                         governance.inner.telemetry.record(&Invocation {
                             tool: &tool,
                             caller: &caller,
                             duration: started.elapsed(),
-                            outcome: "denied",
-                            is_error: true,
-                            error: Some(&reason),
+                            outcome,
+                            is_error,
+                            error: error.as_deref(),
                         });
-                        return Err(denied(policy.as_deref().unwrap_or("server-access"), &reason));
-                    }
-                    let result = inner(ctx).await;
-                    let (outcome, is_error, error) = match &result {
-                        Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => ("tool_error", true, None),
-                        Ok(CallToolResponse::Complete(_)) => ("ok", false, None),
-                        Ok(CallToolResponse::InputRequired(_)) => ("input_required", false, None),
-                        Ok(_) => ("ok", false, None),
-                        Err(e) => ("error", true, Some(e.message.to_string())),
-                    };
-                    governance.inner.telemetry.record(&Invocation {
-                        tool: &tool,
-                        caller: &caller,
-                        duration: started.elapsed(),
-                        outcome,
-                        is_error,
-                        error: error.as_deref(),
-                    });
-                    result
-                })
-            }));
+                        result
+                    })
+                },
+            ));
         }
         Ok(governed)
     }
 
     fn decide(&self, caller: &Caller, tool: &str) -> Decision {
         let manifest = &self.inner.manifest;
-        let policy = manifest.tool_policy(tool).map(|(name, p)| (name, p.groups.as_slice()));
+        let policy = manifest
+            .tool_policy(tool)
+            .map(|(name, p)| (name, p.groups.as_slice()));
         decide_tool(
             &caller.principal(),
-            ServerAccess { name: &manifest.server.name, allowed_groups: &manifest.access.allowed_groups },
+            ServerAccess {
+                name: &manifest.server.name,
+                allowed_groups: &manifest.access.allowed_groups,
+            },
             ToolAccess { name: tool, policy },
         )
     }

@@ -16,7 +16,8 @@ use identity::{ASSERTION_HEADER, FORWARDED_GROUPS_HEADER, FORWARDED_USER_HEADER,
 use rmcp::{
     ServerHandler,
     transport::{
-        StreamableHttpServerConfig, StreamableHttpService, streamable_http_server::session::local::LocalSessionManager,
+        StreamableHttpServerConfig, StreamableHttpService,
+        streamable_http_server::session::local::LocalSessionManager,
     },
 };
 
@@ -49,7 +50,11 @@ where
     if !options.allowed_hosts.is_empty() {
         config = config.with_allowed_hosts(options.allowed_hosts);
     }
-    let mcp = StreamableHttpService::new(move || Ok(factory()), Arc::new(LocalSessionManager::default()), config);
+    let mcp = StreamableHttpService::new(
+        move || Ok(factory()),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
     let identify = Arc::new(options.identity);
     let telemetry = governance.telemetry().clone();
     Router::new()
@@ -59,7 +64,11 @@ where
         .merge(service_kit::health_routes())
 }
 
-async fn identify_caller(State(mode): State<Arc<IdentityMode>>, mut request: Request, next: Next) -> Response {
+async fn identify_caller(
+    State(mode): State<Arc<IdentityMode>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     match establish(&mode, request.headers()).await {
         Ok(caller) => {
             request.extensions_mut().insert(caller);
@@ -82,7 +91,10 @@ async fn establish(mode: &IdentityMode, headers: &HeaderMap) -> Result<Caller, S
     let header = |name: &str| -> Result<Option<&str>, String> {
         headers
             .get(name)
-            .map(|v| v.to_str().map_err(|_| format!("header {name} is not valid ASCII")))
+            .map(|v| {
+                v.to_str()
+                    .map_err(|_| format!("header {name} is not valid ASCII"))
+            })
             .transpose()
     };
     let user = header(FORWARDED_USER_HEADER)?;
@@ -102,9 +114,14 @@ async fn establish(mode: &IdentityMode, headers: &HeaderMap) -> Result<Caller, S
     };
     let verifier = match mode {
         IdentityMode::Gateway(v) | IdentityMode::Open(Some(v)) => v,
-        IdentityMode::Open(None) => return Err("an identity assertion was sent but this server trusts no gateway".into()),
+        IdentityMode::Open(None) => {
+            return Err("an identity assertion was sent but this server trusts no gateway".into());
+        }
     };
-    let claims = verifier.verify(assertion).await.map_err(|e| format!("the gateway assertion is invalid: {e}"))?;
+    let claims = verifier
+        .verify(assertion)
+        .await
+        .map_err(|e| format!("the gateway assertion is invalid: {e}"))?;
     if let Some(user) = user
         && user != claims.sub
     {
@@ -119,7 +136,11 @@ async fn establish(mode: &IdentityMode, headers: &HeaderMap) -> Result<Caller, S
             return Err("X-Forwarded-Groups does not match the gateway's assertion".into());
         }
     }
-    Ok(Caller { user: claims.sub, groups: claims.groups, surface: claims.surface })
+    Ok(Caller {
+        user: claims.sub,
+        groups: claims.groups,
+        surface: claims.surface,
+    })
 }
 
 #[cfg(test)]
@@ -131,7 +152,10 @@ mod tests {
         let key = SigningKey::generate().unwrap();
         let verifier = Verifier::new(
             "knowledge",
-            vec![TrustedIssuer { issuer: "gw".into(), keys: KeySource::Static(jwks_document(&[&key])) }],
+            vec![TrustedIssuer {
+                issuer: "gw".into(),
+                keys: KeySource::Static(jwks_document(&[&key])),
+            }],
         )
         .unwrap();
         (key, IdentityMode::Gateway(verifier))
@@ -140,7 +164,10 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (k, v) in pairs {
-            map.insert(axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            map.insert(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         map
     }
@@ -148,24 +175,63 @@ mod tests {
     #[tokio::test]
     async fn trusts_headers_only_with_a_matching_assertion() {
         let (key, mode) = setup();
-        let good = key.sign(&Claims::new("gw", "bob", "knowledge", vec!["finance".into(), "eng".into()], 60)).unwrap();
-        let caller = establish(&mode, &headers(&[("x-forwarded-user", "bob"), ("x-forwarded-groups", "eng, finance"), (ASSERTION_HEADER, &good)]))
-            .await
+        let good = key
+            .sign(&Claims::new(
+                "gw",
+                "bob",
+                "knowledge",
+                vec!["finance".into(), "eng".into()],
+                60,
+            ))
             .unwrap();
+        let caller = establish(
+            &mode,
+            &headers(&[
+                ("x-forwarded-user", "bob"),
+                ("x-forwarded-groups", "eng, finance"),
+                (ASSERTION_HEADER, &good),
+            ]),
+        )
+        .await
+        .unwrap();
         assert_eq!(caller.user, "bob");
 
-        let forged = establish(&mode, &headers(&[("x-forwarded-user", "admin")])).await.unwrap_err();
+        let forged = establish(&mode, &headers(&[("x-forwarded-user", "admin")]))
+            .await
+            .unwrap_err();
         assert!(forged.contains("without a gateway assertion"), "{forged}");
-        let mismatch = establish(&mode, &headers(&[("x-forwarded-user", "admin"), (ASSERTION_HEADER, &good)])).await.unwrap_err();
+        let mismatch = establish(
+            &mode,
+            &headers(&[("x-forwarded-user", "admin"), (ASSERTION_HEADER, &good)]),
+        )
+        .await
+        .unwrap_err();
         assert!(mismatch.contains("does not match"), "{mismatch}");
-        let groups = establish(&mode, &headers(&[("x-forwarded-groups", "admins"), (ASSERTION_HEADER, &good)])).await.unwrap_err();
+        let groups = establish(
+            &mode,
+            &headers(&[("x-forwarded-groups", "admins"), (ASSERTION_HEADER, &good)]),
+        )
+        .await
+        .unwrap_err();
         assert!(groups.contains("Groups does not match"), "{groups}");
 
-        let other_server = key.sign(&Claims::new("gw", "bob", "presto", vec![], 60)).unwrap();
-        let wrong = establish(&mode, &headers(&[(ASSERTION_HEADER, &other_server)])).await.unwrap_err();
+        let other_server = key
+            .sign(&Claims::new("gw", "bob", "presto", vec![], 60))
+            .unwrap();
+        let wrong = establish(&mode, &headers(&[(ASSERTION_HEADER, &other_server)]))
+            .await
+            .unwrap_err();
         assert!(wrong.contains("audience"), "{wrong}");
         let none = establish(&mode, &headers(&[])).await.unwrap_err();
-        assert!(none.contains("only through the Switchboard gateway"), "{none}");
-        assert_eq!(establish(&IdentityMode::Open(None), &headers(&[])).await.unwrap(), Caller::anonymous());
+        assert!(
+            none.contains("only through the Switchboard gateway"),
+            "{none}"
+        );
+        assert_eq!(
+            establish(&IdentityMode::Open(None), &headers(&[]))
+                .await
+                .unwrap(),
+            Caller::anonymous()
+        );
     }
 }

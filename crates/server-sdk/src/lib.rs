@@ -16,7 +16,7 @@
 //! struct Weather { tool_router: ToolRouter<Self> }
 //! #[tool_router]
 //! impl Weather { #[tool(description = "...")] async fn forecast(&self, ...) -> ... { ... } }
-//! #[tool_handler]
+//! #[tool_handler(router = self.tool_router)]   // the governed router, not `Self::tool_router()`
 //! impl ServerHandler for Weather { fn get_info(&self) -> ServerConfig { server_sdk::server_info(&MANIFEST) } }
 //! // once, at start-up:
 //! let governance = Governance::new(manifest)?;
@@ -37,7 +37,10 @@ use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
 
 /// The `get_info` answer for a tools server described by `manifest`.
 pub fn server_info(manifest: &catalog::Manifest) -> ServerConfig {
-    let mut implementation = Implementation::new(manifest.server.name.clone(), manifest.server.version.clone());
+    let mut implementation = Implementation::new(
+        manifest.server.name.clone(),
+        manifest.server.version.clone(),
+    );
     if let Some(title) = &manifest.server.title {
         implementation = implementation.with_title(title.clone());
     }

@@ -51,20 +51,49 @@ impl Telemetry {
         let invocations = Family::<CallLabels, Counter>::default();
         let errors = Family::<ToolLabels, Counter>::default();
         let duration = Family::<ToolLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+            Histogram::new([
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ])
         });
-        registry.register("invocations", "Tool invocations by outcome", invocations.clone());
-        registry.register("errors", "Tool invocations that ended in an error", errors.clone());
-        registry.register("duration_seconds", "Tool invocation latency", duration.clone());
-        Telemetry { server: server.to_owned(), registry: Arc::new(Mutex::new(registry)), invocations, errors, duration }
+        registry.register(
+            "invocations",
+            "Tool invocations by outcome",
+            invocations.clone(),
+        );
+        registry.register(
+            "errors",
+            "Tool invocations that ended in an error",
+            errors.clone(),
+        );
+        registry.register(
+            "duration_seconds",
+            "Tool invocation latency",
+            duration.clone(),
+        );
+        Telemetry {
+            server: server.to_owned(),
+            registry: Arc::new(Mutex::new(registry)),
+            invocations,
+            errors,
+            duration,
+        }
     }
 
     pub(crate) fn record(&self, call: &Invocation<'_>) {
-        let tool = ToolLabels { server: self.server.clone(), tool: call.tool.to_owned() };
+        let tool = ToolLabels {
+            server: self.server.clone(),
+            tool: call.tool.to_owned(),
+        };
         self.invocations
-            .get_or_create(&CallLabels { server: self.server.clone(), tool: call.tool.to_owned(), outcome: call.outcome.to_owned() })
+            .get_or_create(&CallLabels {
+                server: self.server.clone(),
+                tool: call.tool.to_owned(),
+                outcome: call.outcome.to_owned(),
+            })
             .inc();
-        self.duration.get_or_create(&tool).observe(call.duration.as_secs_f64());
+        self.duration
+            .get_or_create(&tool)
+            .observe(call.duration.as_secs_f64());
         if call.is_error {
             self.errors.get_or_create(&tool).inc();
         }
@@ -91,7 +120,8 @@ impl Telemetry {
     pub fn encode(&self) -> String {
         let mut out = String::new();
         let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
-        prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing to a String cannot fail");
+        prometheus_client::encoding::text::encode(&mut out, &registry)
+            .expect("writing to a String cannot fail");
         out
     }
 }

@@ -18,29 +18,46 @@ pub fn init_tracing() {
         .unwrap_or_else(|_| "info".to_owned());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("SWITCHBOARD_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(true);
-    let _ = if json { builder.json().flatten_event(true).try_init() } else { builder.try_init() };
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true);
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| format!("bind {addr}"))
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("bind {addr}"))
 }
 
 /// Writes `value` as JSON to `path` atomically (write to a temporary file, then rename), so a reader
 /// polling for the file never sees it half-written.
 pub fn write_ready_file(path: &Path, value: &serde_json::Value) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(value)?).with_context(|| format!("write {}", tmp.display()))?;
+    std::fs::write(&tmp, serde_json::to_vec_pretty(value)?)
+        .with_context(|| format!("write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
     Ok(())
 }
 
 /// Serves `router` on `listener` until `shutdown` fires, then finishes in-flight requests.
-pub async fn serve(listener: TcpListener, router: axum::Router, shutdown: Shutdown) -> anyhow::Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .context("serve HTTP")
+pub async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
+    .context("serve HTTP")
 }
 
 /// A shutdown token that fires on Ctrl-C or SIGTERM.

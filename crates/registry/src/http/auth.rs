@@ -27,10 +27,17 @@ impl Caller {
 impl FromRequestParts<Arc<RegistryState>> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<RegistryState>) -> Result<Caller, ApiError> {
-        let token = bearer_token(parts).ok_or_else(|| ApiError::unauthorized("a bearer token is required"))?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<RegistryState>,
+    ) -> Result<Caller, ApiError> {
+        let token = bearer_token(parts)
+            .ok_or_else(|| ApiError::unauthorized("a bearer token is required"))?;
         match state.verifier.verify(token).await {
-            Ok(claims) => Ok(Caller(Principal { user: claims.sub, groups: claims.groups })),
+            Ok(claims) => Ok(Caller(Principal {
+                user: claims.sub,
+                groups: claims.groups,
+            })),
             Err(e) => {
                 tracing::info!(reason = %e, "rejected registry caller");
                 Err(ApiError::unauthorized(e.to_string()))
@@ -40,7 +47,11 @@ impl FromRequestParts<Arc<RegistryState>> for Caller {
 }
 
 pub(crate) fn bearer_token(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }

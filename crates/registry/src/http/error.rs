@@ -17,8 +17,16 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
-    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError { status, code, message: message.into() }
+    pub(crate) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     pub(crate) fn unauthorized(message: impl Into<String>) -> ApiError {
@@ -45,7 +53,11 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(what) => ApiError::new(StatusCode::CONFLICT, "conflict", what),
             StoreError::Unavailable(_) | StoreError::Corrupt(_) => {
                 tracing::error!(error = %e, "registry store failed");
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the registry's database is unavailable")
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the registry's database is unavailable",
+                )
             }
         }
     }
@@ -53,12 +65,17 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { code: self.code.to_owned(), message: self.message, request_id: None };
+        let body = ErrorBody {
+            code: self.code.to_owned(),
+            message: self.message,
+            request_id: None,
+        };
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"switchboard\""));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"switchboard\""),
+            );
         }
         response
     }

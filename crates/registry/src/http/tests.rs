@@ -25,7 +25,10 @@ impl Fixture {
         let key = SigningKey::generate().unwrap();
         let verifier = Verifier::new(
             "switchboard",
-            vec![TrustedIssuer { issuer: ISSUER.into(), keys: KeySource::Static(jwks_document(&[&key])) }],
+            vec![TrustedIssuer {
+                issuer: ISSUER.into(),
+                keys: KeySource::Static(jwks_document(&[&key])),
+            }],
         )
         .unwrap();
         let state = RegistryState {
@@ -35,28 +38,45 @@ impl Fixture {
             auditor_groups: vec!["auditors".into()],
             dev_issuer_jwks: None,
         };
-        Fixture { key, router: super::router(Arc::new(state)) }
+        Fixture {
+            key,
+            router: super::router(Arc::new(state)),
+        }
     }
 
     fn token(&self, user: &str, groups: &[&str]) -> String {
         let groups = groups.iter().map(|g| g.to_string()).collect();
-        self.key.sign(&Claims::new(ISSUER, user, "switchboard", groups, 60)).unwrap()
+        self.key
+            .sign(&Claims::new(ISSUER, user, "switchboard", groups, 60))
+            .unwrap()
     }
 
-    async fn call(&self, method: &str, uri: &str, token: Option<&str>, body: Option<serde_json::Value>) -> (StatusCode, serde_json::Value) {
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (StatusCode, serde_json::Value) {
         let mut request = Request::builder().method(method).uri(uri);
         if let Some(token) = token {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
         let request = match body {
-            Some(b) => request.header(header::CONTENT_TYPE, "application/json").body(Body::from(b.to_string())),
+            Some(b) => request
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b.to_string())),
             None => request.body(Body::empty()),
         }
         .unwrap();
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let json = if bytes.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+        let json = if bytes.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
         (status, json)
     }
 }
@@ -86,18 +106,37 @@ async fn every_request_needs_a_valid_token() {
     assert_eq!(body["code"], "unauthorized");
     let (status, body) = f.call("GET", "/v1/servers", Some("garbage"), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert!(body["message"].as_str().unwrap().contains("malformed"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("malformed"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn only_writers_register() {
     let f = Fixture::new().await;
-    let (status, body) = f.call("POST", "/v1/servers", Some(&f.token("eve", &["eng"])), Some(registration())).await;
+    let (status, body) = f
+        .call(
+            "POST",
+            "/v1/servers",
+            Some(&f.token("eve", &["eng"])),
+            Some(registration()),
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    let (status, body) =
-        f.call("POST", "/v1/servers", Some(&f.token("ops", &["platform-admins"])), Some(registration())).await;
+    let (status, body) = f
+        .call(
+            "POST",
+            "/v1/servers",
+            Some(&f.token("ops", &["platform-admins"])),
+            Some(registration()),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["tools"][0]["policy"]["groups"], serde_json::json!(["ads-eng"]));
+    assert_eq!(
+        body["tools"][0]["policy"]["groups"],
+        serde_json::json!(["ads-eng"])
+    );
 }
 
 #[tokio::test]
@@ -107,36 +146,105 @@ async fn registration_problems_are_all_reported() {
     bad["environment"] = "production".into();
     bad["endpoint"] = "ftp://x".into();
     bad["manifest"]["tools"]["ghost"] = serde_json::json!({"minutes_saved": 1});
-    let (status, body) = f.call("POST", "/v1/servers", Some(&f.token("ops", &["platform-admins"])), Some(bad)).await;
+    let (status, body) = f
+        .call(
+            "POST",
+            "/v1/servers",
+            Some(&f.token("ops", &["platform-admins"])),
+            Some(bad),
+        )
+        .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let message = body["message"].as_str().unwrap();
-    assert!(message.contains("environment: must be dev, staging or prod"), "{message}");
-    assert!(message.contains("endpoint: must be an http(s) URL"), "{message}");
-    assert!(message.contains("tools.ghost: described in the manifest but not served"), "{message}");
+    assert!(
+        message.contains("environment: must be dev, staging or prod"),
+        "{message}"
+    );
+    assert!(
+        message.contains("endpoint: must be an http(s) URL"),
+        "{message}"
+    );
+    assert!(
+        message.contains("tools.ghost: described in the manifest but not served"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
 async fn access_and_discovery_follow_groups_and_policies() {
     let f = Fixture::new().await;
     let admin = f.token("ops", &["platform-admins"]);
-    f.call("POST", "/v1/servers", Some(&admin), Some(registration())).await;
+    f.call("POST", "/v1/servers", Some(&admin), Some(registration()))
+        .await;
 
-    let (_, answer) = f.call("GET", "/v1/access?user=bob&groups=eng&server=presto", Some(&admin), None).await;
+    let (_, answer) = f
+        .call(
+            "GET",
+            "/v1/access?user=bob&groups=eng&server=presto",
+            Some(&admin),
+            None,
+        )
+        .await;
     assert_eq!(answer["allowed"], false);
-    assert!(answer["reason"].as_str().unwrap().contains("restricted to groups [finance, ads-eng]"));
-    let (_, answer) = f.call("GET", "/v1/access?user=fin&groups=finance&server=presto&tool=revenue", Some(&admin), None).await;
+    assert!(
+        answer["reason"]
+            .as_str()
+            .unwrap()
+            .contains("restricted to groups [finance, ads-eng]")
+    );
+    let (_, answer) = f
+        .call(
+            "GET",
+            "/v1/access?user=fin&groups=finance&server=presto&tool=revenue",
+            Some(&admin),
+            None,
+        )
+        .await;
     assert_eq!(answer["allowed"], false);
     assert_eq!(answer["policy"], "revenue");
-    let (_, answer) = f.call("GET", "/v1/access?user=ad&groups=ads-eng&server=presto&tool=revenue", Some(&admin), None).await;
+    let (_, answer) = f
+        .call(
+            "GET",
+            "/v1/access?user=ad&groups=ads-eng&server=presto&tool=revenue",
+            Some(&admin),
+            None,
+        )
+        .await;
     assert_eq!(answer["allowed"], true);
-    let (status, _) = f.call("GET", "/v1/access?user=ad&groups=ads-eng&server=nope", Some(&admin), None).await;
+    let (status, _) = f
+        .call(
+            "GET",
+            "/v1/access?user=ad&groups=ads-eng&server=nope",
+            Some(&admin),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
-    let (_, found) = f.call("GET", "/v1/discovery", Some(&f.token("fin", &["finance"])), None).await;
+    let (_, found) = f
+        .call(
+            "GET",
+            "/v1/discovery",
+            Some(&f.token("fin", &["finance"])),
+            None,
+        )
+        .await;
     assert_eq!(found["servers"][0]["gateway_path"], "/servers/presto/mcp");
-    let tools: Vec<&str> = found["servers"][0]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    let tools: Vec<&str> = found["servers"][0]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert_eq!(tools, ["tables"]);
-    let (_, found) = f.call("GET", "/v1/discovery", Some(&f.token("eng", &["eng"])), None).await;
+    let (_, found) = f
+        .call(
+            "GET",
+            "/v1/discovery",
+            Some(&f.token("eng", &["eng"])),
+            None,
+        )
+        .await;
     assert_eq!(found["servers"], serde_json::json!([]));
 }
 
@@ -147,15 +255,45 @@ async fn audit_write_and_read_permissions() {
         "id": "r1", "time_ms": 5, "user": "bob", "groups": [], "server": "presto", "method": "tools/call",
         "tool": "tables", "outcome": "ok", "is_error": false, "latency_ms": 3
     }]);
-    let (status, _) = f.call("POST", "/v1/audit", Some(&f.token("bob", &[])), Some(record.clone())).await;
+    let (status, _) = f
+        .call(
+            "POST",
+            "/v1/audit",
+            Some(&f.token("bob", &[])),
+            Some(record.clone()),
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = f.call("POST", "/v1/audit", Some(&f.token("gw", &["platform-admins"])), Some(record)).await;
+    let (status, _) = f
+        .call(
+            "POST",
+            "/v1/audit",
+            Some(&f.token("gw", &["platform-admins"])),
+            Some(record),
+        )
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (_, page) = f.call("GET", "/v1/audit?user=bob", Some(&f.token("bob", &[])), None).await;
+    let (_, page) = f
+        .call(
+            "GET",
+            "/v1/audit?user=bob",
+            Some(&f.token("bob", &[])),
+            None,
+        )
+        .await;
     assert_eq!(page["records"][0]["id"], "r1");
-    let (status, _) = f.call("GET", "/v1/audit", Some(&f.token("bob", &[])), None).await;
+    let (status, _) = f
+        .call("GET", "/v1/audit", Some(&f.token("bob", &[])), None)
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, page) = f.call("GET", "/v1/audit?server=presto", Some(&f.token("aud", &["auditors"])), None).await;
+    let (status, page) = f
+        .call(
+            "GET",
+            "/v1/audit?server=presto",
+            Some(&f.token("aud", &["auditors"])),
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(page["records"].as_array().unwrap().len(), 1);
 }

@@ -23,14 +23,27 @@ pub(crate) async fn check(
     let Query(q) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     let who = Principal {
         user: q.user,
-        groups: q.groups.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned).collect(),
+        groups: q
+            .groups
+            .split(',')
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(str::to_owned)
+            .collect(),
     };
     let server = state.store.get_server(&q.server).await?;
     Ok(Json(service::access(&who, &server, q.tool.as_deref())))
 }
 
-pub(crate) async fn discovery(State(state): State<Arc<RegistryState>>, caller: Caller) -> Result<Json<Discovery>, ApiError> {
+pub(crate) async fn discovery(
+    State(state): State<Arc<RegistryState>>,
+    caller: Caller,
+) -> Result<Json<Discovery>, ApiError> {
     let who = caller.0;
     let servers = service::discover(&who, state.store.list_servers().await?);
-    Ok(Json(Discovery { user: who.user, groups: who.groups, servers }))
+    Ok(Json(Discovery {
+        user: who.user,
+        groups: who.groups,
+        servers,
+    }))
 }

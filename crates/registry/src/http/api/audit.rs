@@ -46,6 +46,12 @@ pub(crate) async fn list(
     if !own {
         caller.require_any(&state.auditor_groups, "read other callers' audit records")?;
     }
-    let filter = AuditFilter { server: q.server, user: q.user, limit: q.limit.unwrap_or(100) };
-    Ok(Json(AuditPage { records: state.store.list_audit(&filter).await? }))
+    let filter = AuditFilter {
+        server: q.server,
+        user: q.user,
+        limit: q.limit.unwrap_or(100),
+    };
+    Ok(Json(AuditPage {
+        records: state.store.list_audit(&filter).await?,
+    }))
 }

@@ -21,12 +21,28 @@ pub(crate) async fn register(
 ) -> Result<(StatusCode, Json<ServerView>), ApiError> {
     caller.require_any(&state.writer_groups, "register servers")?;
     let Json(registration) = body.map_err(|e| ApiError::invalid(e.body_text()))?;
-    let mut problems: Vec<String> = registration.manifest.validate().iter().map(ToString::to_string).collect();
-    if !matches!(registration.environment.as_str(), "dev" | "staging" | "prod") {
-        problems.push(format!("environment: must be dev, staging or prod, got {:?}", registration.environment));
+    let mut problems: Vec<String> = registration
+        .manifest
+        .validate()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if !matches!(
+        registration.environment.as_str(),
+        "dev" | "staging" | "prod"
+    ) {
+        problems.push(format!(
+            "environment: must be dev, staging or prod, got {:?}",
+            registration.environment
+        ));
     }
-    if !(registration.endpoint.starts_with("http://") || registration.endpoint.starts_with("https://")) {
-        problems.push(format!("endpoint: must be an http(s) URL, got {:?}", registration.endpoint));
+    if !(registration.endpoint.starts_with("http://")
+        || registration.endpoint.starts_with("https://"))
+    {
+        problems.push(format!(
+            "endpoint: must be an http(s) URL, got {:?}",
+            registration.endpoint
+        ));
     }
     let mut seen = std::collections::BTreeSet::new();
     for tool in &registration.tools {
@@ -36,7 +52,9 @@ pub(crate) async fn register(
     }
     for name in registration.manifest.tools.keys() {
         if !seen.contains(name.as_str()) {
-            problems.push(format!("tools.{name}: described in the manifest but not served"));
+            problems.push(format!(
+                "tools.{name}: described in the manifest but not served"
+            ));
         }
     }
     if !problems.is_empty() {
@@ -48,8 +66,13 @@ pub(crate) async fn register(
     Ok((StatusCode::OK, Json(server)))
 }
 
-pub(crate) async fn list(State(state): State<Arc<RegistryState>>, _caller: Caller) -> Result<Json<ServerList>, ApiError> {
-    Ok(Json(ServerList { servers: state.store.list_servers().await? }))
+pub(crate) async fn list(
+    State(state): State<Arc<RegistryState>>,
+    _caller: Caller,
+) -> Result<Json<ServerList>, ApiError> {
+    Ok(Json(ServerList {
+        servers: state.store.list_servers().await?,
+    }))
 }
 
 pub(crate) async fn get(

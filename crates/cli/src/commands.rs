@@ -1,0 +1,81 @@
+//! The command line: one subcommand per component, plus `up` (everything on loopback) and the
+//! developer helpers `token` and `servers`.
+
+mod gateway;
+mod registry;
+mod server;
+mod servers;
+mod token;
+mod up;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "A governed MCP platform: registry, gateway and domain servers"
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole platform on loopback: registry, gateway and the Knowledge server.
+    Up(up::Args),
+    /// Run the registry service.
+    Registry(registry::Args),
+    /// Run the gateway.
+    Gateway(gateway::Args),
+    /// Run one of the bundled MCP servers.
+    Server(server::Args),
+    /// Mint a development token from the local development issuer.
+    Token(token::Args),
+    /// List or show servers in a registry.
+    Servers(servers::Args),
+}
+
+/// Options shared by commands that keep state on disk.
+#[derive(clap::Args, Clone)]
+pub(crate) struct DataDir {
+    /// Where keys, the SQLite database and spools live.
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = ".switchboard")]
+    pub(crate) data_dir: PathBuf,
+}
+
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Up(args) => up::run(args).await,
+        Command::Registry(args) => registry::run(args).await,
+        Command::Gateway(args) => gateway::run(args).await,
+        Command::Server(args) => server::run(args).await,
+        Command::Token(args) => token::run(args),
+        Command::Servers(args) => servers::run(args).await,
+    }
+}
+
+/// Parses `ISSUER=JWKS_URL` into a trusted issuer.
+pub(crate) fn parse_trusted_issuer(value: &str) -> anyhow::Result<identity::TrustedIssuer> {
+    let (issuer, url) = value
+        .split_once('=')
+        .ok_or_else(|| anyhow::anyhow!("--trust-issuer takes ISSUER=JWKS_URL, got {value:?}"))?;
+    Ok(identity::TrustedIssuer {
+        issuer: issuer.to_owned(),
+        keys: identity::KeySource::Url(url.to_owned()),
+    })
+}
+
+/// Writes `{"url": ...}` (and any extra fields) to the ready file, if one was asked for.
+pub(crate) fn write_ready(
+    path: Option<&std::path::Path>,
+    value: serde_json::Value,
+) -> anyhow::Result<()> {
+    match path {
+        Some(p) => service_kit::write_ready_file(p, &value),
+        None => Ok(()),
+    }
+}

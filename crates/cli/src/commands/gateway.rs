@@ -1,0 +1,108 @@
+//! `switchboard gateway`: run the gateway in front of the registered servers.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use gateway::GatewayConfig;
+use identity::{SigningKey, Verifier};
+use registry_client::{Credentials, RegistryClient};
+
+use crate::{
+    commands::{DataDir, parse_trusted_issuer, write_ready},
+    dev,
+};
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    #[arg(
+        long,
+        env = "SWITCHBOARD_GATEWAY_LISTEN",
+        default_value = "127.0.0.1:7701"
+    )]
+    listen: SocketAddr,
+    /// The registry's base URL.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_REGISTRY_URL",
+        default_value = "http://127.0.0.1:7700"
+    )]
+    registry_url: String,
+    /// The gateway's own bearer token for the registry (a service token).
+    #[arg(long, env = "SWITCHBOARD_REGISTRY_TOKEN", hide_env_values = true)]
+    registry_token: Option<String>,
+    /// Trust end-user tokens from this issuer: `ISSUER=JWKS_URL`. Repeat for several issuers.
+    #[arg(long = "trust-issuer")]
+    trust_issuers: Vec<String>,
+    /// Also trust the local development issuer and mint the registry token from it.
+    #[arg(long)]
+    dev_issuer: bool,
+    /// The audience end-user tokens must be issued for.
+    #[arg(long, default_value = dev::PLATFORM_AUDIENCE)]
+    audience: String,
+    /// The `iss` of the identity assertions sent to servers (default: this gateway's URL).
+    #[arg(long)]
+    issuer: Option<String>,
+    /// Browser origins allowed to call MCP routes.
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
+    /// Seconds between catalog refreshes.
+    #[arg(long, default_value_t = 5)]
+    catalog_refresh_secs: u64,
+    /// Write `{"url": ...}` here once listening.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataDir,
+}
+
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    let mut issuers = args
+        .trust_issuers
+        .iter()
+        .map(|v| parse_trusted_issuer(v))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let credentials = if args.dev_issuer {
+        let key = dev::load_key(&args.data.data_dir)?;
+        issuers.push(identity::TrustedIssuer {
+            issuer: dev::DEV_ISSUER.into(),
+            keys: identity::KeySource::Static(identity::jwks_document(&[&key])),
+        });
+        dev_service_credentials(key, "gateway")
+    } else {
+        Credentials::Static(args.registry_token.ok_or_else(|| {
+            anyhow::anyhow!(
+                "--registry-token (or SWITCHBOARD_REGISTRY_TOKEN) is required without --dev-issuer"
+            )
+        })?)
+    };
+    anyhow::ensure!(
+        !issuers.is_empty(),
+        "trust at least one issuer (--trust-issuer ISSUER=JWKS_URL or --dev-issuer)"
+    );
+    let listener = service_kit::bind(args.listen).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let config = GatewayConfig {
+        registry: RegistryClient::new(&args.registry_url, credentials),
+        verifier: Verifier::new(args.audience, issuers)?,
+        assertion_key: SigningKey::load_or_create(
+            &args.data.data_dir.join("keys").join("gateway.json"),
+        )?,
+        issuer: args.issuer.unwrap_or_else(|| url.clone()),
+        allowed_origins: args.allowed_origins,
+        catalog_refresh: Duration::from_secs(args.catalog_refresh_secs.max(1)),
+        audit_spool: args.data.data_dir.join("audit-spool.jsonl"),
+    };
+    write_ready(
+        args.ready_file.as_deref(),
+        serde_json::json!({ "url": url, "jwks_url": format!("{url}/.well-known/jwks.json") }),
+    )?;
+    gateway::run(config, listener, service_kit::shutdown_on_signal()).await
+}
+
+/// Credentials that mint a short-lived service token from the development issuer per request.
+pub(crate) fn dev_service_credentials(key: SigningKey, service: &str) -> Credentials {
+    let key = std::sync::Arc::new(key);
+    let service = service.to_owned();
+    Credentials::Mint(std::sync::Arc::new(move || {
+        dev::mint(&key, &service, vec![dev::SERVICES_GROUP.into()], 300).map_err(|e| e.to_string())
+    }))
+}

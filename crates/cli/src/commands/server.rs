@@ -1,0 +1,272 @@
+//! `switchboard server <name>`: run one bundled MCP server over HTTP or stdio, optionally
+//! registering it with a registry.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+use catalog::Manifest;
+use identity::{KeySource, TrustedIssuer, Verifier};
+use registry_api::{RegisterServer, ToolDefinition};
+use registry_client::{Credentials, RegistryClient};
+use server_knowledge::{Knowledge, KnowledgeIndex};
+use server_sdk::{Caller, Governance, HttpOptions, IdentityMode};
+
+use crate::{
+    commands::{DataDir, gateway::dev_service_credentials, write_ready},
+    dev,
+};
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    which: Which,
+}
+
+#[derive(clap::Subcommand)]
+enum Which {
+    /// Search and read runbooks, guides and policies (tantivy BM25).
+    Knowledge {
+        /// Index this folder of Markdown/text files instead of the bundled sample corpus.
+        #[arg(long)]
+        docs: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The MCP conformance fixture server, for the official conformance suite.
+    Conformance {
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(clap::Args)]
+pub(crate) struct Common {
+    #[arg(long, default_value = "127.0.0.1:7702")]
+    listen: SocketAddr,
+    /// Serve MCP over stdin/stdout instead of HTTP (the caller is SWITCHBOARD_USER / SWITCHBOARD_GROUPS).
+    #[arg(long)]
+    stdio: bool,
+    /// Trust identity assertions from the gateway whose keys are at this JWKS URL.
+    #[arg(long)]
+    gateway_jwks: Option<String>,
+    /// The `iss` of the gateway's assertions (default: the JWKS URL's origin).
+    #[arg(long)]
+    gateway_issuer: Option<String>,
+    /// Accept calls that carry no identity, as `anonymous` (local development and conformance only).
+    #[arg(long)]
+    allow_anonymous: bool,
+    /// Host names the MCP endpoint answers to (default: loopback only).
+    #[arg(long = "allowed-host")]
+    allowed_hosts: Vec<String>,
+    /// Use this manifest instead of the bundled one.
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// Register with this registry once listening.
+    #[arg(long)]
+    register_with: Option<String>,
+    /// Bearer token for registering (or mint one with --dev-issuer).
+    #[arg(long, env = "SWITCHBOARD_REGISTRY_TOKEN", hide_env_values = true)]
+    registry_token: Option<String>,
+    /// Mint the registration token from the local development issuer.
+    #[arg(long)]
+    dev_issuer: bool,
+    /// The endpoint the gateway should use (default: http://<listen address>/mcp).
+    #[arg(long)]
+    endpoint: Option<String>,
+    #[arg(long, default_value = "dev")]
+    environment: String,
+    /// Write `{"url": ...}` here once listening.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataDir,
+}
+
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    match args.which {
+        Which::Knowledge { docs, common } => {
+            let manifest = load_manifest(common.manifest.as_deref(), server_knowledge::MANIFEST)?;
+            let knowledge = build_knowledge(docs.as_deref(), manifest)?;
+            if common.stdio {
+                return server_sdk::serve_stdio(knowledge.handler()).await;
+            }
+            let identity = identity_mode(&common, &knowledge.governance.manifest().server.name)?;
+            let router = knowledge.http_router(identity, common.allowed_hosts.clone());
+            serve(&common, router, knowledge.registration_parts()).await
+        }
+        Which::Conformance { common } => {
+            let fixture = server_conformance::Fixture::new()?;
+            if common.stdio {
+                return server_sdk::serve_stdio(fixture.handler()).await;
+            }
+            let identity = identity_mode(&common, server_conformance::NAME)?;
+            let router = fixture.http_router(identity, common.allowed_hosts.clone());
+            serve(
+                &common,
+                router,
+                (
+                    fixture.manifest().clone(),
+                    tool_definitions(fixture.tools()),
+                ),
+            )
+            .await
+        }
+    }
+}
+
+/// A governed Knowledge server, ready to serve.
+pub(crate) struct BuiltKnowledge {
+    pub(crate) governance: Governance,
+    index: Arc<KnowledgeIndex>,
+    router: rmcp::handler::server::router::tool::ToolRouter<Knowledge>,
+}
+
+impl BuiltKnowledge {
+    pub(crate) fn handler(&self) -> Knowledge {
+        Knowledge::new(
+            self.index.clone(),
+            server_sdk::server_info(self.governance.manifest()),
+            self.router.clone(),
+        )
+    }
+
+    pub(crate) fn http_router(
+        &self,
+        identity: IdentityMode,
+        allowed_hosts: Vec<String>,
+    ) -> axum::Router {
+        let (index, router, info) = (
+            self.index.clone(),
+            self.router.clone(),
+            server_sdk::server_info(self.governance.manifest()),
+        );
+        server_sdk::http_router(
+            move || Knowledge::new(index.clone(), info.clone(), router.clone()),
+            self.governance.clone(),
+            HttpOptions {
+                identity,
+                allowed_hosts,
+            },
+        )
+    }
+
+    pub(crate) fn registration_parts(&self) -> (Manifest, Vec<ToolDefinition>) {
+        (
+            self.governance.manifest().clone(),
+            tool_definitions(self.router.list_all()),
+        )
+    }
+}
+
+pub(crate) fn build_knowledge(
+    docs: Option<&std::path::Path>,
+    manifest: Manifest,
+) -> anyhow::Result<BuiltKnowledge> {
+    let documents = match docs {
+        Some(dir) => server_knowledge::load_folder(dir)?,
+        None => server_knowledge::bundled_corpus(),
+    };
+    let index = Arc::new(KnowledgeIndex::build(documents)?);
+    tracing::info!(documents = index.len(), "indexed the knowledge corpus");
+    let governance = Governance::new(manifest, Caller::local()).map_err(problems)?;
+    let router = governance.govern(Knowledge::tools()).map_err(problems)?;
+    Ok(BuiltKnowledge {
+        governance,
+        index,
+        router,
+    })
+}
+
+pub(crate) fn load_manifest(
+    path: Option<&std::path::Path>,
+    bundled: &str,
+) -> anyhow::Result<Manifest> {
+    let text = match path {
+        Some(p) => std::fs::read_to_string(p)
+            .map_err(|e| anyhow::anyhow!("read manifest {}: {e}", p.display()))?,
+        None => bundled.to_owned(),
+    };
+    Manifest::parse(&text).map_err(problems)
+}
+
+fn problems(problems: Vec<catalog::Problem>) -> anyhow::Error {
+    let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
+    anyhow::anyhow!("the manifest has problems:\n{}", list.join("\n"))
+}
+
+/// Converts rmcp tool definitions to the registry's wire shape (they share the MCP JSON form).
+pub(crate) fn tool_definitions(tools: Vec<rmcp::model::Tool>) -> Vec<ToolDefinition> {
+    tools
+        .into_iter()
+        .filter_map(|t| {
+            let value = serde_json::to_value(&t).ok()?;
+            serde_json::from_value(value).ok()
+        })
+        .collect()
+}
+
+fn identity_mode(common: &Common, server_name: &str) -> anyhow::Result<IdentityMode> {
+    let verifier = match &common.gateway_jwks {
+        Some(url) => {
+            let issuer = match &common.gateway_issuer {
+                Some(i) => i.clone(),
+                None => url.split("/.well-known").next().unwrap_or(url).to_owned(),
+            };
+            Some(Verifier::new(
+                server_name,
+                vec![TrustedIssuer {
+                    issuer,
+                    keys: KeySource::Url(url.clone()),
+                }],
+            )?)
+        }
+        None => None,
+    };
+    match (verifier, common.allow_anonymous) {
+        (v, true) => Ok(IdentityMode::Open(v)),
+        (Some(v), false) => Ok(IdentityMode::Gateway(v)),
+        (None, false) => anyhow::bail!(
+            "say which gateway to trust (--gateway-jwks URL) or pass --allow-anonymous"
+        ),
+    }
+}
+
+async fn serve(
+    common: &Common,
+    router: axum::Router,
+    (manifest, tools): (Manifest, Vec<ToolDefinition>),
+) -> anyhow::Result<()> {
+    let listener = service_kit::bind(common.listen).await?;
+    let addr = listener.local_addr()?;
+    let endpoint = common
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}/mcp"));
+    let shutdown = service_kit::shutdown_on_signal();
+    let serving = tokio::spawn(service_kit::serve(listener, router, shutdown.clone()));
+    if let Some(registry_url) = &common.register_with {
+        let credentials = if common.dev_issuer {
+            dev_service_credentials(dev::load_key(&common.data.data_dir)?, &manifest.server.name)
+        } else {
+            Credentials::Static(common.registry_token.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--registry-token (or --dev-issuer) is needed to register with {registry_url}"
+                )
+            })?)
+        };
+        let client = RegistryClient::new(registry_url, credentials);
+        let registration = RegisterServer {
+            manifest,
+            endpoint: endpoint.clone(),
+            environment: common.environment.clone(),
+            tools,
+        };
+        client.register(&registration).await?;
+        tracing::info!(%registry_url, %endpoint, "registered with the registry");
+    }
+    write_ready(
+        common.ready_file.as_deref(),
+        serde_json::json!({ "url": format!("http://{addr}"), "endpoint": endpoint }),
+    )?;
+    tracing::info!(%endpoint, "serving MCP");
+    serving.await?
+}

@@ -1,0 +1,183 @@
+//! `switchboard up`: the whole platform on loopback with embedded defaults: the registry on SQLite,
+//! the gateway, and the Knowledge server over the bundled sample corpus, with a development issuer
+//! minting tokens. State lives in the data directory, so a restart keeps registrations and audit.
+
+use std::{net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use gateway::GatewayConfig;
+use identity::{KeySource, SigningKey, TrustedIssuer, Verifier};
+use registry::RegistryState;
+use registry_api::RegisterServer;
+use registry_client::RegistryClient;
+use registry_store::SqliteStore;
+use server_sdk::IdentityMode;
+
+use crate::{
+    commands::{DataDir, gateway::dev_service_credentials, server, write_ready},
+    dev,
+};
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// Address every component listens on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    #[arg(long, default_value_t = 7700)]
+    registry_port: u16,
+    #[arg(long, default_value_t = 7701)]
+    gateway_port: u16,
+    #[arg(long, default_value_t = 7702)]
+    knowledge_port: u16,
+    /// Index this folder for the Knowledge server instead of the bundled sample corpus.
+    #[arg(long)]
+    docs: Option<PathBuf>,
+    /// The user the printed development token names.
+    #[arg(long, default_value = "developer")]
+    user: String,
+    /// The groups of the printed development token.
+    #[arg(long, default_value = "employees")]
+    groups: String,
+    /// Also write the URLs and token here as JSON once everything is up.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataDir,
+}
+
+pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
+    let data_dir = args.data.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)?;
+    let dev_key = dev::load_key(&data_dir)?;
+    let dev_jwks = identity::jwks_document(&[&dev_key]);
+    let dev_issuer = || TrustedIssuer {
+        issuer: dev::DEV_ISSUER.into(),
+        keys: KeySource::Static(dev_jwks.clone()),
+    };
+    let shutdown = service_kit::shutdown_on_signal();
+
+    let registry_listener = service_kit::bind((args.host, args.registry_port).into()).await?;
+    let gateway_listener = service_kit::bind((args.host, args.gateway_port).into()).await?;
+    let knowledge_listener = service_kit::bind((args.host, args.knowledge_port).into()).await?;
+    let registry_url = format!("http://{}", registry_listener.local_addr()?);
+    let gateway_url = format!("http://{}", gateway_listener.local_addr()?);
+    let knowledge_url = format!("http://{}", knowledge_listener.local_addr()?);
+
+    let registry_state = RegistryState {
+        store: Arc::new(SqliteStore::open(&data_dir.join("registry.db")).await?),
+        verifier: Verifier::new(dev::PLATFORM_AUDIENCE, vec![dev_issuer()])?,
+        writer_groups: vec![dev::ADMINS_GROUP.into(), dev::SERVICES_GROUP.into()],
+        auditor_groups: vec![dev::ADMINS_GROUP.into()],
+        dev_issuer_jwks: Some(dev_jwks.clone()),
+    };
+    let registry_task = tokio::spawn(registry::run(
+        Arc::new(registry_state),
+        registry_listener,
+        shutdown.clone(),
+    ));
+
+    let gateway_config = GatewayConfig {
+        registry: RegistryClient::new(
+            &registry_url,
+            dev_service_credentials(dev::load_key(&data_dir)?, "gateway"),
+        ),
+        verifier: Verifier::new(dev::PLATFORM_AUDIENCE, vec![dev_issuer()])?,
+        assertion_key: SigningKey::load_or_create(&data_dir.join("keys").join("gateway.json"))?,
+        issuer: gateway_url.clone(),
+        allowed_origins: Vec::new(),
+        catalog_refresh: Duration::from_secs(5),
+        audit_spool: data_dir.join("audit-spool.jsonl"),
+    };
+    let gateway_task = tokio::spawn(gateway::run(
+        gateway_config,
+        gateway_listener,
+        shutdown.clone(),
+    ));
+
+    let manifest = server::load_manifest(None, server_knowledge::MANIFEST)?;
+    let knowledge = server::build_knowledge(args.docs.as_deref(), manifest)?;
+    let server_name = knowledge.governance.manifest().server.name.clone();
+    let assertion_verifier = Verifier::new(
+        server_name.clone(),
+        vec![TrustedIssuer {
+            issuer: gateway_url.clone(),
+            keys: KeySource::Url(format!("{gateway_url}/.well-known/jwks.json")),
+        }],
+    )?;
+    let router = knowledge.http_router(IdentityMode::Gateway(assertion_verifier), Vec::new());
+    let knowledge_task = tokio::spawn(service_kit::serve(
+        knowledge_listener,
+        router,
+        shutdown.clone(),
+    ));
+
+    let (manifest, tools) = knowledge.registration_parts();
+    let registrar = RegistryClient::new(
+        &registry_url,
+        dev_service_credentials(dev::load_key(&data_dir)?, &server_name),
+    );
+    let registration = RegisterServer {
+        manifest,
+        endpoint: format!("{knowledge_url}/mcp"),
+        environment: "dev".into(),
+        tools,
+    };
+    register_with_retry(&registrar, &registration).await?;
+
+    let token = dev::mint(
+        &dev_key,
+        &args.user,
+        dev::split_groups(&args.groups),
+        12 * 3600,
+    )?;
+    let mcp_url = format!("{gateway_url}/servers/{server_name}/mcp");
+    let summary = serde_json::json!({
+        "registry_url": registry_url,
+        "gateway_url": gateway_url,
+        "knowledge_url": knowledge_url,
+        "mcp_url": mcp_url,
+        "data_dir": data_dir,
+        "user": args.user,
+        "token": token,
+    });
+    write_ready(Some(&data_dir.join("up.json")), summary.clone())?;
+    write_ready(args.ready_file.as_deref(), summary)?;
+    println!("Switchboard is up.\n");
+    println!("  registry   {registry_url}   (API: {registry_url}/v1/servers)");
+    println!("  gateway    {gateway_url}");
+    println!("  knowledge  {mcp_url}   (MCP, through the gateway)\n");
+    println!(
+        "Development token for {} (groups: {}), valid 12 h:\n\n{token}\n",
+        args.user, args.groups
+    );
+    println!("More tokens: switchboard token --user bob --groups finance,ads-eng");
+    println!("Stop with Ctrl-C. State is kept in {}.", data_dir.display());
+
+    let (registry, gateway, knowledge) = tokio::join!(registry_task, gateway_task, knowledge_task);
+    registry??;
+    gateway??;
+    knowledge??;
+    Ok(())
+}
+
+/// The registry task may not have started accepting yet; retry briefly.
+async fn register_with_retry(
+    client: &RegistryClient,
+    registration: &RegisterServer,
+) -> anyhow::Result<()> {
+    let mut last = None;
+    for _ in 0..50 {
+        match client.register(registration).await {
+            Ok(_) => return Ok(()),
+            Err(e @ registry_client::ClientError::Api { .. }) => return Err(e.into()),
+            Err(e) => {
+                last = Some(e);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    Err(anyhow::anyhow!(
+        "register {}: {}",
+        registration.manifest.server.name,
+        last.map(|e| e.to_string()).unwrap_or_default()
+    ))
+}

@@ -1,0 +1,86 @@
+//! The gateway's view of the catalog: a snapshot of the registry's servers, swapped atomically on
+//! each refresh. The gateway never reads the registry's database; it learns only through the API.
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use arc_swap::ArcSwap;
+use registry_api::ServerView;
+use registry_client::{ClientError, RegistryClient};
+use service_kit::Shutdown;
+
+/// Refreshes on a miss happen at most this often, so unknown names cannot hammer the registry.
+const MISS_REFRESH_COOLDOWN: Duration = Duration::from_secs(1);
+
+#[derive(Clone)]
+pub struct CatalogCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: RegistryClient,
+    servers: ArcSwap<HashMap<String, Arc<ServerView>>>,
+    last_refresh: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl CatalogCache {
+    pub fn new(registry: RegistryClient) -> CatalogCache {
+        CatalogCache {
+            inner: Arc::new(Inner {
+                registry,
+                servers: ArcSwap::from_pointee(HashMap::new()),
+                last_refresh: tokio::sync::Mutex::new(None),
+            }),
+        }
+    }
+
+    pub async fn refresh(&self) -> Result<usize, ClientError> {
+        let servers = self.inner.registry.list_servers().await?;
+        let count = servers.len();
+        let map = servers
+            .into_iter()
+            .map(|s| (s.name.clone(), Arc::new(s)))
+            .collect();
+        self.inner.servers.store(Arc::new(map));
+        *self.inner.last_refresh.lock().await = Some(Instant::now());
+        Ok(count)
+    }
+
+    /// The server named `name`; on a miss, re-reads the registry (rate-limited) and looks again.
+    pub async fn server(&self, name: &str) -> Option<Arc<ServerView>> {
+        if let Some(s) = self.inner.servers.load().get(name) {
+            return Some(s.clone());
+        }
+        let recent = self
+            .inner
+            .last_refresh
+            .lock()
+            .await
+            .is_some_and(|at| at.elapsed() < MISS_REFRESH_COOLDOWN);
+        if !recent && let Err(e) = self.refresh().await {
+            tracing::warn!(error = %e, "failed to refresh the catalog");
+        }
+        self.inner.servers.load().get(name).cloned()
+    }
+
+    pub fn spawn_refresh(&self, every: Duration, shutdown: Shutdown) {
+        let cache = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tick.tick() => {
+                        if let Err(e) = cache.refresh().await {
+                            tracing::warn!(error = %e, "failed to refresh the catalog");
+                        }
+                    }
+                }
+            }
+        });
+    }
+}

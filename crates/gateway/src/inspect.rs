@@ -1,0 +1,137 @@
+//! The few JSON-RPC facts the gateway reads or rewrites: which tool a call names, the digest of its
+//! arguments, the outcome of a call result, and `tools/list` filtered to what the caller may call.
+
+use registry_api::Outcome;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Hex SHA-256 of the canonical JSON (object keys sorted) of `arguments`.
+pub(crate) fn argument_digest(arguments: Option<&Value>) -> String {
+    let mut canonical = String::new();
+    write_canonical(arguments.unwrap_or(&Value::Null), &mut canonical);
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                write_canonical(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(v, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// What a JSON-RPC response to `tools/call` says happened: outcome, isError, and a short detail.
+pub(crate) fn call_outcome(message: &Value) -> (Outcome, bool, Option<String>) {
+    if let Some(error) = message.get("error") {
+        let detail = error
+            .get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("JSON-RPC error")
+            .to_owned();
+        return (Outcome::Error, true, Some(detail));
+    }
+    let result = message.get("result");
+    if result
+        .and_then(|r| r.get("resultType"))
+        .and_then(Value::as_str)
+        == Some("input_required")
+    {
+        return (Outcome::InputRequired, false, None);
+    }
+    if result
+        .and_then(|r| r.get("isError"))
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        return (Outcome::ToolError, true, None);
+    }
+    (Outcome::Ok, false, None)
+}
+
+/// Keeps only the tools `may_call` admits. The list now depends on the caller, so any caching hint
+/// becomes `private` (it must never be shared across callers).
+pub(crate) fn filter_tools_list(message: &mut Value, may_call: impl Fn(&str) -> bool) {
+    let Some(result) = message.get_mut("result").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) {
+        tools.retain(|t| t.get("name").and_then(Value::as_str).is_some_and(&may_call));
+    }
+    if result.contains_key("cacheScope") {
+        result.insert("cacheScope".into(), Value::String("private".into()));
+    }
+}
+
+/// Is `message` the response (result or error) to the request with `id`?
+pub(crate) fn is_response_to(message: &Value, id: &Value) -> bool {
+    message.get("id") == Some(id)
+        && (message.get("result").is_some() || message.get("error").is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn digests_ignore_key_order() {
+        let a = argument_digest(Some(&json!({"b": 1, "a": [1, {"y": 2, "x": "é"}]})));
+        let b = argument_digest(Some(&json!({"a": [1, {"x": "é", "y": 2}], "b": 1})));
+        assert_eq!(a, b);
+        assert_ne!(a, argument_digest(Some(&json!({"b": 2, "a": []}))));
+        assert_eq!(argument_digest(None).len(), 64);
+    }
+
+    #[test]
+    fn outcomes() {
+        assert_eq!(
+            call_outcome(&json!({"id":1,"result":{"content":[]}})).0,
+            Outcome::Ok
+        );
+        assert_eq!(
+            call_outcome(&json!({"id":1,"result":{"isError":true}})).0,
+            Outcome::ToolError
+        );
+        assert_eq!(
+            call_outcome(&json!({"id":1,"result":{"resultType":"input_required"}})).0,
+            Outcome::InputRequired
+        );
+        let (o, e, d) = call_outcome(&json!({"id":1,"error":{"code":-32602,"message":"bad"}}));
+        assert_eq!((o, e, d.as_deref()), (Outcome::Error, true, Some("bad")));
+    }
+
+    #[test]
+    fn filters_tools_and_privatizes_the_cache_hint() {
+        let mut m = json!({"id":1,"result":{"tools":[{"name":"a"},{"name":"b"},{"x":1}],"ttlMs":1000,"cacheScope":"public"}});
+        filter_tools_list(&mut m, |n| n == "b");
+        assert_eq!(m["result"]["tools"], json!([{"name":"b"}]));
+        assert_eq!(m["result"]["cacheScope"], "private");
+        assert!(is_response_to(&m, &json!(1)));
+        assert!(!is_response_to(
+            &json!({"method":"notifications/progress"}),
+            &json!(1)
+        ));
+    }
+}

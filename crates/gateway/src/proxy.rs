@@ -1,0 +1,702 @@
+//! The MCP route: authenticate, gate, inspect the JSON-RPC envelope, forward with the gateway's
+//! identity assertion, and inspect only the one response that matters (`tools/list` to filter,
+//! `tools/call` to audit). Everything else streams through untouched.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use axum::{
+    body::{Body, Bytes},
+    extract::{Path, Request, State},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use catalog::{Decision, Principal, ServerAccess, ToolAccess, decide_server, decide_tool};
+use futures::StreamExt;
+use identity::{
+    ASSERTION_HEADER, Claims, FORWARDED_GROUPS_HEADER, FORWARDED_SURFACE_HEADER,
+    FORWARDED_USER_HEADER,
+};
+use registry_api::{AuditRecord, Outcome, ServerView};
+use serde_json::Value;
+
+use crate::{
+    Gateway,
+    error::{self, DENIED, INVALID_REQUEST, PARSE_ERROR, UPSTREAM},
+    inspect, sse,
+};
+
+/// Largest request body the gateway will parse.
+const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+/// Largest JSON response the gateway will buffer to inspect.
+const MAX_INSPECTED_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+/// Lifetime of an identity assertion: one request, with room for clock skew.
+const ASSERTION_TTL_SECONDS: u64 = 60;
+/// Request headers passed on to the server; all others (notably `Authorization`, cookies and any
+/// client-sent `X-Forwarded-*`) are dropped.
+const FORWARDED_REQUEST_HEADERS: &[&str] = &[
+    "content-type",
+    "accept",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "mcp-method",
+    "mcp-name",
+    "last-event-id",
+];
+/// Response headers passed back to the client.
+const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
+    "content-type",
+    "cache-control",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "x-accel-buffering",
+];
+/// Methods a caller may use on a server it may not use: the lifecycle, and `tools/list` (which is
+/// then filtered to nothing).
+const LIFECYCLE_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "server/discover",
+    "tools/list",
+    "logging/setLevel",
+];
+
+/// What the gateway must do with the server's response.
+enum Inspect {
+    Nothing,
+    FilterTools,
+    AuditCall(Box<CallContext>),
+}
+
+struct CallContext {
+    record: AuditRecord,
+    started: Instant,
+}
+
+pub(crate) async fn handle(
+    State(gw): State<Arc<Gateway>>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    if let Some(origin) = parts.headers.get(header::ORIGIN)
+        && !origin_allowed(&gw, origin, &parts.headers)
+    {
+        tracing::warn!(origin = ?origin, "refused a request from a foreign origin");
+        return error::respond(
+            StatusCode::FORBIDDEN,
+            &Value::Null,
+            INVALID_REQUEST,
+            "the request's Origin is not allowed",
+        );
+    }
+    let claims = match bearer_token(&parts.headers) {
+        None => return error::unauthorized("a bearer token is required"),
+        Some(token) => match gw.verifier.verify(token).await {
+            Ok(claims) => claims,
+            Err(e) => {
+                tracing::info!(reason = %e, server = %name, "rejected a caller");
+                return error::unauthorized(&e.to_string());
+            }
+        },
+    };
+    let who = Principal {
+        user: claims.sub.clone(),
+        groups: claims.groups.clone(),
+    };
+    let Some(server) = gw.catalog.server(&name).await else {
+        return error::respond(
+            StatusCode::NOT_FOUND,
+            &Value::Null,
+            INVALID_REQUEST,
+            &format!("no server named {name} is registered"),
+        );
+    };
+    let session = parts
+        .headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(session) = &session
+        && !gw.sessions.may_use(session, &who.user)
+    {
+        tracing::warn!(user = %who.user, server = %name, "refused a session opened by another user");
+        return error::respond(
+            StatusCode::NOT_FOUND,
+            &Value::Null,
+            INVALID_REQUEST,
+            "session not found",
+        );
+    }
+    let surface = parts
+        .headers
+        .get(FORWARDED_SURFACE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+
+    match parts.method {
+        Method::GET | Method::DELETE => {
+            let response = forward(
+                &gw,
+                &server,
+                &parts.method,
+                &parts.headers,
+                None,
+                &who,
+                surface,
+                Inspect::Nothing,
+                None,
+            )
+            .await;
+            if parts.method == Method::DELETE
+                && response.status().is_success()
+                && let Some(s) = &session
+            {
+                gw.sessions.forget(s);
+            }
+            response
+        }
+        Method::POST => {
+            let bytes = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
+                Ok(b) => b,
+                Err(_) => {
+                    return error::respond(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        &Value::Null,
+                        INVALID_REQUEST,
+                        &format!("the request body is larger than {MAX_REQUEST_BYTES} bytes"),
+                    );
+                }
+            };
+            let message: Value = match serde_json::from_slice(&bytes) {
+                Ok(m) => m,
+                Err(e) => {
+                    return error::respond(
+                        StatusCode::BAD_REQUEST,
+                        &Value::Null,
+                        PARSE_ERROR,
+                        &format!("the body is not valid JSON: {e}"),
+                    );
+                }
+            };
+            if !message.is_object() {
+                return error::respond(
+                    StatusCode::BAD_REQUEST,
+                    &Value::Null,
+                    INVALID_REQUEST,
+                    "the body must be one JSON-RPC message (batches are not supported)",
+                );
+            }
+            let method = message
+                .get("method")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let id = message.get("id").cloned();
+            let inspect = match decide(
+                &gw,
+                &server,
+                &who,
+                surface.as_deref(),
+                method.as_deref(),
+                &message,
+                &id,
+            ) {
+                Ok(inspect) => inspect,
+                Err(denial) => return denial,
+            };
+            forward(
+                &gw,
+                &server,
+                &parts.method,
+                &parts.headers,
+                Some(bytes),
+                &who,
+                surface,
+                inspect,
+                id.map(|id| (id, method)),
+            )
+            .await
+        }
+        _ => error::respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &Value::Null,
+            INVALID_REQUEST,
+            "use POST, GET or DELETE",
+        ),
+    }
+}
+
+/// Applies server gating and tool policy to one message; returns what to inspect, or the denial.
+fn decide(
+    gw: &Arc<Gateway>,
+    server: &ServerView,
+    who: &Principal,
+    surface: Option<&str>,
+    method: Option<&str>,
+    message: &Value,
+    id: &Option<Value>,
+) -> Result<Inspect, Response> {
+    let (Some(method), Some(id)) = (method, id) else {
+        return Ok(Inspect::Nothing); // a notification or a response to a server request
+    };
+    let server_access = ServerAccess {
+        name: &server.name,
+        allowed_groups: &server.allowed_groups,
+    };
+    match method {
+        "tools/list" => Ok(Inspect::FilterTools),
+        "tools/call" => {
+            let params = message.get("params");
+            let tool = params
+                .and_then(|p| p.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let mut record = AuditRecord {
+                id: uuid_v7(),
+                time_ms: now_ms(),
+                user: who.user.clone(),
+                groups: who.groups.clone(),
+                surface: surface.map(str::to_owned),
+                server: server.name.clone(),
+                method: method.to_owned(),
+                tool: Some(tool.clone()),
+                argument_digest: Some(inspect::argument_digest(
+                    params.and_then(|p| p.get("arguments")),
+                )),
+                outcome: Outcome::Ok,
+                is_error: false,
+                detail: None,
+                latency_ms: 0,
+            };
+            let decision = match server.tools.iter().find(|t| t.definition.name == tool) {
+                Some(t) => decide_tool(
+                    who,
+                    server_access,
+                    ToolAccess {
+                        name: &tool,
+                        policy: t
+                            .policy
+                            .as_ref()
+                            .map(|p| (p.name.as_str(), p.groups.as_slice())),
+                    },
+                ),
+                None => match decide_server(who, server_access) {
+                    deny @ Decision::Deny { .. } => deny,
+                    Decision::Allow { .. } => Decision::Deny {
+                        reason: format!("tool {tool} is not registered for server {}", server.name),
+                        policy: None,
+                    },
+                },
+            };
+            if let Decision::Deny { reason, policy } = decision {
+                let message = format!(
+                    "denied by policy {}: {reason}",
+                    policy.as_deref().unwrap_or("server-access")
+                );
+                record.outcome = Outcome::Denied;
+                record.is_error = true;
+                record.detail = Some(message.clone());
+                let gw = gw.clone();
+                let id = id.clone();
+                return Err(deny_response(gw, record, id, message, policy));
+            }
+            Ok(Inspect::AuditCall(Box::new(CallContext {
+                record,
+                started: Instant::now(),
+            })))
+        }
+        m if LIFECYCLE_METHODS.contains(&m) => Ok(Inspect::Nothing),
+        _ => match decide_server(who, server_access) {
+            Decision::Allow { .. } => Ok(Inspect::Nothing),
+            Decision::Deny { reason, .. } => Err(error::respond(
+                StatusCode::OK,
+                id,
+                DENIED,
+                &format!("denied by policy server-access: {reason}"),
+            )
+            .into_response()),
+        },
+    }
+}
+
+/// A denied call: audited, then answered with an explicit JSON-RPC error naming the policy.
+fn deny_response(
+    gw: Arc<Gateway>,
+    record: AuditRecord,
+    id: Value,
+    message: String,
+    policy: Option<String>,
+) -> Response {
+    let data = serde_json::json!({ "policy": policy.as_deref().unwrap_or("server-access"), "server": record.server, "tool": record.tool });
+    let body = error::jsonrpc_error(&id, DENIED, &message, Some(data));
+    tracing::info!(user = %record.user, server = %record.server, tool = ?record.tool, %message, "denied a tool call");
+    // The record is written before the response leaves, like every other audit record.
+    let stream = futures::stream::once(async move {
+        gw.audit.record(record).await;
+        Ok::<_, std::io::Error>(Bytes::from(body.to_string()))
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn forward(
+    gw: &Arc<Gateway>,
+    server: &Arc<ServerView>,
+    method: &Method,
+    headers: &HeaderMap,
+    body: Option<Bytes>,
+    who: &Principal,
+    surface: Option<String>,
+    inspect: Inspect,
+    request: Option<(Value, Option<String>)>,
+) -> Response {
+    let mut upstream = gw.upstream.request(method.clone(), &server.endpoint);
+    for (name, value) in headers {
+        let n = name.as_str();
+        if FORWARDED_REQUEST_HEADERS.contains(&n) || n.starts_with("mcp-param-") {
+            upstream = upstream.header(name, value);
+        }
+    }
+    let mut claims = Claims::new(
+        &gw.issuer,
+        &who.user,
+        &server.name,
+        who.groups.clone(),
+        ASSERTION_TTL_SECONDS,
+    );
+    claims.surface = surface.clone();
+    let assertion = match gw.assertion_key.sign(&claims) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "failed to sign an identity assertion");
+            return error::respond(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &Value::Null,
+                UPSTREAM,
+                "the gateway could not sign the caller's identity",
+            );
+        }
+    };
+    let (Ok(user), Ok(groups)) = (
+        HeaderValue::from_str(&who.user),
+        HeaderValue::from_str(&who.groups.join(",")),
+    ) else {
+        return error::respond(
+            StatusCode::BAD_REQUEST,
+            &Value::Null,
+            INVALID_REQUEST,
+            "the caller's name or groups cannot be sent in HTTP headers",
+        );
+    };
+    upstream = upstream
+        .header(FORWARDED_USER_HEADER, user)
+        .header(FORWARDED_GROUPS_HEADER, groups)
+        .header(ASSERTION_HEADER, assertion);
+    if let Some(surface) = surface
+        .as_deref()
+        .and_then(|s| HeaderValue::from_str(s).ok())
+    {
+        upstream = upstream.header(FORWARDED_SURFACE_HEADER, surface);
+    }
+    if let Some(body) = body {
+        upstream = upstream.body(body);
+    }
+
+    let (id, request_method) = request.unzip();
+    let response = match upstream.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(server = %server.name, error = %e, "server unreachable");
+            let message = format!("server {} is unreachable", server.name);
+            if let Inspect::AuditCall(call) = inspect {
+                finish_call(gw, *call, Outcome::Error, true, Some(message.clone())).await;
+            }
+            return error::respond(
+                StatusCode::BAD_GATEWAY,
+                id.as_ref().unwrap_or(&Value::Null),
+                UPSTREAM,
+                &message,
+            );
+        }
+    };
+
+    let status = response.status();
+    let mut out_headers = HeaderMap::new();
+    for name in FORWARDED_RESPONSE_HEADERS {
+        if let Some(value) = response.headers().get(*name) {
+            out_headers.insert(HeaderName::from_static(name), value.clone());
+        }
+    }
+    if request_method.flatten().as_deref() == Some("initialize")
+        && let Some(session) = response
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+    {
+        gw.sessions.bind(session, &who.user);
+    }
+    let is_sse = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/event-stream"));
+
+    let body = match (inspect, id) {
+        (Inspect::Nothing, _) | (_, None) => Body::from_stream(response.bytes_stream()),
+        (inspect, Some(id)) if is_sse => inspect_sse(
+            gw.clone(),
+            server.clone(),
+            who.clone(),
+            inspect,
+            id,
+            response,
+        ),
+        (inspect, Some(id)) => {
+            match inspect_json(gw, server, who, inspect, &id, status, response).await {
+                Ok(body) => body,
+                Err(response) => return response,
+            }
+        }
+    };
+    let mut out = Response::new(body);
+    *out.status_mut() = status;
+    *out.headers_mut() = out_headers;
+    out
+}
+
+/// Buffers a JSON response, rewrites or audits it, and returns the new body.
+async fn inspect_json(
+    gw: &Arc<Gateway>,
+    server: &ServerView,
+    who: &Principal,
+    inspect: Inspect,
+    id: &Value,
+    status: StatusCode,
+    response: reqwest::Response,
+) -> Result<Body, Response> {
+    let bytes = match read_limited(response, MAX_INSPECTED_RESPONSE_BYTES).await {
+        Ok(b) => b,
+        Err(e) => {
+            if let Inspect::AuditCall(call) = inspect {
+                finish_call(gw, *call, Outcome::Error, true, Some(e.clone())).await;
+            }
+            return Err(error::respond(StatusCode::BAD_GATEWAY, id, UPSTREAM, &e));
+        }
+    };
+    let Ok(mut message) = serde_json::from_slice::<Value>(&bytes) else {
+        if let Inspect::AuditCall(call) = inspect {
+            let detail = format!(
+                "server {} answered HTTP {status} without a JSON-RPC body",
+                server.name
+            );
+            finish_call(gw, *call, Outcome::Error, true, Some(detail)).await;
+        }
+        return Ok(Body::from(bytes));
+    };
+    apply(gw, server, who, inspect, &mut message).await;
+    Ok(Body::from(message.to_string()))
+}
+
+/// Rewrites an SSE response stream event by event; only the response to `id` is touched.
+fn inspect_sse(
+    gw: Arc<Gateway>,
+    server: Arc<ServerView>,
+    who: Principal,
+    inspect: Inspect,
+    id: Value,
+    response: reqwest::Response,
+) -> Body {
+    struct State {
+        upstream: futures::stream::BoxStream<'static, reqwest::Result<Bytes>>,
+        parser: sse::Parser,
+        pending: Option<Inspect>,
+        guard: CallGuard,
+        done: bool,
+    }
+    let guard = CallGuard {
+        gw: gw.clone(),
+        call: None,
+    };
+    let mut state = State {
+        upstream: response.bytes_stream().boxed(),
+        parser: sse::Parser::default(),
+        pending: Some(inspect),
+        guard,
+        done: false,
+    };
+    if let Some(Inspect::AuditCall(call)) = &state.pending {
+        state.guard.call = Some(call.record.clone());
+    }
+    let stream = futures::stream::unfold(state, move |mut st| {
+        let gw = gw.clone();
+        let server = server.clone();
+        let who = who.clone();
+        let id = id.clone();
+        async move {
+            if st.done {
+                return None;
+            }
+            let (events, ended) = match st.upstream.next().await {
+                Some(Ok(chunk)) => (st.parser.push(&chunk), false),
+                Some(Err(e)) => {
+                    tracing::warn!(server = %server.name, error = %e, "server stream failed");
+                    (st.parser.finish().into_iter().collect(), true)
+                }
+                None => (st.parser.finish().into_iter().collect(), true),
+            };
+            let mut out = Vec::new();
+            for event in events {
+                let rewritten = match (&st.pending, event.data()) {
+                    (Some(_), Some(data)) => match serde_json::from_str::<Value>(&data) {
+                        Ok(mut message) if inspect::is_response_to(&message, &id) => {
+                            let inspect = st.pending.take().expect("checked above");
+                            apply(&gw, &server, &who, inspect, &mut message).await;
+                            st.guard.call = None;
+                            event.with_data(&message.to_string())
+                        }
+                        _ => event,
+                    },
+                    _ => event,
+                };
+                out.extend_from_slice(&rewritten.to_bytes());
+            }
+            if ended {
+                st.done = true;
+                if let Some(Inspect::AuditCall(call)) = st.pending.take() {
+                    st.guard.call = None;
+                    let detail =
+                        format!("server {} closed the stream without a result", server.name);
+                    finish_call(&gw, *call, Outcome::Error, true, Some(detail)).await;
+                }
+            }
+            Some((Ok::<_, std::io::Error>(Bytes::from(out)), st))
+        }
+    });
+    Body::from_stream(stream)
+}
+
+/// Filters a `tools/list` result or audits a `tools/call` result.
+async fn apply(
+    gw: &Arc<Gateway>,
+    server: &ServerView,
+    who: &Principal,
+    inspect: Inspect,
+    message: &mut Value,
+) {
+    match inspect {
+        Inspect::Nothing => {}
+        Inspect::FilterTools => {
+            let access = ServerAccess {
+                name: &server.name,
+                allowed_groups: &server.allowed_groups,
+            };
+            inspect::filter_tools_list(message, |name| {
+                server
+                    .tools
+                    .iter()
+                    .find(|t| t.definition.name == name)
+                    .is_some_and(|t| {
+                        let policy = t
+                            .policy
+                            .as_ref()
+                            .map(|p| (p.name.as_str(), p.groups.as_slice()));
+                        decide_tool(who, access, ToolAccess { name, policy }).is_allowed()
+                    })
+            });
+        }
+        Inspect::AuditCall(call) => {
+            let (outcome, is_error, detail) = inspect::call_outcome(message);
+            finish_call(gw, *call, outcome, is_error, detail).await;
+        }
+    }
+}
+
+async fn finish_call(
+    gw: &Arc<Gateway>,
+    call: CallContext,
+    outcome: Outcome,
+    is_error: bool,
+    detail: Option<String>,
+) {
+    let mut record = call.record;
+    record.outcome = outcome;
+    record.is_error = is_error;
+    record.detail = detail;
+    record.latency_ms = call.started.elapsed().as_millis() as u64;
+    gw.audit.record(record).await;
+}
+
+/// Audits a call whose client went away before the result arrived.
+struct CallGuard {
+    gw: Arc<Gateway>,
+    call: Option<AuditRecord>,
+}
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        if let Some(mut record) = self.call.take() {
+            record.outcome = Outcome::Error;
+            record.is_error = true;
+            record.detail = Some("the client disconnected before the result".into());
+            let gw = self.gw.clone();
+            tokio::spawn(async move { gw.audit.record(record).await });
+        }
+    }
+}
+
+async fn read_limited(response: reqwest::Response, limit: usize) -> Result<Bytes, String> {
+    let mut stream = response.bytes_stream();
+    let mut buffer = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| format!("read the server's response: {e}"))?;
+        if buffer.len() + chunk.len() > limit {
+            return Err(format!(
+                "the server's response is larger than {limit} bytes"
+            ));
+        }
+        buffer.extend_from_slice(&chunk);
+        if Instant::now() > deadline {
+            return Err("the server's response took too long".into());
+        }
+    }
+    Ok(Bytes::from(buffer))
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Browsers send `Origin`; only configured origins, or the gateway's own host, may call.
+fn origin_allowed(gw: &Gateway, origin: &HeaderValue, headers: &HeaderMap) -> bool {
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if gw.allowed_origins.iter().any(|o| o == origin) {
+        return true;
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+    matches!((host, origin_host), (Some(h), Some(o)) if h == o)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn uuid_v7() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
