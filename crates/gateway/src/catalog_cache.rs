@@ -13,7 +13,7 @@ use registry_client::{ClientError, RegistryClient};
 use service_kit::Shutdown;
 
 /// Refreshes on a miss happen at most this often, so unknown names cannot hammer the registry.
-const MISS_REFRESH_COOLDOWN: Duration = Duration::from_secs(1);
+const MISS_REFRESH_COOLDOWN: Duration = Duration::from_millis(250);
 
 #[derive(Clone)]
 pub struct CatalogCache {
@@ -37,7 +37,15 @@ impl CatalogCache {
         }
     }
 
+    /// Re-reads the catalog. Refreshes are serialized, so an older read can never overwrite a
+    /// newer one.
     pub async fn refresh(&self) -> Result<usize, ClientError> {
+        let mut last = self.inner.last_refresh.lock().await;
+        self.refresh_locked(&mut last).await
+    }
+
+    async fn refresh_locked(&self, last: &mut Option<Instant>) -> Result<usize, ClientError> {
+        *last = Some(Instant::now());
         let servers = self.inner.registry.list_servers().await?;
         let count = servers.len();
         let map = servers
@@ -45,24 +53,29 @@ impl CatalogCache {
             .map(|s| (s.name.clone(), Arc::new(s)))
             .collect();
         self.inner.servers.store(Arc::new(map));
-        *self.inner.last_refresh.lock().await = Some(Instant::now());
         Ok(count)
     }
 
-    /// The server named `name`; on a miss, re-reads the registry (rate-limited) and looks again.
+    /// The server named `name`; on a miss, re-reads the registry and looks again. Misses share
+    /// one refresh at a time and refresh at most once per cooldown, so unknown names cannot
+    /// hammer the registry, yet a just-registered server is found within one cooldown.
     pub async fn server(&self, name: &str) -> Option<Arc<ServerView>> {
         if let Some(s) = self.inner.servers.load().get(name) {
             return Some(s.clone());
         }
-        let recent = self
-            .inner
-            .last_refresh
-            .lock()
-            .await
-            .is_some_and(|at| at.elapsed() < MISS_REFRESH_COOLDOWN);
-        if !recent && let Err(e) = self.refresh().await {
+        let mut last = self.inner.last_refresh.lock().await;
+        if let Some(s) = self.inner.servers.load().get(name) {
+            return Some(s.clone());
+        }
+        if let Some(at) = *last
+            && at.elapsed() < MISS_REFRESH_COOLDOWN
+        {
+            tokio::time::sleep(MISS_REFRESH_COOLDOWN - at.elapsed()).await;
+        }
+        if let Err(e) = self.refresh_locked(&mut last).await {
             tracing::warn!(error = %e, "failed to refresh the catalog");
         }
+        drop(last);
         self.inner.servers.load().get(name).cloned()
     }
 

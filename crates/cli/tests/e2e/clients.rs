@@ -1,0 +1,176 @@
+//! `search_docs` through the gateway with three independent real clients, in both protocol eras.
+
+use std::process::Command;
+
+use rmcp::{
+    ServiceExt,
+    model::{CallToolRequestParams, ProtocolVersion},
+    service::{ClientLifecycleMode, ClientServiceExt},
+    transport::{
+        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
+    },
+};
+use serde_json::{Value, json};
+
+use crate::harness::{Platform, available, node_command, node_tools, python};
+
+async fn rmcp_search(url: &str, token: &str, modern: bool) -> (String, Vec<String>, Value) {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url).auth_header(token),
+    );
+    let client = if modern {
+        ().serve_with_lifecycle(
+            transport,
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .unwrap()
+    } else {
+        ().serve(transport).await.unwrap()
+    };
+    let version = client
+        .peer_info()
+        .map(|i| i.protocol_version.to_string())
+        .unwrap_or_default();
+    let tools = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    let arguments = json!({"query": "spark executor out of memory", "limit": 3})
+        .as_object()
+        .unwrap()
+        .clone();
+    let result = client
+        .call_tool(CallToolRequestParams::new("search_docs").with_arguments(arguments))
+        .await
+        .unwrap();
+    assert_eq!(result.is_error, Some(false));
+    let structured = result.structured_content.clone().unwrap();
+    client.cancel().await.unwrap();
+    (version, tools, structured)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rmcp_client_searches_through_the_gateway_in_both_eras() {
+    let platform = Platform::start();
+    for (modern, era) in [(true, "2026-07-28"), (false, "2025-11-25")] {
+        let (version, tools, structured) =
+            rmcp_search(&platform.mcp_url, &platform.token, modern).await;
+        assert_eq!(version, era);
+        assert_eq!(tools, ["get_doc", "search_docs"]);
+        assert_eq!(
+            structured["hits"][0]["path"], "runbooks/spark-failed-job.md",
+            "{structured}"
+        );
+        assert!(structured["hits"][0]["score"].as_f64().unwrap() > 0.0);
+    }
+    let records = platform.audit("knowledge");
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert!(
+        records.iter().all(|r| r["tool"] == "search_docs"
+            && r["outcome"] == "ok"
+            && r["user"] == "developer")
+    );
+}
+
+#[test]
+fn python_sdk_searches_through_the_gateway_in_both_eras() {
+    let Some(python) = python() else {
+        available("the official MCP Python SDK (pip install mcp)", false);
+        return;
+    };
+    let platform = Platform::start();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/python_client.py"
+    );
+    for (mode, era) in [("2026-07-28", "2026-07-28"), ("legacy", "2025-11-25")] {
+        let out = Command::new(&python)
+            .args([
+                script,
+                &platform.mcp_url,
+                mode,
+                &platform.token,
+                "search_docs",
+                r#"{"query": "rerun failed airflow tasks"}"#,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "python client failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(result["protocol_version"], era, "{result}");
+        assert_eq!(result["tools"], json!(["get_doc", "search_docs"]));
+        assert_eq!(result["is_error"], false);
+        assert_eq!(
+            result["structured"]["hits"][0]["path"], "runbooks/airflow-backfill.md",
+            "{result}"
+        );
+    }
+    assert_eq!(platform.audit("knowledge").len(), 2);
+}
+
+#[test]
+fn inspector_cli_searches_through_the_gateway() {
+    let Some(bin) = node_tools() else {
+        available("node 22 and @modelcontextprotocol/inspector", false);
+        return;
+    };
+    let platform = Platform::start();
+    let catalog = platform.dir.path().join("inspector-catalog.json");
+    let auth = format!("Authorization: Bearer {}", platform.token);
+    let run = |args: &[&str]| -> Value {
+        let out = node_command(&bin, "mcp-inspector")
+            .args([
+                "--cli",
+                &platform.mcp_url,
+                "--transport",
+                "http",
+                "--header",
+                &auth,
+            ])
+            .args(args)
+            .env("MCP_CATALOG_PATH", &catalog)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "inspector failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    };
+    let listed = run(&["--method", "tools/list"]);
+    let names: Vec<&str> = listed["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["get_doc", "search_docs"]);
+    let called = run(&[
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "search_docs",
+        "--tool-arg",
+        "query=presto access",
+    ]);
+    assert_eq!(
+        called["structuredContent"]["hits"][0]["path"], "guides/presto-access.md",
+        "{called}"
+    );
+    let records = platform.audit("knowledge");
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["outcome"], "ok");
+}

@@ -1,0 +1,354 @@
+//! Governance end to end: authentication at the gateway, business-group gating and tool policies
+//! with explicit denials, identity that servers can verify (and forgeries they refuse), sessions
+//! bound to their user, and exactly one audit record per call with its real outcome.
+
+use rmcp::{
+    ServiceExt,
+    model::{CallToolRequestParams, ProtocolVersion},
+    service::{ClientLifecycleMode, ClientServiceExt, RoleClient, RunningService, ServiceError},
+    transport::{
+        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
+    },
+};
+use serde_json::{Value, json};
+
+use crate::harness::Platform;
+
+/// A server restricted to the finance group, whose `get_doc` is further limited to finance leads.
+const FINANCE_DOCS: &str = r##"
+[server]
+name = "finance-docs"
+description = "Finance runbooks"
+owner_team = "finance-eng"
+support_channel = "#finance-eng"
+
+[access]
+allowed_groups = ["finance"]
+
+[policies.finance-leads]
+groups = ["finance-leads"]
+description = "Full documents only for finance leads"
+
+[tools.search_docs]
+minutes_saved = 3.0
+
+[tools.get_doc]
+minutes_saved = 1.0
+sensitivity = "high"
+policy = "finance-leads"
+"##;
+
+async fn connect(url: &str, token: &str, modern: bool) -> RunningService<RoleClient, ()> {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url).auth_header(token),
+    );
+    if modern {
+        ().serve_with_lifecycle(
+            transport,
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .unwrap()
+    } else {
+        ().serve(transport).await.unwrap()
+    }
+}
+
+async fn tool_names(client: &RunningService<RoleClient, ()>) -> Vec<String> {
+    client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect()
+}
+
+async fn call(
+    client: &RunningService<RoleClient, ()>,
+    tool: &str,
+    args: Value,
+) -> Result<rmcp::model::CallToolResult, rmcp::ErrorData> {
+    let params = CallToolRequestParams::new(tool.to_owned())
+        .with_arguments(args.as_object().unwrap().clone());
+    match client.call_tool(params).await {
+        Ok(result) => Ok(result),
+        Err(ServiceError::McpError(e)) => Err(e),
+        Err(e) => panic!("transport failure: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn groups_and_policies_filter_lists_and_deny_calls_explicitly() {
+    let mut platform = Platform::start();
+    platform.start_knowledge(FINANCE_DOCS);
+    let url = format!("{}/servers/finance-docs/mcp", platform.gateway_url);
+    let search = json!({"query": "presto"});
+    let read = json!({"path": "guides/presto-access.md"});
+
+    for modern in [true, false] {
+        // Outside the server's groups: sees nothing, and a call is refused by name, not "not found".
+        let eng = connect(&url, &platform.token("erin", &["eng"]), modern).await;
+        assert!(tool_names(&eng).await.is_empty());
+        let denied = call(&eng, "search_docs", search.clone()).await.unwrap_err();
+        assert_eq!(denied.code.0, -32003);
+        assert!(
+            denied.message.contains("denied by policy server-access"),
+            "{}",
+            denied.message
+        );
+        assert!(
+            denied.message.contains("restricted to groups [finance]"),
+            "{}",
+            denied.message
+        );
+        eng.cancel().await.unwrap();
+
+        // In the group but not in the tool's policy: the tool is hidden and its call names the policy.
+        let fin = connect(&url, &platform.token("fiona", &["finance"]), modern).await;
+        assert_eq!(tool_names(&fin).await, ["search_docs"]);
+        assert_eq!(
+            call(&fin, "search_docs", search.clone())
+                .await
+                .unwrap()
+                .is_error,
+            Some(false)
+        );
+        let denied = call(&fin, "get_doc", read.clone()).await.unwrap_err();
+        assert_eq!(denied.code.0, -32003);
+        assert!(
+            denied.message.contains("denied by policy finance-leads"),
+            "{}",
+            denied.message
+        );
+        assert_eq!(denied.data.unwrap()["policy"], "finance-leads");
+        // A tool the server never registered is denied, not forwarded.
+        let unknown = call(&fin, "drop_tables", json!({})).await.unwrap_err();
+        assert!(
+            unknown
+                .message
+                .contains("tool drop_tables is not registered"),
+            "{}",
+            unknown.message
+        );
+        fin.cancel().await.unwrap();
+
+        // A finance lead sees and calls everything.
+        let lead = connect(
+            &url,
+            &platform.token("lena", &["finance", "finance-leads"]),
+            modern,
+        )
+        .await;
+        assert_eq!(tool_names(&lead).await, ["get_doc", "search_docs"]);
+        let doc = call(&lead, "get_doc", read.clone()).await.unwrap();
+        assert_eq!(
+            doc.structured_content.unwrap()["title"],
+            "Requesting Presto access"
+        );
+        lead.cancel().await.unwrap();
+    }
+
+    // Exactly one audit record per call, with the real outcome: per era, 1 + 1 + 1 denials,
+    // 1 ok search and 1 ok read.
+    let records = platform.audit("finance-docs");
+    let count = |user: &str, outcome: &str| {
+        records
+            .iter()
+            .filter(|r| r["user"] == user && r["outcome"] == outcome)
+            .count()
+    };
+    assert_eq!(records.len(), 10, "{records:#?}");
+    assert_eq!(count("erin", "denied"), 2);
+    assert_eq!(count("fiona", "ok"), 2);
+    assert_eq!(count("fiona", "denied"), 4);
+    assert_eq!(count("lena", "ok"), 2);
+    let denial = records
+        .iter()
+        .find(|r| r["user"] == "fiona" && r["tool"] == "get_doc")
+        .unwrap();
+    assert_eq!(denial["is_error"], true);
+    assert!(denial["detail"].as_str().unwrap().contains("finance-leads"));
+    assert_eq!(denial["argument_digest"].as_str().unwrap().len(), 64);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tool_errors_and_successes_are_audited_with_their_outcome() {
+    let platform = Platform::start();
+    let client = connect(
+        &platform.mcp_url,
+        &platform.token("ada", &["employees"]),
+        true,
+    )
+    .await;
+    assert_eq!(
+        call(&client, "search_docs", json!({"query": "backfill"}))
+            .await
+            .unwrap()
+            .is_error,
+        Some(false)
+    );
+    assert_eq!(
+        call(&client, "get_doc", json!({"path": "missing.md"}))
+            .await
+            .unwrap()
+            .is_error,
+        Some(true)
+    );
+    assert_eq!(
+        call(&client, "search_docs", json!({"query": "x", "limit": 99}))
+            .await
+            .unwrap()
+            .is_error,
+        Some(true)
+    );
+    client.cancel().await.unwrap();
+    let mut records = platform.audit("knowledge");
+    records.reverse();
+    let outcomes: Vec<(&str, &str, bool)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["tool"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap(),
+                r["is_error"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("search_docs", "ok", false),
+            ("get_doc", "tool_error", true),
+            ("search_docs", "tool_error", true)
+        ]
+    );
+    assert!(
+        records
+            .iter()
+            .all(|r| r["user"] == "ada" && r["latency_ms"].as_u64().is_some())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_or_bad_tokens_get_401_with_a_challenge() {
+    let platform = Platform::start();
+    let http = reqwest::Client::new();
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}});
+    let tampered = platform.token("x", &[]);
+    let tampered = &tampered[..tampered.len() - 4];
+    for token in [None, Some("not-a-jwt"), Some(tampered)] {
+        let mut request = http
+            .post(&platform.mcp_url)
+            .header("accept", "application/json, text/event-stream")
+            .json(&body);
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401);
+        let challenge = response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            challenge.starts_with("Bearer realm=\"switchboard\""),
+            "{challenge}"
+        );
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["code"], -32001);
+    }
+    // Rejected tokens never reach the logs (the log does hold the token `up` prints on purpose).
+    let log = std::fs::read_to_string(platform.dir.path().join("up.log")).unwrap();
+    assert!(log.contains("rejected a caller"), "{log}");
+    assert!(
+        !log.contains("not-a-jwt") && !log.contains(&tampered[tampered.len() - 30..]),
+        "a token leaked into the log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn servers_refuse_forged_identity_sent_around_the_gateway() {
+    let mut platform = Platform::start();
+    let direct = format!(
+        "{}/mcp",
+        platform.start_knowledge(&FINANCE_DOCS.replace("finance-docs", "finance-direct"))
+    );
+    let http = reqwest::Client::new();
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "forger", "version": "1"}}});
+    let forged = [
+        vec![
+            ("x-forwarded-user", "lena"),
+            ("x-forwarded-groups", "finance,finance-leads"),
+        ],
+        vec![
+            ("x-forwarded-user", "lena"),
+            ("x-switchboard-assertion", "eyJhbGciOiJFZERTQSJ9.e30.c2ln"),
+        ],
+        vec![],
+    ];
+    for headers in forged {
+        let mut request = http
+            .post(&direct)
+            .header("accept", "application/json, text/event-stream")
+            .json(&body);
+        for (k, v) in &headers {
+            request = request.header(*k, *v);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401, "headers {headers:?} were accepted");
+        let error: Value = response.json().await.unwrap();
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("unauthenticated"),
+            "{error}"
+        );
+    }
+    // The user's own token is no identity to a server either: the gateway never forwards it.
+    let response = http
+        .post(&direct)
+        .header("accept", "application/json, text/event-stream")
+        .bearer_auth(&platform.token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_legacy_session_belongs_to_the_user_who_opened_it() {
+    let platform = Platform::start();
+    let http = reqwest::Client::new();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let response = http
+        .post(&platform.mcp_url)
+        .header("accept", "application/json, text/event-stream")
+        .bearer_auth(platform.token("alice", &[]))
+        .json(&init)
+        .send()
+        .await
+        .unwrap();
+    let session = response.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}});
+    let hijack = http
+        .post(&platform.mcp_url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .bearer_auth(platform.token("mallory", &[]))
+        .json(&list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hijack.status(), 404);
+}

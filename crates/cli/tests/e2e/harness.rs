@@ -1,0 +1,298 @@
+//! The loopback harness: starts `switchboard` processes on OS-chosen ports, waits for their ready
+//! files, kills them when dropped, and prints their logs when a test fails.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_switchboard")
+}
+
+/// A child process that is killed on drop; its log is printed if the test is failing.
+pub struct Process {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            eprintln!(
+                "----- log of {} -----\n{log}\n----- end of {} -----",
+                self.name, self.name
+            );
+        }
+    }
+}
+
+/// Starts `switchboard ARGS --ready-file <dir>/<name>.ready.json` and waits for the ready file.
+pub fn spawn(dir: &Path, name: &str, args: &[&str]) -> (Process, Value) {
+    let ready = dir.join(format!("{name}.ready.json"));
+    let log = dir.join(format!("{name}.log"));
+    let out = std::fs::File::create(&log).unwrap();
+    let child = Command::new(bin())
+        .args(args)
+        .arg("--ready-file")
+        .arg(&ready)
+        .env("SWITCHBOARD_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::from(out.try_clone().unwrap()))
+        .stderr(Stdio::from(out))
+        .spawn()
+        .unwrap();
+    let mut process = Process {
+        name: name.to_owned(),
+        child,
+        log,
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&ready)
+            && let Ok(value) = serde_json::from_str::<Value>(&text)
+        {
+            return (process, value);
+        }
+        if let Ok(Some(status)) = process.child.try_wait() {
+            let log = std::fs::read_to_string(&process.log).unwrap_or_default();
+            panic!("{name} exited with {status} before it was ready:\n{log}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} was not ready within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The whole platform from `switchboard up`, plus any extra servers a test starts.
+pub struct Platform {
+    pub dir: TempDir,
+    pub registry_url: String,
+    pub gateway_url: String,
+    pub mcp_url: String,
+    /// The development token `up` printed (user `developer`, group `employees`).
+    pub token: String,
+    processes: Vec<Process>,
+}
+
+impl Platform {
+    pub fn start() -> Platform {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let data = data.to_str().unwrap();
+        let (up, ready) = spawn(
+            dir.path(),
+            "up",
+            &[
+                "up",
+                "--data-dir",
+                data,
+                "--registry-port",
+                "0",
+                "--gateway-port",
+                "0",
+                "--knowledge-port",
+                "0",
+            ],
+        );
+        let field = |k: &str| ready[k].as_str().unwrap().to_owned();
+        Platform {
+            registry_url: field("registry_url"),
+            gateway_url: field("gateway_url"),
+            mcp_url: field("mcp_url"),
+            token: field("token"),
+            dir,
+            processes: vec![up],
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A development token for `user` in `groups`.
+    pub fn token(&self, user: &str, groups: &[&str]) -> String {
+        let out = Command::new(bin())
+            .args([
+                "token",
+                "--user",
+                user,
+                "--groups",
+                &groups.join(","),
+                "--data-dir",
+            ])
+            .arg(self.data_dir())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// Starts another Knowledge server with `manifest`, registered with the registry and trusting
+    /// the gateway. Returns the server's own (direct) URL.
+    pub fn start_knowledge(&mut self, manifest: &str) -> String {
+        let path = self
+            .dir
+            .path()
+            .join(format!("manifest-{}.toml", self.processes.len()));
+        std::fs::write(&path, manifest).unwrap();
+        let jwks = format!("{}/.well-known/jwks.json", self.gateway_url);
+        let data = self.data_dir();
+        let name = format!("server-{}", self.processes.len());
+        let (process, ready) = spawn(
+            self.dir.path(),
+            &name,
+            &[
+                "server",
+                "knowledge",
+                "--listen",
+                "127.0.0.1:0",
+                "--manifest",
+                path.to_str().unwrap(),
+                "--gateway-jwks",
+                &jwks,
+                "--gateway-issuer",
+                &self.gateway_url,
+                "--register-with",
+                &self.registry_url,
+                "--dev-issuer",
+                "--data-dir",
+                data.to_str().unwrap(),
+            ],
+        );
+        self.processes.push(process);
+        ready["url"].as_str().unwrap().to_owned()
+    }
+
+    pub fn start_conformance_fixture(&mut self) -> String {
+        let jwks = format!("{}/.well-known/jwks.json", self.gateway_url);
+        let data = self.data_dir();
+        let name = format!("conformance-{}", self.processes.len());
+        let (process, ready) = spawn(
+            self.dir.path(),
+            &name,
+            &[
+                "server",
+                "conformance",
+                "--listen",
+                "127.0.0.1:0",
+                "--allow-anonymous",
+                "--gateway-jwks",
+                &jwks,
+                "--gateway-issuer",
+                &self.gateway_url,
+                "--register-with",
+                &self.registry_url,
+                "--dev-issuer",
+                "--data-dir",
+                data.to_str().unwrap(),
+            ],
+        );
+        self.processes.push(process);
+        ready["url"].as_str().unwrap().to_owned()
+    }
+
+    /// The registry's audit records (newest first), read with an auditor's token.
+    pub fn audit(&self, server: &str) -> Vec<Value> {
+        let admin = self.token("auditor", &["platform-admins"]);
+        let url = format!("{}/v1/audit?server={server}&limit=1000", self.registry_url);
+        let body: Value = blocking_get(&url, &admin);
+        body["records"].as_array().unwrap().clone()
+    }
+}
+
+pub fn blocking_get(url: &str, token: &str) -> Value {
+    let url = url.to_owned();
+    let token = token.to_owned();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let response = reqwest::Client::new()
+                    .get(&url)
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(
+                    response.status().is_success(),
+                    "GET {url}: {}",
+                    response.status()
+                );
+                response.json::<Value>().await.unwrap()
+            })
+    })
+    .join()
+    .unwrap()
+}
+
+/// `true` when the external tool is present. Otherwise the test is skipped with a message, or
+/// fails under `CI=true`, where `.ci/run` has installed every tool.
+pub fn available(what: &str, present: bool) -> bool {
+    if present {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{what} is required under CI=true; .ci/run installs it");
+    }
+    eprintln!("SKIPPED: {what} is not installed (run .ci/run to install it)");
+    false
+}
+
+/// The Python interpreter with the official MCP SDK: `SWITCHBOARD_PYTHON`, else the venv that
+/// `.ci/run` makes, else `python3`.
+pub fn python() -> Option<PathBuf> {
+    let mut candidates = Vec::new();
+    if let Ok(p) = std::env::var("SWITCHBOARD_PYTHON") {
+        candidates.push(PathBuf::from(p));
+    }
+    if let Ok(home) = std::env::var("HOME") {
+        candidates.push(PathBuf::from(home).join(".cache/switchboard-venv/bin/python"));
+    }
+    candidates.push(PathBuf::from("python3"));
+    candidates.into_iter().find(|p| {
+        Command::new(p)
+            .args(["-c", "import mcp, httpx2"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// The folder whose `node_modules/.bin` holds node 22, the conformance suite and the inspector:
+/// `SWITCHBOARD_NODE_TOOLS`, else the one `.ci/run` installs.
+pub fn node_tools() -> Option<PathBuf> {
+    let dir = match std::env::var("SWITCHBOARD_NODE_TOOLS") {
+        Ok(d) => PathBuf::from(d),
+        Err(_) => PathBuf::from(std::env::var("HOME").ok()?).join(".cache/switchboard-node"),
+    };
+    let bin = dir.join("node_modules/.bin");
+    (bin.join("node").exists()
+        && bin.join("conformance").exists()
+        && bin.join("mcp-inspector").exists())
+    .then_some(bin)
+}
+
+/// A command that runs a Node tool from `bin` with node 22 first on the PATH.
+pub fn node_command(bin: &Path, tool: &str) -> Command {
+    let mut command = Command::new(bin.join("node"));
+    command.arg(bin.join(tool));
+    let path = std::env::var("PATH").unwrap_or_default();
+    command.env("PATH", format!("{}:{path}", bin.display()));
+    command
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests: they start the real `switchboard` binary on loopback ports chosen by the OS
+//! and drive it with real MCP clients (rmcp, the official Python SDK, the MCP Inspector CLI) and
+//! the official conformance suite. Tools that are not installed are skipped with a message, except
+//! under `CI=true`, where a missing tool fails the test.
+
+#![allow(unreachable_pub)]
+
+mod clients;
+mod conformance;
+mod governance;
+mod harness;
