@@ -14,6 +14,8 @@ pub(crate) const UNAUTHENTICATED: i64 = -32001;
 pub(crate) const UPSTREAM: i64 = -32002;
 pub(crate) const PARSE_ERROR: i64 = -32700;
 pub(crate) const INVALID_REQUEST: i64 = -32600;
+/// MCP 2026-07-28: a standard header disagrees with the body.
+pub(crate) const HEADER_MISMATCH: i64 = -32020;
 
 pub(crate) fn jsonrpc_error(id: &Value, code: i64, message: &str, data: Option<Value>) -> Value {
     let mut error = serde_json::json!({ "code": code, "message": message });

@@ -39,6 +39,8 @@ pub struct GatewayConfig {
     pub issuer: String,
     /// Browser origins allowed to call MCP routes (requests without `Origin` are always allowed).
     pub allowed_origins: Vec<String>,
+    /// Host names (without port) the gateway answers to, against DNS rebinding; empty allows any.
+    pub allowed_hosts: Vec<String>,
     /// How often the catalog is re-read from the registry.
     pub catalog_refresh: Duration,
     /// Where audit records wait when the registry cannot take them.
@@ -51,6 +53,7 @@ pub(crate) struct Gateway {
     pub(crate) assertion_key: SigningKey,
     pub(crate) issuer: String,
     pub(crate) allowed_origins: Vec<String>,
+    pub(crate) allowed_hosts: Vec<String>,
     pub(crate) audit: AuditSink,
     pub(crate) sessions: sessions::SessionOwners,
     pub(crate) upstream: reqwest::Client,
@@ -77,6 +80,7 @@ pub async fn build(config: GatewayConfig, shutdown: Shutdown) -> anyhow::Result<
         assertion_key: config.assertion_key,
         issuer: config.issuer,
         allowed_origins: config.allowed_origins,
+        allowed_hosts: config.allowed_hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect(),
         audit,
         sessions: sessions::SessionOwners::default(),
         upstream,
@@ -94,6 +98,11 @@ fn router(gateway: Arc<Gateway>) -> Router {
             get(move || async move { Json(jwks) }),
         )
         .merge(service_kit::health_routes())
+}
+
+/// The host names a gateway listening on loopback answers to by default.
+pub fn loopback_hosts() -> Vec<String> {
+    ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec()
 }
 
 /// Serves the gateway on `listener` until `shutdown`.

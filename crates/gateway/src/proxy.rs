@@ -24,7 +24,7 @@ use serde_json::Value;
 
 use crate::{
     Gateway,
-    error::{self, DENIED, INVALID_REQUEST, PARSE_ERROR, UPSTREAM},
+    error::{self, DENIED, HEADER_MISMATCH, INVALID_REQUEST, PARSE_ERROR, UPSTREAM},
     inspect, sse,
 };
 
@@ -81,6 +81,10 @@ pub(crate) async fn handle(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
+    if !host_allowed(&gw, &parts.headers) {
+        tracing::warn!(host = ?parts.headers.get(header::HOST), "refused a request for a foreign host");
+        return error::respond(StatusCode::FORBIDDEN, &Value::Null, INVALID_REQUEST, "the request's Host is not allowed");
+    }
     if let Some(origin) = parts.headers.get(header::ORIGIN)
         && !origin_allowed(&gw, origin, &parts.headers)
     {
@@ -194,6 +198,12 @@ pub(crate) async fn handle(
                 .and_then(Value::as_str)
                 .map(str::to_owned);
             let id = message.get("id").cloned();
+            // Header/body agreement is checked before policy: policy reads the body, and the server
+            // may route or log by the headers, so the two must never disagree.
+            if let Err(mismatch) = inspect::check_standard_headers(&parts.headers, &message) {
+                let id = id.as_ref().unwrap_or(&Value::Null);
+                return error::respond(StatusCode::BAD_REQUEST, id, HEADER_MISMATCH, &mismatch);
+            }
             let inspect = match decide(
                 &gw,
                 &server,
@@ -675,6 +685,22 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// DNS-rebinding protection: the `Host` header must name this gateway.
+fn host_allowed(gw: &Gateway, headers: &HeaderMap) -> bool {
+    if gw.allowed_hosts.is_empty() {
+        return true;
+    }
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let host = host.to_ascii_lowercase();
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host.as_str(), |(name, port)| if port.chars().all(|c| c.is_ascii_digit()) { name } else { host.as_str() }),
+    };
+    gw.allowed_hosts.iter().any(|allowed| allowed == name)
 }
 
 /// Browsers send `Origin`; only configured origins, or the gateway's own host, may call.

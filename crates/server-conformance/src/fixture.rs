@@ -73,6 +73,12 @@ impl Conformance {
         ])
     }
 
+    #[tool(description = "Answers after a short pause, on an SSE stream (SEP-1699 polling)")]
+    async fn test_reconnection(&self) -> CallToolResult {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        CallToolResult::success(vec![ContentBlock::text("Reconnection test completed")])
+    }
+
     #[tool(description = "Always returns an error result")]
     async fn test_error_handling(&self) -> CallToolResult {
         CallToolResult::error(vec![ContentBlock::text(

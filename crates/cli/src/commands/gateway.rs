@@ -44,6 +44,10 @@ pub(crate) struct Args {
     /// Browser origins allowed to call MCP routes.
     #[arg(long = "allowed-origin")]
     allowed_origins: Vec<String>,
+    /// Host names the gateway answers to (DNS-rebinding protection). Default: the loopback
+    /// names when listening on loopback, else any host.
+    #[arg(long = "allowed-host")]
+    allowed_hosts: Vec<String>,
     /// Seconds between catalog refreshes.
     #[arg(long, default_value_t = 5)]
     catalog_refresh_secs: u64,
@@ -88,6 +92,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         )?,
         issuer: args.issuer.unwrap_or_else(|| url.clone()),
         allowed_origins: args.allowed_origins,
+        allowed_hosts: if args.allowed_hosts.is_empty() && args.listen.ip().is_loopback() {
+            gateway::loopback_hosts()
+        } else {
+            args.allowed_hosts
+        },
         catalog_refresh: Duration::from_secs(args.catalog_refresh_secs.max(1)),
         audit_spool: args.data.data_dir.join("audit-spool.jsonl"),
     };
