@@ -86,19 +86,31 @@ pub(crate) fn filter_tools_list(message: &mut Value, may_call: impl Fn(&str) -> 
 
 /// MCP 2026-07-28 requires `Mcp-Method` (and `Mcp-Name` for calls, reads and prompt gets) to
 /// match the body. Requests that declare an older protocol version carry no such headers.
-pub(crate) fn check_standard_headers(headers: &http::HeaderMap, message: &Value) -> Result<(), String> {
-    let version = headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok()).unwrap_or_default();
+pub(crate) fn check_standard_headers(
+    headers: &http::HeaderMap,
+    message: &Value,
+) -> Result<(), String> {
+    let version = headers
+        .get("mcp-protocol-version")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     if version < "2026-07-28" {
         return Ok(());
     }
     let Some(method) = message.get("method").and_then(Value::as_str) else {
         return Ok(()); // a response to a server request
     };
-    let header = |name: &str| headers.get(name).map(|v| v.to_str().ok().and_then(decode_header_value));
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .map(|v| v.to_str().ok().and_then(decode_header_value))
+    };
     match header("mcp-method") {
         Some(Some(value)) if value == method => {}
         Some(Some(value)) => {
-            return Err(format!("the Mcp-Method header ({value}) does not match the body's method ({method})"));
+            return Err(format!(
+                "the Mcp-Method header ({value}) does not match the body's method ({method})"
+            ));
         }
         Some(None) => return Err("the Mcp-Method header is not valid".into()),
         None => return Err("the Mcp-Method header is required".into()),
@@ -113,7 +125,9 @@ pub(crate) fn check_standard_headers(headers: &http::HeaderMap, message: &Value)
     .unwrap_or_default();
     match header("mcp-name") {
         Some(Some(value)) if value == name => Ok(()),
-        Some(Some(_)) => Err(format!("the Mcp-Name header does not match the body's name ({name})")),
+        Some(Some(_)) => Err(format!(
+            "the Mcp-Name header does not match the body's name ({name})"
+        )),
         Some(None) => Err("the Mcp-Name header is not valid".into()),
         None => Err("the Mcp-Name header is required".into()),
     }
@@ -121,10 +135,15 @@ pub(crate) fn check_standard_headers(headers: &http::HeaderMap, message: &Value)
 
 /// Header values outside ASCII travel as `=?base64?<data>?=`.
 fn decode_header_value(value: &str) -> Option<String> {
-    match value.strip_prefix("=?base64?").and_then(|v| v.strip_suffix("?=")) {
+    match value
+        .strip_prefix("=?base64?")
+        .and_then(|v| v.strip_suffix("?="))
+    {
         Some(encoded) => {
             use base64::Engine;
-            let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .ok()?;
             String::from_utf8(bytes).ok()
         }
         None => Some(value.to_owned()),
@@ -166,7 +185,11 @@ mod tests {
         let check = |pairs: &[(&'static str, &str)]| check_standard_headers(&headers(pairs), &call);
         assert!(check(&[("mcp-protocol-version", "2025-11-25")]).is_ok());
         assert!(check(&[version, method, ("mcp-name", "=?base64?aMOpbGxv?=")]).is_ok());
-        assert!(check(&[version, method, ("mcp-name", "other")]).unwrap_err().contains("Mcp-Name"));
+        assert!(
+            check(&[version, method, ("mcp-name", "other")])
+                .unwrap_err()
+                .contains("Mcp-Name")
+        );
         assert!(check(&[version, method]).unwrap_err().contains("required"));
         let err = check(&[version, ("mcp-method", "tools/list")]).unwrap_err();
         assert!(err.contains("does not match"), "{err}");

@@ -80,7 +80,11 @@ pub async fn build(config: GatewayConfig, shutdown: Shutdown) -> anyhow::Result<
         assertion_key: config.assertion_key,
         issuer: config.issuer,
         allowed_origins: config.allowed_origins,
-        allowed_hosts: config.allowed_hosts.into_iter().map(|h| h.to_ascii_lowercase()).collect(),
+        allowed_hosts: config
+            .allowed_hosts
+            .into_iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
         audit,
         sessions: sessions::SessionOwners::default(),
         upstream,

@@ -83,7 +83,12 @@ pub(crate) async fn handle(
     let (parts, body) = request.into_parts();
     if !host_allowed(&gw, &parts.headers) {
         tracing::warn!(host = ?parts.headers.get(header::HOST), "refused a request for a foreign host");
-        return error::respond(StatusCode::FORBIDDEN, &Value::Null, INVALID_REQUEST, "the request's Host is not allowed");
+        return error::respond(
+            StatusCode::FORBIDDEN,
+            &Value::Null,
+            INVALID_REQUEST,
+            "the request's Host is not allowed",
+        );
     }
     if let Some(origin) = parts.headers.get(header::ORIGIN)
         && !origin_allowed(&gw, origin, &parts.headers)
@@ -698,7 +703,13 @@ fn host_allowed(gw: &Gateway, headers: &HeaderMap) -> bool {
     let host = host.to_ascii_lowercase();
     let name = match host.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or_default(),
-        None => host.rsplit_once(':').map_or(host.as_str(), |(name, port)| if port.chars().all(|c| c.is_ascii_digit()) { name } else { host.as_str() }),
+        None => host.rsplit_once(':').map_or(host.as_str(), |(name, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                name
+            } else {
+                host.as_str()
+            }
+        }),
     };
     gw.allowed_hosts.iter().any(|allowed| allowed == name)
 }

@@ -18,16 +18,19 @@ const WAV: &str = "UklGRigAAABXQVZFZm10IBAAAAABAAEAQB8AAIA+AAACABAAZGF0YQQAAAAAA
 #[derive(Clone)]
 pub struct Conformance {
     tool_router: ToolRouter<Conformance>,
+    /// Seals MRTR request state (HMAC).
+    pub(crate) codec: RequestStateCodec,
 }
 
 #[tool_router]
 impl Conformance {
-    pub fn new(tool_router: ToolRouter<Conformance>) -> Conformance {
-        Conformance { tool_router }
+    pub fn new(tool_router: ToolRouter<Conformance>, codec: RequestStateCodec) -> Conformance {
+        Conformance { tool_router, codec }
     }
 
+    /// Every fixture tool: the plain ones here and the interactive ones.
     pub fn tools() -> ToolRouter<Conformance> {
-        Self::tool_router()
+        Self::tool_router() + Self::interactive()
     }
 
     #[tool(description = "Returns simple text content")]
@@ -146,6 +149,14 @@ impl ServerHandler for Conformance {
         )
         .with_server_info(Implementation::new(crate::NAME, env!("CARGO_PKG_VERSION")))
         .with_instructions("The Switchboard conformance fixture.")
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        // rmcp narrows this to what `get_info` advertises before acknowledging.
+        Some(requested.clone())
     }
 
     async fn set_level(
@@ -286,6 +297,11 @@ impl ServerHandler for Conformance {
                 Some("A prompt with an image"),
                 None,
             ),
+            Prompt::new(
+                "test_input_required_result_prompt",
+                Some("A prompt that first asks the user for context"),
+                None,
+            ),
         ]))
     }
 
@@ -329,6 +345,13 @@ impl ServerHandler for Conformance {
                 ),
                 PromptMessage::new_text(Role::User, "Please process the embedded resource above."),
             ],
+            "test_input_required_result_prompt" => match prompt_context(&request) {
+                Some(context) => vec![PromptMessage::new_text(
+                    Role::User,
+                    format!("Use this context: {context}"),
+                )],
+                None => return ask_for_prompt_context(),
+            },
             "test_prompt_with_image" => vec![
                 PromptMessage::new(Role::User, ContentBlock::image(PNG, "image/png")),
                 PromptMessage::new_text(Role::User, "Please analyze the image above."),
@@ -342,4 +365,34 @@ impl ServerHandler for Conformance {
         };
         Ok(GetPromptResult::new(messages).into())
     }
+}
+
+/// The context the user gave for `test_input_required_result_prompt`, once they accepted.
+fn prompt_context(request: &GetPromptRequestParams) -> Option<String> {
+    let response = request.input_responses.as_ref()?.get("user_context")?;
+    if response.get("action")?.as_str()? != "accept" {
+        return None;
+    }
+    response
+        .get("content")?
+        .get("context")?
+        .as_str()
+        .map(str::to_owned)
+}
+
+fn ask_for_prompt_context() -> Result<GetPromptResponse, ErrorData> {
+    let ask = serde_json::json!({
+        "resultType": "input_required",
+        "inputRequests": { "user_context": { "method": "elicitation/create", "params": {
+            "message": "What context should the prompt use?",
+            "requestedSchema": {
+                "type": "object",
+                "properties": { "context": { "type": "string" } },
+                "required": ["context"]
+            }
+        } } }
+    });
+    let ask: InputRequiredResult =
+        serde_json::from_value(ask).map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+    Ok(ask.into())
 }

@@ -7,6 +7,7 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use server_sdk::{Caller, Governance, HttpOptions, IdentityMode};
 
 mod fixture;
+mod interactive;
 
 pub use fixture::Conformance;
 
@@ -16,6 +17,7 @@ pub const MANIFEST: &str = include_str!("../switchboard.toml");
 pub struct Fixture {
     governance: Governance,
     router: ToolRouter<Conformance>,
+    codec: rmcp::model::RequestStateCodec,
 }
 
 impl Fixture {
@@ -27,17 +29,28 @@ impl Fixture {
         let router = governance
             .govern(Conformance::tools())
             .map_err(|p| anyhow::anyhow!("{p:?}"))?;
-        Ok(Fixture { governance, router })
+        // A fresh HMAC key per process: request states do not outlive the server.
+        let key: Vec<u8> = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
+            .iter()
+            .flat_map(|u| u.into_bytes())
+            .collect();
+        let codec = rmcp::model::RequestStateCodec::try_new(key)
+            .map_err(|e| anyhow::anyhow!("request state key: {e}"))?;
+        Ok(Fixture {
+            governance,
+            router,
+            codec,
+        })
     }
 
     pub fn handler(&self) -> Conformance {
-        Conformance::new(self.router.clone())
+        Conformance::new(self.router.clone(), self.codec.clone())
     }
 
     pub fn http_router(&self, identity: IdentityMode, allowed_hosts: Vec<String>) -> axum::Router {
-        let router = self.router.clone();
+        let (router, codec) = (self.router.clone(), self.codec.clone());
         server_sdk::http_router(
-            move || Conformance::new(router.clone()),
+            move || Conformance::new(router.clone(), codec.clone()),
             self.governance.clone(),
             HttpOptions {
                 identity,

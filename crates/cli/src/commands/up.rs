@@ -84,7 +84,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         assertion_key: SigningKey::load_or_create(&data_dir.join("keys").join("gateway.json"))?,
         issuer: gateway_url.clone(),
         allowed_origins: Vec::new(),
-        allowed_hosts: if args.host.is_loopback() { gateway::loopback_hosts() } else { Vec::new() },
+        allowed_hosts: if args.host.is_loopback() {
+            gateway::loopback_hosts()
+        } else {
+            Vec::new()
+        },
         catalog_refresh: Duration::from_secs(5),
         audit_spool: data_dir.join("audit-spool.jsonl"),
     };

@@ -4,11 +4,7 @@
 //! (and a listed scenario that passes is stale); and the gateway must pass every check the direct
 //! server passes.
 
-use std::{
-    collections::BTreeMap,
-    path::Path,
-    sync::Arc,
-};
+use std::{collections::BTreeMap, io::Write, path::Path, sync::Arc};
 
 use axum::{
     body::Body,
@@ -50,26 +46,46 @@ fn conformance_suite_direct_and_behind_the_gateway() {
     let direct_url = format!("{}/mcp", platform.start_conformance_fixture());
     let token = platform.token("conformance-bot", &["employees"]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let proxy_url = runtime.block_on(start_token_proxy(format!("{}/servers/conformance/mcp", platform.gateway_url), token));
+    let proxy_url = runtime.block_on(start_token_proxy(
+        format!("{}/servers/conformance/mcp", platform.gateway_url),
+        token,
+    ));
 
-    let baseline: Baseline =
-        toml::from_str(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../conformance/baseline.toml")).unwrap())
-            .unwrap();
+    let baseline: Baseline = toml::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../conformance/baseline.toml"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
     let mut problems = Vec::new();
     for revision in REVISIONS {
         let mut by_target = BTreeMap::new();
         for (target, url) in [("direct", &direct_url), ("gateway", &proxy_url)] {
             // SWITCHBOARD_CONFORMANCE_OUT keeps the suite's detailed results (checks.json per scenario).
-            let root = std::env::var("SWITCHBOARD_CONFORMANCE_OUT").map(std::path::PathBuf::from).unwrap_or_else(|_| platform.dir.path().to_owned());
+            let root = std::env::var("SWITCHBOARD_CONFORMANCE_OUT")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|_| platform.dir.path().to_owned());
             let out = root.join(format!("conformance-{target}-{revision}"));
             let _ = std::fs::remove_dir_all(&out);
             let results = run_suite(&bin, url, revision, &out);
             let (passed, failed) = count(&results);
-            println!("conformance {revision} {target}: {passed} checks passed, {failed} failed");
+            // Written straight to stderr, past the test harness's capture, so CI logs show the counts.
+            let _ = writeln!(
+                std::io::stderr(),
+                "conformance {revision} {target}: {passed} checks passed, {failed} failed"
+            );
             for (scenario, checks) in &results {
-                let failing: Vec<&String> = checks.iter().filter(|(_, s)| *s == "FAILURE").map(|(id, _)| id).collect();
+                let failing: Vec<&String> = checks
+                    .iter()
+                    .filter(|(_, s)| *s == "FAILURE")
+                    .map(|(id, _)| id)
+                    .collect();
                 let listed = baseline.failure.iter().find(|e| {
-                    e.revision == revision && e.scenario == *scenario && (e.target == target || e.target == "both")
+                    e.revision == revision
+                        && e.scenario == *scenario
+                        && (e.target == target || e.target == "both")
                 });
                 match (failing.is_empty(), listed) {
                     (false, None) => problems.push(format!("{revision} {target}: {scenario} fails ({failing:?}) and is not in the baseline")),
@@ -83,14 +99,22 @@ fn conformance_suite_direct_and_behind_the_gateway() {
         // The gateway must not lose checks that the direct server passes.
         for (scenario, checks) in &by_target["direct"] {
             for (check, status) in checks {
-                let via_gateway = by_target["gateway"].get(scenario).and_then(|c| c.get(check));
+                let via_gateway = by_target["gateway"]
+                    .get(scenario)
+                    .and_then(|c| c.get(check));
                 if status == "SUCCESS" && via_gateway.map(String::as_str) != Some("SUCCESS") {
-                    problems.push(format!("{revision}: the gateway loses {scenario}/{check} ({via_gateway:?})"));
+                    problems.push(format!(
+                        "{revision}: the gateway loses {scenario}/{check} ({via_gateway:?})"
+                    ));
                 }
             }
         }
     }
-    assert!(problems.is_empty(), "conformance problems:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "conformance problems:\n{}",
+        problems.join("\n")
+    );
 }
 
 fn run_suite(bin: &Path, url: &str, revision: &str, out: &Path) -> Results {
@@ -101,21 +125,37 @@ fn run_suite(bin: &Path, url: &str, revision: &str, out: &Path) -> Results {
         .unwrap();
     // The suite exits non-zero when scenarios fail; the baseline decides what is acceptable.
     let mut results = Results::new();
-    let entries = std::fs::read_dir(out)
-        .unwrap_or_else(|e| panic!("no results in {} ({e}): {}", out.display(), String::from_utf8_lossy(&output.stdout)));
+    let entries = std::fs::read_dir(out).unwrap_or_else(|e| {
+        panic!(
+            "no results in {} ({e}): {}",
+            out.display(),
+            String::from_utf8_lossy(&output.stdout)
+        )
+    });
     for entry in entries {
         let path = entry.unwrap().path();
         let folder = path.file_name().unwrap().to_string_lossy().to_string();
-        let Some(rest) = folder.strip_prefix("server-") else { continue };
+        let Some(rest) = folder.strip_prefix("server-") else {
+            continue;
+        };
         let scenario = scenario_name(rest);
-        let Ok(text) = std::fs::read_to_string(path.join("checks.json")) else { continue };
+        let Ok(text) = std::fs::read_to_string(path.join("checks.json")) else {
+            continue;
+        };
         let checks: Vec<Value> = serde_json::from_str(&text).unwrap();
         let statuses = results.entry(scenario).or_default();
         for check in checks {
-            statuses.insert(check["id"].as_str().unwrap().to_owned(), check["status"].as_str().unwrap().to_owned());
+            statuses.insert(
+                check["id"].as_str().unwrap().to_owned(),
+                check["status"].as_str().unwrap().to_owned(),
+            );
         }
     }
-    assert!(!results.is_empty(), "the suite produced no results: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        !results.is_empty(),
+        "the suite produced no results: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     results
 }
 
@@ -152,7 +192,11 @@ struct ProxyState {
 /// The conformance suite cannot send a bearer token, so it talks to this loopback proxy, which adds
 /// one and forwards everything else (Host and Origin included) to the gateway route unchanged.
 async fn start_token_proxy(target: String, token: String) -> String {
-    let state = Arc::new(ProxyState { target, token, http: reqwest::Client::new() });
+    let state = Arc::new(ProxyState {
+        target,
+        token,
+        http: reqwest::Client::new(),
+    });
     let app = axum::Router::new().fallback(forward).with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -163,7 +207,11 @@ async fn start_token_proxy(target: String, token: String) -> String {
 async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, 64 << 20).await.unwrap();
-    let mut upstream = state.http.request(parts.method, &state.target).bearer_auth(&state.token).body(body);
+    let mut upstream = state
+        .http
+        .request(parts.method, &state.target)
+        .bearer_auth(&state.token)
+        .body(body);
     for (name, value) in &parts.headers {
         if name != "content-length" && name != "authorization" {
             upstream = upstream.header(name, value);
@@ -176,6 +224,6 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
             out = out.header(name, value);
         }
     }
-    out.body(Body::from_stream(response.bytes_stream())).unwrap()
+    out.body(Body::from_stream(response.bytes_stream()))
+        .unwrap()
 }
-
