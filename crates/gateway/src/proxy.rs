@@ -81,7 +81,7 @@ pub(crate) async fn handle(
     request: Request,
 ) -> Response {
     let (parts, body) = request.into_parts();
-    if !host_allowed(&gw, &parts.headers) {
+    if !host_allowed(&gw.allowed_hosts, &parts.headers) {
         tracing::warn!(host = ?parts.headers.get(header::HOST), "refused a request for a foreign host");
         return error::respond(
             StatusCode::FORBIDDEN,
@@ -693,8 +693,8 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// DNS-rebinding protection: the `Host` header must name this gateway.
-fn host_allowed(gw: &Gateway, headers: &HeaderMap) -> bool {
-    if gw.allowed_hosts.is_empty() {
+fn host_allowed(allowed_hosts: &[String], headers: &HeaderMap) -> bool {
+    if allowed_hosts.is_empty() {
         return true;
     }
     let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
@@ -711,7 +711,7 @@ fn host_allowed(gw: &Gateway, headers: &HeaderMap) -> bool {
             }
         }),
     };
-    gw.allowed_hosts.iter().any(|allowed| allowed == name)
+    allowed_hosts.iter().any(|allowed| allowed == name)
 }
 
 /// Browsers send `Origin`; only configured origins, or the gateway's own host, may call.
@@ -736,4 +736,28 @@ fn now_ms() -> i64 {
 
 fn uuid_v7() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_checked_without_their_port() {
+        let allowed = crate::loopback_hosts();
+        let check = |host: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::HOST, host.parse().unwrap());
+            host_allowed(&allowed, &headers)
+        };
+        assert!(check("localhost:7701"));
+        assert!(check("127.0.0.1"));
+        assert!(check("[::1]:7701"));
+        assert!(check("LOCALHOST"));
+        assert!(!check("evil.example.com"));
+        assert!(!check("evil.example.com:7701"));
+        assert!(!check("localhost.evil.com"));
+        assert!(!host_allowed(&allowed, &HeaderMap::new()));
+        assert!(host_allowed(&[], &HeaderMap::new()));
+    }
 }

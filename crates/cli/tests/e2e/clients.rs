@@ -174,3 +174,33 @@ fn inspector_cli_searches_through_the_gateway() {
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["outcome"], "ok");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn knowledge_serves_over_stdio_with_the_local_identity() {
+    use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+    let command = tokio::process::Command::new(crate::harness::bin()).configure(|c| {
+        c.args(["server", "knowledge", "--stdio"])
+            .env("SWITCHBOARD_USER", "local-dev")
+            .env("SWITCHBOARD_LOG", "warn")
+            .stderr(std::process::Stdio::null());
+    });
+    let client = ().serve(TokioChildProcess::new(command).unwrap()).await.unwrap();
+    let tools: Vec<String> = client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert_eq!(tools, ["get_doc", "search_docs"]);
+    let arguments = json!({"path": "runbooks/on-call-handoff.md"})
+        .as_object()
+        .unwrap()
+        .clone();
+    let doc = client
+        .call_tool(CallToolRequestParams::new("get_doc").with_arguments(arguments))
+        .await
+        .unwrap();
+    assert_eq!(doc.structured_content.unwrap()["title"], "On-call handoff");
+    client.cancel().await.unwrap();
+}

@@ -1,0 +1,109 @@
+//! An audit record survives the registry being down: it is spooled to disk, and delivered (once)
+//! when the registry is back.
+
+use std::sync::Arc;
+
+use gateway::AuditSink;
+use identity::{Claims, KeySource, SigningKey, TrustedIssuer, Verifier, jwks_document};
+use registry::RegistryState;
+use registry_api::{AuditRecord, Outcome};
+use registry_client::{Credentials, RegistryClient};
+use registry_store::{AuditFilter, SqliteStore, Store};
+
+fn record(id: &str) -> AuditRecord {
+    AuditRecord {
+        id: id.into(),
+        time_ms: 1,
+        user: "alice".into(),
+        groups: vec![],
+        surface: None,
+        server: "knowledge".into(),
+        method: "tools/call".into(),
+        tool: Some("search_docs".into()),
+        argument_digest: Some("00".into()),
+        outcome: Outcome::Ok,
+        is_error: false,
+        detail: None,
+        latency_ms: 3,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_wait_in_the_spool_until_the_registry_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = Arc::new(SigningKey::generate().unwrap());
+    let mint = {
+        let key = key.clone();
+        move || {
+            key.sign(&Claims::new(
+                "urn:test",
+                "gateway",
+                "switchboard",
+                vec!["writers".into()],
+                60,
+            ))
+            .map_err(|e| e.to_string())
+        }
+    };
+    // A port nobody listens on yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let client = RegistryClient::new(
+        &format!("http://127.0.0.1:{port}"),
+        Credentials::Mint(Arc::new(mint)),
+    );
+    let spool = dir.path().join("audit-spool.jsonl");
+    let sink = AuditSink::new(client, spool.clone()).unwrap();
+
+    sink.record(record("a")).await;
+    sink.record(record("b")).await;
+    let spooled = std::fs::read_to_string(&spool).unwrap();
+    assert_eq!(spooled.lines().count(), 2, "{spooled}");
+
+    // The registry comes up on that port.
+    let store = Arc::new(
+        SqliteStore::open(&dir.path().join("registry.db"))
+            .await
+            .unwrap(),
+    );
+    let verifier = Verifier::new(
+        "switchboard",
+        vec![TrustedIssuer {
+            issuer: "urn:test".into(),
+            keys: KeySource::Static(jwks_document(&[&key])),
+        }],
+    )
+    .unwrap();
+    let state = RegistryState {
+        store: store.clone(),
+        verifier,
+        writer_groups: vec!["writers".into()],
+        auditor_groups: vec![],
+        dev_issuer_jwks: None,
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(registry::run(
+        Arc::new(state),
+        listener,
+        service_kit::Shutdown::new(),
+    ));
+
+    sink.drain().await;
+    sink.drain().await; // nothing left: a second drain sends nothing twice
+    let stored = store
+        .list_audit(&AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut ids: Vec<&str> = stored.iter().map(|r| r.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["a", "b"]);
+    assert_eq!(std::fs::read_to_string(&spool).unwrap(), "");
+}
