@@ -42,8 +42,16 @@ impl AuditSink {
         })
     }
 
-    /// Records `record` durably: in the registry, or failing that in the spool.
+    /// Records `record` durably: in the registry, or failing that in the spool. The write runs on
+    /// its own task, so a caller that goes away mid-write (a client disconnecting) cannot cancel it.
     pub async fn record(&self, record: AuditRecord) {
+        let sink = self.clone();
+        if let Err(e) = tokio::spawn(async move { sink.write(record).await }).await {
+            tracing::error!(error = %e, "the audit writer task failed");
+        }
+    }
+
+    async fn write(&self, record: AuditRecord) {
         for attempt in 0..2 {
             match self
                 .inner

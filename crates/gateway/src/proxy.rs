@@ -210,7 +210,6 @@ pub(crate) async fn handle(
                 return error::respond(StatusCode::BAD_REQUEST, id, HEADER_MISMATCH, &mismatch);
             }
             let inspect = match decide(
-                &gw,
                 &server,
                 &who,
                 surface.as_deref(),
@@ -219,7 +218,13 @@ pub(crate) async fn handle(
                 &id,
             ) {
                 Ok(inspect) => inspect,
-                Err(denial) => return denial,
+                Err((record, denial)) => {
+                    // Audited before the caller hears of it, like every other call.
+                    if let Some(record) = record {
+                        gw.audit.record(record).await;
+                    }
+                    return denial;
+                }
             };
             forward(
                 &gw,
@@ -245,14 +250,13 @@ pub(crate) async fn handle(
 
 /// Applies server gating and tool policy to one message; returns what to inspect, or the denial.
 fn decide(
-    gw: &Arc<Gateway>,
     server: &ServerView,
     who: &Principal,
     surface: Option<&str>,
     method: Option<&str>,
     message: &Value,
     id: &Option<Value>,
-) -> Result<Inspect, Response> {
+) -> Result<Inspect, (Option<AuditRecord>, Response)> {
     let (Some(method), Some(id)) = (method, id) else {
         return Ok(Inspect::Nothing); // a notification or a response to a server request
     };
@@ -314,9 +318,8 @@ fn decide(
                 record.outcome = Outcome::Denied;
                 record.is_error = true;
                 record.detail = Some(message.clone());
-                let gw = gw.clone();
-                let id = id.clone();
-                return Err(deny_response(gw, record, id, message, policy));
+                let response = deny_response(&record, id, &message, policy.as_deref());
+                return Err((Some(record), response));
             }
             Ok(Inspect::AuditCall(Box::new(CallContext {
                 record,
@@ -326,39 +329,30 @@ fn decide(
         m if LIFECYCLE_METHODS.contains(&m) => Ok(Inspect::Nothing),
         _ => match decide_server(who, server_access) {
             Decision::Allow { .. } => Ok(Inspect::Nothing),
-            Decision::Deny { reason, .. } => Err(error::respond(
-                StatusCode::OK,
-                id,
-                DENIED,
-                &format!("denied by policy server-access: {reason}"),
-            )
-            .into_response()),
+            Decision::Deny { reason, .. } => {
+                let message = format!("denied by policy server-access: {reason}");
+                Err((None, error::respond(StatusCode::OK, id, DENIED, &message)))
+            }
         },
     }
 }
 
-/// A denied call: audited, then answered with an explicit JSON-RPC error naming the policy.
+/// A denied call's answer: an explicit JSON-RPC error naming the policy (never "not found").
 fn deny_response(
-    gw: Arc<Gateway>,
-    record: AuditRecord,
-    id: Value,
-    message: String,
-    policy: Option<String>,
+    record: &AuditRecord,
+    id: &Value,
+    message: &str,
+    policy: Option<&str>,
 ) -> Response {
-    let data = serde_json::json!({ "policy": policy.as_deref().unwrap_or("server-access"), "server": record.server, "tool": record.tool });
-    let body = error::jsonrpc_error(&id, DENIED, &message, Some(data));
+    let policy = policy.unwrap_or("server-access");
+    let data =
+        serde_json::json!({ "policy": policy, "server": record.server, "tool": record.tool });
     tracing::info!(user = %record.user, server = %record.server, tool = ?record.tool, %message, "denied a tool call");
-    // The record is written before the response leaves, like every other audit record.
-    let stream = futures::stream::once(async move {
-        gw.audit.record(record).await;
-        Ok::<_, std::io::Error>(Bytes::from(body.to_string()))
-    });
-    let mut response = Response::new(Body::from_stream(stream));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    (
+        StatusCode::OK,
+        axum::Json(error::jsonrpc_error(id, DENIED, message, Some(data))),
+    )
+        .into_response()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -426,20 +420,27 @@ async fn forward(
     }
 
     let (id, request_method) = request.unzip();
+    let (filter_tools, call) = match inspect {
+        Inspect::Nothing => (false, None),
+        Inspect::FilterTools => (true, None),
+        Inspect::AuditCall(call) => (false, Some(*call)),
+    };
+    // From here on the call's audit record is owned by the guard: written exactly once, whether
+    // the call completes, fails, or the client goes away first.
+    let mut guard = CallGuard {
+        gw: gw.clone(),
+        call,
+    };
     let response = match upstream.send().await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(server = %server.name, error = %e, "server unreachable");
             let message = format!("server {} is unreachable", server.name);
-            if let Inspect::AuditCall(call) = inspect {
-                finish_call(gw, *call, Outcome::Error, true, Some(message.clone())).await;
-            }
-            return error::respond(
-                StatusCode::BAD_GATEWAY,
-                id.as_ref().unwrap_or(&Value::Null),
-                UPSTREAM,
-                &message,
-            );
+            guard
+                .finish(Outcome::Error, true, Some(message.clone()))
+                .await;
+            let id = id.as_ref().unwrap_or(&Value::Null);
+            return error::respond(StatusCode::BAD_GATEWAY, id, UPSTREAM, &message);
         }
     };
 
@@ -464,22 +465,24 @@ async fn forward(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("text/event-stream"));
 
-    let body = match (inspect, id) {
-        (Inspect::Nothing, _) | (_, None) => Body::from_stream(response.bytes_stream()),
-        (inspect, Some(id)) if is_sse => inspect_sse(
-            gw.clone(),
-            server.clone(),
-            who.clone(),
-            inspect,
-            id,
-            response,
-        ),
-        (inspect, Some(id)) => {
-            match inspect_json(gw, server, who, inspect, &id, status, response).await {
-                Ok(body) => body,
-                Err(response) => return response,
+    let body = match id {
+        Some(id) if filter_tools || guard.is_armed() => {
+            let inspect = Inspection {
+                server: server.clone(),
+                who: who.clone(),
+                filter_tools,
+                id,
+            };
+            if is_sse {
+                inspect_sse(inspect, guard, response)
+            } else {
+                match inspect_json(&inspect, &mut guard, status, response).await {
+                    Ok(body) => body,
+                    Err(response) => return response,
+                }
             }
         }
+        _ => Body::from_stream(response.bytes_stream()),
     };
     let mut out = Response::new(body);
     *out.status_mut() = status;
@@ -487,183 +490,180 @@ async fn forward(
     out
 }
 
+/// What the gateway looks for in one response.
+struct Inspection {
+    server: Arc<ServerView>,
+    who: Principal,
+    /// Filter a `tools/list` result to the caller's callable tools.
+    filter_tools: bool,
+    /// The id of the request whose response is inspected.
+    id: Value,
+}
+
 /// Buffers a JSON response, rewrites or audits it, and returns the new body.
 async fn inspect_json(
-    gw: &Arc<Gateway>,
-    server: &ServerView,
-    who: &Principal,
-    inspect: Inspect,
-    id: &Value,
+    inspect: &Inspection,
+    guard: &mut CallGuard,
     status: StatusCode,
     response: reqwest::Response,
 ) -> Result<Body, Response> {
     let bytes = match read_limited(response, MAX_INSPECTED_RESPONSE_BYTES).await {
         Ok(b) => b,
         Err(e) => {
-            if let Inspect::AuditCall(call) = inspect {
-                finish_call(gw, *call, Outcome::Error, true, Some(e.clone())).await;
-            }
-            return Err(error::respond(StatusCode::BAD_GATEWAY, id, UPSTREAM, &e));
+            guard.finish(Outcome::Error, true, Some(e.clone())).await;
+            return Err(error::respond(
+                StatusCode::BAD_GATEWAY,
+                &inspect.id,
+                UPSTREAM,
+                &e,
+            ));
         }
     };
     let Ok(mut message) = serde_json::from_slice::<Value>(&bytes) else {
-        if let Inspect::AuditCall(call) = inspect {
-            let detail = format!(
-                "server {} answered HTTP {status} without a JSON-RPC body",
-                server.name
-            );
-            finish_call(gw, *call, Outcome::Error, true, Some(detail)).await;
-        }
+        let detail = format!(
+            "server {} answered HTTP {status} without a JSON-RPC body",
+            inspect.server.name
+        );
+        guard.finish(Outcome::Error, true, Some(detail)).await;
         return Ok(Body::from(bytes));
     };
-    apply(gw, server, who, inspect, &mut message).await;
+    apply(inspect, guard, &mut message).await;
     Ok(Body::from(message.to_string()))
 }
 
-/// Rewrites an SSE response stream event by event; only the response to `id` is touched.
-fn inspect_sse(
-    gw: Arc<Gateway>,
-    server: Arc<ServerView>,
-    who: Principal,
-    inspect: Inspect,
-    id: Value,
-    response: reqwest::Response,
-) -> Body {
+/// Rewrites an SSE response stream event by event; only the response to the inspected request is
+/// touched, every other event passes through byte for byte.
+fn inspect_sse(inspect: Inspection, guard: CallGuard, response: reqwest::Response) -> Body {
     struct State {
         upstream: futures::stream::BoxStream<'static, reqwest::Result<Bytes>>,
         parser: sse::Parser,
-        pending: Option<Inspect>,
+        inspect: Inspection,
         guard: CallGuard,
+        answered: bool,
         done: bool,
     }
-    let guard = CallGuard {
-        gw: gw.clone(),
-        call: None,
-    };
-    let mut state = State {
+    let state = State {
         upstream: response.bytes_stream().boxed(),
         parser: sse::Parser::default(),
-        pending: Some(inspect),
+        inspect,
         guard,
+        answered: false,
         done: false,
     };
-    if let Some(Inspect::AuditCall(call)) = &state.pending {
-        state.guard.call = Some(call.record.clone());
-    }
-    let stream = futures::stream::unfold(state, move |mut st| {
-        let gw = gw.clone();
-        let server = server.clone();
-        let who = who.clone();
-        let id = id.clone();
-        async move {
-            if st.done {
-                return None;
-            }
-            let (events, ended) = match st.upstream.next().await {
-                Some(Ok(chunk)) => (st.parser.push(&chunk), false),
-                Some(Err(e)) => {
-                    tracing::warn!(server = %server.name, error = %e, "server stream failed");
-                    (st.parser.finish().into_iter().collect(), true)
-                }
-                None => (st.parser.finish().into_iter().collect(), true),
-            };
-            let mut out = Vec::new();
-            for event in events {
-                let rewritten = match (&st.pending, event.data()) {
-                    (Some(_), Some(data)) => match serde_json::from_str::<Value>(&data) {
-                        Ok(mut message) if inspect::is_response_to(&message, &id) => {
-                            let inspect = st.pending.take().expect("checked above");
-                            apply(&gw, &server, &who, inspect, &mut message).await;
-                            st.guard.call = None;
-                            event.with_data(&message.to_string())
-                        }
-                        _ => event,
-                    },
-                    _ => event,
-                };
-                out.extend_from_slice(&rewritten.to_bytes());
-            }
-            if ended {
-                st.done = true;
-                if let Some(Inspect::AuditCall(call)) = st.pending.take() {
-                    st.guard.call = None;
-                    let detail =
-                        format!("server {} closed the stream without a result", server.name);
-                    finish_call(&gw, *call, Outcome::Error, true, Some(detail)).await;
-                }
-            }
-            Some((Ok::<_, std::io::Error>(Bytes::from(out)), st))
+    let stream = futures::stream::unfold(state, |mut st| async move {
+        if st.done {
+            return None;
         }
+        let (events, ended) = match st.upstream.next().await {
+            Some(Ok(chunk)) => (st.parser.push(&chunk), false),
+            Some(Err(e)) => {
+                tracing::warn!(server = %st.inspect.server.name, error = %e, "server stream failed");
+                (st.parser.finish().into_iter().collect(), true)
+            }
+            None => (st.parser.finish().into_iter().collect(), true),
+        };
+        let mut out = Vec::new();
+        for event in events {
+            let message = match (st.answered, event.data()) {
+                (false, Some(data)) => serde_json::from_str::<Value>(&data).ok(),
+                _ => None,
+            };
+            let event = match message {
+                Some(mut message) if inspect::is_response_to(&message, &st.inspect.id) => {
+                    st.answered = true;
+                    apply(&st.inspect, &mut st.guard, &mut message).await;
+                    event.with_data(&message.to_string())
+                }
+                _ => event,
+            };
+            out.extend_from_slice(&event.to_bytes());
+        }
+        if ended {
+            st.done = true;
+            let detail = format!(
+                "server {} closed the stream without a result",
+                st.inspect.server.name
+            );
+            st.guard.finish(Outcome::Error, true, Some(detail)).await;
+        }
+        Some((Ok::<_, std::io::Error>(Bytes::from(out)), st))
     });
     Body::from_stream(stream)
 }
 
-/// Filters a `tools/list` result or audits a `tools/call` result.
-async fn apply(
-    gw: &Arc<Gateway>,
-    server: &ServerView,
-    who: &Principal,
-    inspect: Inspect,
-    message: &mut Value,
-) {
-    match inspect {
-        Inspect::Nothing => {}
-        Inspect::FilterTools => {
-            let access = ServerAccess {
-                name: &server.name,
-                allowed_groups: &server.allowed_groups,
-            };
-            inspect::filter_tools_list(message, |name| {
-                server
-                    .tools
-                    .iter()
-                    .find(|t| t.definition.name == name)
-                    .is_some_and(|t| {
-                        let policy = t
-                            .policy
-                            .as_ref()
-                            .map(|p| (p.name.as_str(), p.groups.as_slice()));
-                        decide_tool(who, access, ToolAccess { name, policy }).is_allowed()
-                    })
-            });
-        }
-        Inspect::AuditCall(call) => {
-            let (outcome, is_error, detail) = inspect::call_outcome(message);
-            finish_call(gw, *call, outcome, is_error, detail).await;
+/// Filters a `tools/list` result, or audits a `tools/call` result.
+async fn apply(inspect: &Inspection, guard: &mut CallGuard, message: &mut Value) {
+    if inspect.filter_tools {
+        let server = &inspect.server;
+        let access = ServerAccess {
+            name: &server.name,
+            allowed_groups: &server.allowed_groups,
+        };
+        inspect::filter_tools_list(message, |name| {
+            server
+                .tools
+                .iter()
+                .find(|t| t.definition.name == name)
+                .is_some_and(|t| {
+                    let policy = t
+                        .policy
+                        .as_ref()
+                        .map(|p| (p.name.as_str(), p.groups.as_slice()));
+                    decide_tool(&inspect.who, access, ToolAccess { name, policy }).is_allowed()
+                })
+        });
+    }
+    if guard.is_armed() {
+        let (outcome, is_error, detail) = inspect::call_outcome(message);
+        guard.finish(outcome, is_error, detail).await;
+    }
+}
+
+/// Owns the audit record of one `tools/call` until it is written. Dropped unwritten (the client
+/// went away before the outcome was known), it records the call as an error.
+struct CallGuard {
+    gw: Arc<Gateway>,
+    call: Option<CallContext>,
+}
+
+impl CallGuard {
+    fn is_armed(&self) -> bool {
+        self.call.is_some()
+    }
+
+    /// Writes the record with its outcome; later calls do nothing.
+    async fn finish(&mut self, outcome: Outcome, is_error: bool, detail: Option<String>) {
+        if let Some(call) = self.call.take() {
+            self.gw
+                .audit
+                .record(call.into_record(outcome, is_error, detail))
+                .await;
         }
     }
 }
 
-async fn finish_call(
-    gw: &Arc<Gateway>,
-    call: CallContext,
-    outcome: Outcome,
-    is_error: bool,
-    detail: Option<String>,
-) {
-    let mut record = call.record;
-    record.outcome = outcome;
-    record.is_error = is_error;
-    record.detail = detail;
-    record.latency_ms = call.started.elapsed().as_millis() as u64;
-    gw.audit.record(record).await;
-}
-
-/// Audits a call whose client went away before the result arrived.
-struct CallGuard {
-    gw: Arc<Gateway>,
-    call: Option<AuditRecord>,
-}
-
 impl Drop for CallGuard {
     fn drop(&mut self) {
-        if let Some(mut record) = self.call.take() {
-            record.outcome = Outcome::Error;
-            record.is_error = true;
-            record.detail = Some("the client disconnected before the result".into());
+        if let Some(call) = self.call.take() {
+            let record = call.into_record(
+                Outcome::Error,
+                true,
+                Some("the client disconnected before the result".into()),
+            );
             let gw = self.gw.clone();
             tokio::spawn(async move { gw.audit.record(record).await });
         }
+    }
+}
+
+impl CallContext {
+    fn into_record(self, outcome: Outcome, is_error: bool, detail: Option<String>) -> AuditRecord {
+        let mut record = self.record;
+        record.outcome = outcome;
+        record.is_error = is_error;
+        record.detail = detail;
+        record.latency_ms = self.started.elapsed().as_millis() as u64;
+        record
     }
 }
 

@@ -352,3 +352,48 @@ async fn a_legacy_session_belongs_to_the_user_who_opened_it() {
         .unwrap();
     assert_eq!(hijack.status(), 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_whose_client_goes_away_is_still_audited_once() {
+    let mut platform = Platform::start();
+    platform.start_conformance_fixture();
+    let url = format!("{}/servers/conformance/mcp", platform.gateway_url);
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {
+        "name": "test_reconnection", "arguments": {},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
+    // Warm the gateway's catalog, so the abandoned call below really reaches the server.
+    let warm = connect(&url, &platform.token("quitter", &[]), true).await;
+    assert!(
+        tool_names(&warm)
+            .await
+            .contains(&"test_reconnection".to_owned())
+    );
+    warm.cancel().await.unwrap();
+    let sent = reqwest::Client::new()
+        .post(&url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "test_reconnection")
+        .bearer_auth(platform.token("quitter", &[]))
+        .json(&body)
+        .timeout(std::time::Duration::from_millis(30))
+        .send()
+        .await;
+    // The tool takes 100 ms; the client gives up long before (on the headers or on the body).
+    if let Ok(response) = sent {
+        assert!(
+            response.text().await.is_err(),
+            "the body should not have arrived in time"
+        );
+    }
+    // Give the server time to finish and the gateway time to notice the client is gone.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let records = platform.audit("conformance");
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!(records[0]["outcome"], "error");
+    assert_eq!(
+        records[0]["detail"],
+        "the client disconnected before the result"
+    );
+}
