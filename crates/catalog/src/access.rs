@@ -8,6 +8,16 @@ pub struct Principal {
     pub groups: Vec<String>,
 }
 
+/// Parses a comma-separated group list (`"finance, ads-eng"`), dropping empty entries.
+pub fn parse_groups(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 impl Principal {
     pub fn in_any(&self, groups: &[String]) -> bool {
         groups

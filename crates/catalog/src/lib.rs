@@ -6,7 +6,9 @@
 mod access;
 mod manifest;
 
-pub use access::{Decision, Principal, ServerAccess, ToolAccess, decide_server, decide_tool};
+pub use access::{
+    Decision, Principal, ServerAccess, ToolAccess, decide_server, decide_tool, parse_groups,
+};
 pub use manifest::{
     AccessSection, Manifest, PolicySection, Problem, Sensitivity, ServerSection, ToolSection,
     is_valid_name,

@@ -58,8 +58,48 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Which token issuers a service trusts, shared by the registry and the gateway.
+#[derive(clap::Args)]
+pub(crate) struct Trust {
+    /// Trust tokens from this issuer: `ISSUER=JWKS_URL`. Repeat for several issuers.
+    #[arg(long = "trust-issuer")]
+    trust_issuers: Vec<String>,
+    /// Also trust the local development issuer (never in production).
+    #[arg(long)]
+    pub(crate) dev_issuer: bool,
+    /// The audience tokens must be issued for.
+    #[arg(long, default_value = crate::dev::PLATFORM_AUDIENCE)]
+    pub(crate) audience: String,
+}
+
+impl Trust {
+    /// The trusted issuers, and the development issuer's key when it is trusted.
+    pub(crate) fn issuers(
+        &self,
+        data: &DataDir,
+    ) -> anyhow::Result<(Vec<identity::TrustedIssuer>, Option<identity::SigningKey>)> {
+        let mut issuers = self
+            .trust_issuers
+            .iter()
+            .map(|v| parse_trusted_issuer(v))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let dev_key = if self.dev_issuer {
+            let key = crate::dev::load_key(&data.data_dir)?;
+            issuers.push(crate::dev::trusted_issuer(&key));
+            Some(key)
+        } else {
+            None
+        };
+        anyhow::ensure!(
+            !issuers.is_empty(),
+            "trust at least one issuer (--trust-issuer ISSUER=JWKS_URL or --dev-issuer)"
+        );
+        Ok((issuers, dev_key))
+    }
+}
+
 /// Parses `ISSUER=JWKS_URL` into a trusted issuer.
-pub(crate) fn parse_trusted_issuer(value: &str) -> anyhow::Result<identity::TrustedIssuer> {
+fn parse_trusted_issuer(value: &str) -> anyhow::Result<identity::TrustedIssuer> {
     let (issuer, url) = value
         .split_once('=')
         .ok_or_else(|| anyhow::anyhow!("--trust-issuer takes ISSUER=JWKS_URL, got {value:?}"))?;

@@ -37,11 +37,10 @@ pub(crate) fn mint(
     ))?)
 }
 
-pub(crate) fn split_groups(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|g| !g.is_empty())
-        .map(str::to_owned)
-        .collect()
+/// Trust in the development issuer, whose keys are known up front.
+pub(crate) fn trusted_issuer(key: &SigningKey) -> identity::TrustedIssuer {
+    identity::TrustedIssuer {
+        issuer: DEV_ISSUER.into(),
+        keys: identity::KeySource::Static(identity::jwks_document(&[key])),
+    }
 }

@@ -28,7 +28,7 @@ impl Caller {
             .or_else(|_| std::env::var("USER"))
             .unwrap_or_else(|_| "local".into());
         let groups = std::env::var("SWITCHBOARD_GROUPS")
-            .map(|g| split_groups(&g))
+            .map(|g| catalog::parse_groups(&g))
             .unwrap_or_default();
         Caller {
             user,
@@ -51,13 +51,4 @@ pub fn caller_of(ctx: &RequestContext<RoleServer>) -> Option<Caller> {
         .get::<http::request::Parts>()
         .and_then(|parts| parts.extensions.get::<Caller>())
         .cloned()
-}
-
-pub(crate) fn split_groups(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|g| !g.is_empty())
-        .map(str::to_owned)
-        .collect()
 }

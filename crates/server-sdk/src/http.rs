@@ -21,7 +21,7 @@ use rmcp::{
     },
 };
 
-use crate::{Caller, Governance, caller::split_groups};
+use crate::{Caller, Governance};
 
 /// How the server establishes who is calling.
 #[derive(Clone)]
@@ -128,7 +128,7 @@ async fn establish(mode: &IdentityMode, headers: &HeaderMap) -> Result<Caller, S
         return Err("X-Forwarded-User does not match the gateway's assertion".into());
     }
     if let Some(groups) = groups {
-        let mut sent = split_groups(groups);
+        let mut sent = catalog::parse_groups(groups);
         let mut asserted = claims.groups.clone();
         sent.sort();
         asserted.sort();

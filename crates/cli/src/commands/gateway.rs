@@ -7,7 +7,7 @@ use identity::{SigningKey, Verifier};
 use registry_client::{Credentials, RegistryClient};
 
 use crate::{
-    commands::{DataDir, parse_trusted_issuer, write_ready},
+    commands::{DataDir, Trust, write_ready},
     dev,
 };
 
@@ -29,15 +29,10 @@ pub(crate) struct Args {
     /// The gateway's own bearer token for the registry (a service token).
     #[arg(long, env = "SWITCHBOARD_REGISTRY_TOKEN", hide_env_values = true)]
     registry_token: Option<String>,
-    /// Trust end-user tokens from this issuer: `ISSUER=JWKS_URL`. Repeat for several issuers.
-    #[arg(long = "trust-issuer")]
-    trust_issuers: Vec<String>,
-    /// Also trust the local development issuer and mint the registry token from it.
-    #[arg(long)]
-    dev_issuer: bool,
-    /// The audience end-user tokens must be issued for.
-    #[arg(long, default_value = dev::PLATFORM_AUDIENCE)]
-    audience: String,
+    /// Which issuers' end-user tokens to trust; with --dev-issuer the registry token is minted
+    /// from the development issuer too.
+    #[command(flatten)]
+    trust: Trust,
     /// The `iss` of the identity assertions sent to servers (default: this gateway's URL).
     #[arg(long)]
     issuer: Option<String>,
@@ -59,34 +54,19 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    let mut issuers = args
-        .trust_issuers
-        .iter()
-        .map(|v| parse_trusted_issuer(v))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let credentials = if args.dev_issuer {
-        let key = dev::load_key(&args.data.data_dir)?;
-        issuers.push(identity::TrustedIssuer {
-            issuer: dev::DEV_ISSUER.into(),
-            keys: identity::KeySource::Static(identity::jwks_document(&[&key])),
-        });
-        dev_service_credentials(key, "gateway")
-    } else {
-        Credentials::Static(args.registry_token.ok_or_else(|| {
-            anyhow::anyhow!(
-                "--registry-token (or SWITCHBOARD_REGISTRY_TOKEN) is required without --dev-issuer"
-            )
-        })?)
+    let (issuers, dev_key) = args.trust.issuers(&args.data)?;
+    let credentials = match (dev_key, args.registry_token) {
+        (_, Some(token)) => Credentials::Static(token),
+        (Some(key), None) => dev_service_credentials(key, "gateway"),
+        (None, None) => anyhow::bail!(
+            "--registry-token (or SWITCHBOARD_REGISTRY_TOKEN) is required without --dev-issuer"
+        ),
     };
-    anyhow::ensure!(
-        !issuers.is_empty(),
-        "trust at least one issuer (--trust-issuer ISSUER=JWKS_URL or --dev-issuer)"
-    );
     let listener = service_kit::bind(args.listen).await?;
     let url = format!("http://{}", listener.local_addr()?);
     let config = GatewayConfig {
         registry: RegistryClient::new(&args.registry_url, credentials),
-        verifier: Verifier::new(args.audience, issuers)?,
+        verifier: Verifier::new(args.trust.audience, issuers)?,
         assertion_key: SigningKey::load_or_create(
             &args.data.data_dir.join("keys").join("gateway.json"),
         )?,

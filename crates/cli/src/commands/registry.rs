@@ -7,7 +7,7 @@ use registry::RegistryState;
 use registry_store::SqliteStore;
 
 use crate::{
-    commands::{DataDir, parse_trusted_issuer, write_ready},
+    commands::{DataDir, Trust, write_ready},
     dev,
 };
 
@@ -22,15 +22,8 @@ pub(crate) struct Args {
     /// SQLite database file (default: `<data-dir>/registry.db`).
     #[arg(long, env = "SWITCHBOARD_REGISTRY_DATABASE")]
     database: Option<PathBuf>,
-    /// Trust tokens from this issuer: `ISSUER=JWKS_URL`. Repeat for several issuers.
-    #[arg(long = "trust-issuer")]
-    trust_issuers: Vec<String>,
-    /// Also trust the local development issuer, and serve its keys (never in production).
-    #[arg(long)]
-    dev_issuer: bool,
-    /// The audience tokens must be issued for.
-    #[arg(long, default_value = dev::PLATFORM_AUDIENCE)]
-    audience: String,
+    #[command(flatten)]
+    trust: Trust,
     /// Groups that may register servers and write audit records.
     #[arg(long, value_delimiter = ',', default_values_t = [dev::ADMINS_GROUP.to_owned(), dev::SERVICES_GROUP.to_owned()])]
     writer_groups: Vec<String>,
@@ -45,25 +38,8 @@ pub(crate) struct Args {
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    let mut issuers = args
-        .trust_issuers
-        .iter()
-        .map(|v| parse_trusted_issuer(v))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut dev_jwks = None;
-    if args.dev_issuer {
-        let key = dev::load_key(&args.data.data_dir)?;
-        let jwks = identity::jwks_document(&[&key]);
-        issuers.push(identity::TrustedIssuer {
-            issuer: dev::DEV_ISSUER.into(),
-            keys: identity::KeySource::Static(jwks.clone()),
-        });
-        dev_jwks = Some(jwks);
-    }
-    anyhow::ensure!(
-        !issuers.is_empty(),
-        "trust at least one issuer (--trust-issuer ISSUER=JWKS_URL or --dev-issuer)"
-    );
+    let (issuers, dev_key) = args.trust.issuers(&args.data)?;
+    let dev_jwks = dev_key.map(|key| identity::jwks_document(&[&key]));
     let database = args
         .database
         .unwrap_or_else(|| args.data.data_dir.join("registry.db"));
@@ -72,7 +48,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     }
     let state = RegistryState {
         store: Arc::new(SqliteStore::open(&database).await?),
-        verifier: Verifier::new(args.audience, issuers)?,
+        verifier: Verifier::new(args.trust.audience, issuers)?,
         writer_groups: args.writer_groups,
         auditor_groups: args.auditor_groups,
         dev_issuer_jwks: dev_jwks,

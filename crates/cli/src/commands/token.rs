@@ -21,7 +21,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let key = dev::load_key(&args.data.data_dir)?;
     println!(
         "{}",
-        dev::mint(&key, &args.user, dev::split_groups(&args.groups), args.ttl)?
+        dev::mint(
+            &key,
+            &args.user,
+            catalog::parse_groups(&args.groups),
+            args.ttl
+        )?
     );
     Ok(())
 }

@@ -49,10 +49,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)?;
     let dev_key = dev::load_key(&data_dir)?;
     let dev_jwks = identity::jwks_document(&[&dev_key]);
-    let dev_issuer = || TrustedIssuer {
-        issuer: dev::DEV_ISSUER.into(),
-        keys: KeySource::Static(dev_jwks.clone()),
-    };
+    let dev_issuer = || dev::trusted_issuer(&dev_key);
     let shutdown = service_kit::shutdown_on_signal();
 
     let registry_listener = service_kit::bind((args.host, args.registry_port).into()).await?;
@@ -131,7 +128,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let token = dev::mint(
         &dev_key,
         &args.user,
-        dev::split_groups(&args.groups),
+        catalog::parse_groups(&args.groups),
         12 * 3600,
     )?;
     let mcp_url = format!("{gateway_url}/servers/{server_name}/mcp");

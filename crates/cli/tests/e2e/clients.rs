@@ -2,53 +2,22 @@
 
 use std::process::Command;
 
-use rmcp::{
-    ServiceExt,
-    model::{CallToolRequestParams, ProtocolVersion},
-    service::{ClientLifecycleMode, ClientServiceExt},
-    transport::{
-        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
-    },
-};
+use rmcp::ServiceExt;
 use serde_json::{Value, json};
 
-use crate::harness::{Platform, available, node_command, node_tools, python};
+use crate::harness::{
+    Platform, available, call, connect, node_command, node_tools, python, tool_names,
+};
 
 async fn rmcp_search(url: &str, token: &str, modern: bool) -> (String, Vec<String>, Value) {
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(url).auth_header(token),
-    );
-    let client = if modern {
-        ().serve_with_lifecycle(
-            transport,
-            ClientLifecycleMode::Discover {
-                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-            },
-        )
-        .await
-        .unwrap()
-    } else {
-        ().serve(transport).await.unwrap()
-    };
+    let client = connect(url, token, modern).await;
     let version = client
         .peer_info()
         .map(|i| i.protocol_version.to_string())
         .unwrap_or_default();
-    let tools = client
-        .list_all_tools()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name.to_string())
-        .collect();
-    let arguments = json!({"query": "spark executor out of memory", "limit": 3})
-        .as_object()
-        .unwrap()
-        .clone();
-    let result = client
-        .call_tool(CallToolRequestParams::new("search_docs").with_arguments(arguments))
-        .await
-        .unwrap();
+    let tools = tool_names(&client).await;
+    let arguments = json!({"query": "spark executor out of memory", "limit": 3});
+    let result = call(&client, "search_docs", arguments).await.unwrap();
     assert_eq!(result.is_error, Some(false));
     let structured = result.structured_content.clone().unwrap();
     client.cancel().await.unwrap();
@@ -185,22 +154,14 @@ async fn knowledge_serves_over_stdio_with_the_local_identity() {
             .stderr(std::process::Stdio::null());
     });
     let client = ().serve(TokioChildProcess::new(command).unwrap()).await.unwrap();
-    let tools: Vec<String> = client
-        .list_all_tools()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name.to_string())
-        .collect();
-    assert_eq!(tools, ["get_doc", "search_docs"]);
-    let arguments = json!({"path": "runbooks/on-call-handoff.md"})
-        .as_object()
-        .unwrap()
-        .clone();
-    let doc = client
-        .call_tool(CallToolRequestParams::new("get_doc").with_arguments(arguments))
-        .await
-        .unwrap();
+    assert_eq!(tool_names(&client).await, ["get_doc", "search_docs"]);
+    let doc = call(
+        &client,
+        "get_doc",
+        json!({"path": "runbooks/on-call-handoff.md"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(doc.structured_content.unwrap()["title"], "On-call handoff");
     client.cancel().await.unwrap();
 }

@@ -2,17 +2,9 @@
 //! with explicit denials, identity that servers can verify (and forgeries they refuse), sessions
 //! bound to their user, and exactly one audit record per call with its real outcome.
 
-use rmcp::{
-    ServiceExt,
-    model::{CallToolRequestParams, ProtocolVersion},
-    service::{ClientLifecycleMode, ClientServiceExt, RoleClient, RunningService, ServiceError},
-    transport::{
-        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
-    },
-};
 use serde_json::{Value, json};
 
-use crate::harness::Platform;
+use crate::harness::{Platform, call, connect, tool_names};
 
 /// A server restricted to the finance group, whose `get_doc` is further limited to finance leads.
 const FINANCE_DOCS: &str = r##"
@@ -37,48 +29,6 @@ minutes_saved = 1.0
 sensitivity = "high"
 policy = "finance-leads"
 "##;
-
-async fn connect(url: &str, token: &str, modern: bool) -> RunningService<RoleClient, ()> {
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(url).auth_header(token),
-    );
-    if modern {
-        ().serve_with_lifecycle(
-            transport,
-            ClientLifecycleMode::Discover {
-                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-            },
-        )
-        .await
-        .unwrap()
-    } else {
-        ().serve(transport).await.unwrap()
-    }
-}
-
-async fn tool_names(client: &RunningService<RoleClient, ()>) -> Vec<String> {
-    client
-        .list_all_tools()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|t| t.name.to_string())
-        .collect()
-}
-
-async fn call(
-    client: &RunningService<RoleClient, ()>,
-    tool: &str,
-    args: Value,
-) -> Result<rmcp::model::CallToolResult, rmcp::ErrorData> {
-    let params = CallToolRequestParams::new(tool.to_owned())
-        .with_arguments(args.as_object().unwrap().clone());
-    match client.call_tool(params).await {
-        Ok(result) => Ok(result),
-        Err(ServiceError::McpError(e)) => Err(e),
-        Err(e) => panic!("transport failure: {e}"),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn groups_and_policies_filter_lists_and_deny_calls_explicitly() {

@@ -150,58 +150,37 @@ impl Platform {
             .path()
             .join(format!("manifest-{}.toml", self.processes.len()));
         std::fs::write(&path, manifest).unwrap();
+        self.start_server(&["knowledge", "--manifest", path.to_str().unwrap()])
+    }
+
+    /// Starts the conformance fixture (which also accepts anonymous callers), registered like any
+    /// other server. Returns its direct URL.
+    pub fn start_conformance_fixture(&mut self) -> String {
+        self.start_server(&["conformance", "--allow-anonymous"])
+    }
+
+    /// `switchboard server <args>` on a free port, trusting the gateway and registered with the
+    /// registry through the development issuer.
+    fn start_server(&mut self, args: &[&str]) -> String {
         let jwks = format!("{}/.well-known/jwks.json", self.gateway_url);
         let data = self.data_dir();
         let name = format!("server-{}", self.processes.len());
-        let (process, ready) = spawn(
-            self.dir.path(),
-            &name,
-            &[
-                "server",
-                "knowledge",
-                "--listen",
-                "127.0.0.1:0",
-                "--manifest",
-                path.to_str().unwrap(),
-                "--gateway-jwks",
-                &jwks,
-                "--gateway-issuer",
-                &self.gateway_url,
-                "--register-with",
-                &self.registry_url,
-                "--dev-issuer",
-                "--data-dir",
-                data.to_str().unwrap(),
-            ],
-        );
-        self.processes.push(process);
-        ready["url"].as_str().unwrap().to_owned()
-    }
-
-    pub fn start_conformance_fixture(&mut self) -> String {
-        let jwks = format!("{}/.well-known/jwks.json", self.gateway_url);
-        let data = self.data_dir();
-        let name = format!("conformance-{}", self.processes.len());
-        let (process, ready) = spawn(
-            self.dir.path(),
-            &name,
-            &[
-                "server",
-                "conformance",
-                "--listen",
-                "127.0.0.1:0",
-                "--allow-anonymous",
-                "--gateway-jwks",
-                &jwks,
-                "--gateway-issuer",
-                &self.gateway_url,
-                "--register-with",
-                &self.registry_url,
-                "--dev-issuer",
-                "--data-dir",
-                data.to_str().unwrap(),
-            ],
-        );
+        let mut all = vec!["server"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--gateway-jwks",
+            &jwks,
+            "--gateway-issuer",
+            &self.gateway_url,
+            "--register-with",
+            &self.registry_url,
+            "--dev-issuer",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ]);
+        let (process, ready) = spawn(self.dir.path(), &name, &all);
         self.processes.push(process);
         ready["url"].as_str().unwrap().to_owned()
     }
@@ -295,4 +274,60 @@ pub fn node_command(bin: &Path, tool: &str) -> Command {
     let path = std::env::var("PATH").unwrap_or_default();
     command.env("PATH", format!("{}:{path}", bin.display()));
     command
+}
+
+/// An rmcp client for `url` with a bearer token, in the modern era (`server/discover`) or the
+/// legacy one (`initialize`).
+pub async fn connect(
+    url: &str,
+    token: &str,
+    modern: bool,
+) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    use rmcp::{
+        ServiceExt,
+        model::ProtocolVersion,
+        service::{ClientLifecycleMode, ClientServiceExt},
+        transport::{
+            StreamableHttpClientTransport,
+            streamable_http_client::StreamableHttpClientTransportConfig,
+        },
+    };
+    let config = StreamableHttpClientTransportConfig::with_uri(url).auth_header(token);
+    let transport = StreamableHttpClientTransport::from_config(config);
+    if modern {
+        let lifecycle = ClientLifecycleMode::Discover {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        };
+        ().serve_with_lifecycle(transport, lifecycle).await.unwrap()
+    } else {
+        ().serve(transport).await.unwrap()
+    }
+}
+
+/// The names of the tools `client` sees.
+pub async fn tool_names(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+) -> Vec<String> {
+    client
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect()
+}
+
+/// Calls `tool`; a JSON-RPC error comes back as `Err`, a transport failure panics.
+pub async fn call(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    tool: &str,
+    args: Value,
+) -> Result<rmcp::model::CallToolResult, rmcp::ErrorData> {
+    let params = rmcp::model::CallToolRequestParams::new(tool.to_owned())
+        .with_arguments(args.as_object().unwrap().clone());
+    match client.call_tool(params).await {
+        Ok(result) => Ok(result),
+        Err(rmcp::service::ServiceError::McpError(e)) => Err(e),
+        Err(e) => panic!("transport failure: {e}"),
+    }
 }

@@ -23,13 +23,7 @@ pub(crate) async fn check(
     let Query(q) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     let who = Principal {
         user: q.user,
-        groups: q
-            .groups
-            .split(',')
-            .map(str::trim)
-            .filter(|g| !g.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        groups: catalog::parse_groups(&q.groups),
     };
     let server = state.store.get_server(&q.server).await?;
     Ok(Json(service::access(&who, &server, q.tool.as_deref())))
