@@ -30,7 +30,7 @@ impl Conformance {
 
     /// Every fixture tool: the plain ones here and the interactive ones.
     pub fn tools() -> ToolRouter<Conformance> {
-        Self::tool_router() + Self::interactive()
+        Self::tool_router() + Self::interactive() + crate::schemas::routes()
     }
 
     #[tool(description = "Returns simple text content")]

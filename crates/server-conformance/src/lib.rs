@@ -8,6 +8,7 @@ use server_sdk::{Caller, Governance, HttpOptions, IdentityMode};
 
 mod fixture;
 mod interactive;
+mod schemas;
 
 pub use fixture::Conformance;
 
