@@ -66,7 +66,11 @@ pub fn shutdown_on_signal() -> Shutdown {
     let trigger = token.clone();
     tokio::spawn(async move {
         let ctrl_c = async {
-            let _ = tokio::signal::ctrl_c().await;
+            // If the handler cannot be installed, wait on SIGTERM alone rather than stop at once.
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+                std::future::pending::<()>().await;
+            }
         };
         #[cfg(unix)]
         let term = async {

@@ -66,11 +66,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         auditor_groups: vec![dev::ADMINS_GROUP.into()],
         dev_issuer_jwks: Some(dev_jwks.clone()),
     };
-    let registry_task = tokio::spawn(registry::run(
-        Arc::new(registry_state),
-        registry_listener,
-        shutdown.clone(),
-    ));
+    let registry_task = spawn_component(
+        &shutdown,
+        registry::run(
+            Arc::new(registry_state),
+            registry_listener,
+            shutdown.clone(),
+        ),
+    );
 
     let gateway_config = GatewayConfig {
         registry: RegistryClient::new(
@@ -89,11 +92,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         catalog_refresh: Duration::from_secs(5),
         audit_spool: data_dir.join("audit-spool.jsonl"),
     };
-    let gateway_task = tokio::spawn(gateway::run(
-        gateway_config,
-        gateway_listener,
-        shutdown.clone(),
-    ));
+    let gateway_task = spawn_component(
+        &shutdown,
+        gateway::run(gateway_config, gateway_listener, shutdown.clone()),
+    );
 
     let manifest = server::load_manifest(None, server_knowledge::MANIFEST)?;
     let knowledge = server::build_knowledge(args.docs.as_deref(), manifest)?;
@@ -106,11 +108,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         }],
     )?;
     let router = knowledge.http_router(IdentityMode::Gateway(assertion_verifier), Vec::new());
-    let knowledge_task = tokio::spawn(service_kit::serve(
-        knowledge_listener,
-        router,
-        shutdown.clone(),
-    ));
+    let knowledge_task = spawn_component(
+        &shutdown,
+        service_kit::serve(knowledge_listener, router, shutdown.clone()),
+    );
 
     let (manifest, tools) = knowledge.registration_parts();
     let registrar = RegistryClient::new(
@@ -182,4 +183,17 @@ async fn register_with_retry(
         registration.manifest.server.name,
         last.map(|e| e.to_string()).unwrap_or_default()
     ))
+}
+
+/// Runs one component; when it stops, for whatever reason, the others are told to stop too.
+fn spawn_component(
+    shutdown: &service_kit::Shutdown,
+    component: impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        let result = component.await;
+        shutdown.cancel();
+        result
+    })
 }
