@@ -24,6 +24,7 @@ struct Inner {
     registry: RegistryClient,
     servers: ArcSwap<HashMap<String, Arc<ServerView>>>,
     last_refresh: tokio::sync::Mutex<Option<Instant>>,
+    loaded: std::sync::atomic::AtomicBool,
 }
 
 impl CatalogCache {
@@ -33,6 +34,7 @@ impl CatalogCache {
                 registry,
                 servers: ArcSwap::from_pointee(HashMap::new()),
                 last_refresh: tokio::sync::Mutex::new(None),
+                loaded: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -53,7 +55,15 @@ impl CatalogCache {
             .map(|s| (s.name.clone(), Arc::new(s)))
             .collect();
         self.inner.servers.store(Arc::new(map));
+        self.inner
+            .loaded
+            .store(true, std::sync::atomic::Ordering::Release);
         Ok(count)
+    }
+
+    /// Whether the catalog has been read from the registry at least once.
+    pub fn is_loaded(&self) -> bool {
+        self.inner.loaded.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The server named `name`; on a miss, re-reads the registry and looks again. Misses share

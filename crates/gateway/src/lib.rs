@@ -93,6 +93,7 @@ pub async fn build(config: GatewayConfig, shutdown: Shutdown) -> anyhow::Result<
 }
 
 fn router(gateway: Arc<Gateway>) -> Router {
+    let catalog = gateway.catalog.clone();
     let jwks = identity::jwks_document(&[&gateway.assertion_key]);
     Router::new()
         .route("/servers/{name}/mcp", axum::routing::any(proxy::handle))
@@ -101,7 +102,16 @@ fn router(gateway: Arc<Gateway>) -> Router {
             "/.well-known/jwks.json",
             get(move || async move { Json(jwks) }),
         )
-        .merge(service_kit::health_routes())
+        .merge(service_kit::readiness_routes(move || {
+            let catalog = catalog.clone();
+            async move {
+                if catalog.is_loaded() {
+                    Ok(())
+                } else {
+                    Err("the catalog has not been read from the registry yet".to_owned())
+                }
+            }
+        }))
 }
 
 /// The host names a gateway listening on loopback answers to by default.

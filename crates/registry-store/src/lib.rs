@@ -41,4 +41,6 @@ pub trait Store: Send + Sync + 'static {
     /// Appends an audit record durably. Writing the same id twice stores it once.
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Succeeds when the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -14,6 +14,7 @@ use axum::{
 use crate::RegistryState;
 
 pub fn router(state: Arc<RegistryState>) -> Router {
+    let state_store = state.store.clone();
     let api = Router::new()
         .route(
             "/v1/servers",
@@ -26,7 +27,11 @@ pub fn router(state: Arc<RegistryState>) -> Router {
         .route("/v1/audit", post(api::audit::append).get(api::audit::list))
         .route("/dev-issuer/jwks.json", get(dev_issuer_jwks))
         .with_state(state);
-    api.merge(service_kit::health_routes())
+    let store = state_store;
+    api.merge(service_kit::readiness_routes(move || {
+        let store = store.clone();
+        async move { store.ping().await.map_err(|e| e.to_string()) }
+    }))
 }
 
 async fn dev_issuer_jwks(

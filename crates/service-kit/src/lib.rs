@@ -90,10 +90,34 @@ pub fn shutdown_on_signal() -> Shutdown {
     token
 }
 
-/// `/healthz` (the process is up) and `/readyz` (it can serve) routes.
+/// `/healthz` (the process is up) and `/readyz` (it can serve), for a component that is ready as
+/// soon as it listens.
 pub fn health_routes() -> axum::Router {
-    use axum::routing::get;
+    readiness_routes(|| async { Ok(()) })
+}
+
+/// `/healthz` and a `/readyz` that answers 503 with the reason while `check` fails.
+pub fn readiness_routes<F, Fut>(check: F) -> axum::Router
+where
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    use axum::{http::StatusCode, routing::get};
     axum::Router::new()
         .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(|| async { "ready" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let check = check.clone();
+                async move {
+                    match check().await {
+                        Ok(()) => (StatusCode::OK, "ready".to_owned()),
+                        Err(reason) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("not ready: {reason}"),
+                        ),
+                    }
+                }
+            }),
+        )
 }

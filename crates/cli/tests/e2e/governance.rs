@@ -210,6 +210,11 @@ async fn missing_or_bad_tokens_get_401_with_a_challenge() {
         let error: Value = response.json().await.unwrap();
         assert_eq!(error["error"]["code"], -32001);
     }
+    // Health and readiness need no token; the gateway is ready once it has read the catalog.
+    for url in [&platform.gateway_url, &platform.registry_url] {
+        let ready = http.get(format!("{url}/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), 200, "{url}");
+    }
     // Rejected tokens never reach the logs (the log does hold the token `up` prints on purpose).
     let log = std::fs::read_to_string(platform.dir.path().join("up.log")).unwrap();
     assert!(log.contains("rejected a caller"), "{log}");

@@ -297,3 +297,13 @@ async fn audit_write_and_read_permissions() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(page["records"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn health_and_readiness_need_no_token() {
+    let f = Fixture::new().await;
+    for path in ["/healthz", "/readyz"] {
+        let request = Request::builder().uri(path).body(Body::empty()).unwrap();
+        let response = f.router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+}
