@@ -58,18 +58,49 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Which token issuers a service trusts, shared by the registry and the gateway.
+/// External token issuers to trust, shared by `up`, the registry and the gateway.
 #[derive(clap::Args)]
-pub(crate) struct Trust {
-    /// Trust tokens from this issuer: `ISSUER=JWKS_URL`. Repeat for several issuers.
+pub(crate) struct ExternalTrust {
+    /// Trust tokens from this issuer. `ISSUER` alone finds its keys through OpenID Connect
+    /// discovery; `ISSUER=JWKS_URL` names them. Repeat for several issuers.
     #[arg(long = "trust-issuer")]
     trust_issuers: Vec<String>,
+    /// Where those issuers put the caller's groups: a claim (`groups`, `roles`) or a dotted path
+    /// into nested claims (`realm_access.roles`).
+    #[arg(long, default_value = "groups")]
+    groups_claim: String,
+    /// An audience tokens may be issued for. Repeat for several.
+    #[arg(long = "audience", default_values_t = [crate::dev::PLATFORM_AUDIENCE.to_owned()])]
+    pub(crate) audiences: Vec<String>,
+}
+
+impl ExternalTrust {
+    pub(crate) fn issuers(&self) -> anyhow::Result<Vec<identity::TrustedIssuer>> {
+        self.trust_issuers
+            .iter()
+            .map(|value| {
+                let (issuer, keys) = match value.split_once('=') {
+                    Some((issuer, url)) => (issuer, identity::KeySource::Url(url.to_owned())),
+                    None => (value.as_str(), identity::KeySource::Discovery),
+                };
+                anyhow::ensure!(
+                    issuer.starts_with("https://") || issuer.starts_with("http://") || issuer.starts_with("urn:"),
+                    "--trust-issuer takes ISSUER or ISSUER=JWKS_URL with ISSUER a URL, got {value:?}"
+                );
+                Ok(identity::TrustedIssuer::new(issuer, keys).with_groups_claim(&self.groups_claim))
+            })
+            .collect()
+    }
+}
+
+/// Which token issuers a service trusts: external ones, and optionally the development issuer.
+#[derive(clap::Args)]
+pub(crate) struct Trust {
+    #[command(flatten)]
+    pub(crate) external: ExternalTrust,
     /// Also trust the local development issuer (never in production).
     #[arg(long)]
     pub(crate) dev_issuer: bool,
-    /// The audience tokens must be issued for.
-    #[arg(long, default_value = crate::dev::PLATFORM_AUDIENCE)]
-    pub(crate) audience: String,
 }
 
 impl Trust {
@@ -78,11 +109,7 @@ impl Trust {
         &self,
         data: &DataDir,
     ) -> anyhow::Result<(Vec<identity::TrustedIssuer>, Option<identity::SigningKey>)> {
-        let mut issuers = self
-            .trust_issuers
-            .iter()
-            .map(|v| parse_trusted_issuer(v))
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut issuers = self.external.issuers()?;
         let dev_key = if self.dev_issuer {
             let key = crate::dev::load_key(&data.data_dir)?;
             issuers.push(crate::dev::trusted_issuer(&key));
@@ -92,21 +119,10 @@ impl Trust {
         };
         anyhow::ensure!(
             !issuers.is_empty(),
-            "trust at least one issuer (--trust-issuer ISSUER=JWKS_URL or --dev-issuer)"
+            "trust at least one issuer (--trust-issuer ISSUER[=JWKS_URL] or --dev-issuer)"
         );
         Ok((issuers, dev_key))
     }
-}
-
-/// Parses `ISSUER=JWKS_URL` into a trusted issuer.
-fn parse_trusted_issuer(value: &str) -> anyhow::Result<identity::TrustedIssuer> {
-    let (issuer, url) = value
-        .split_once('=')
-        .ok_or_else(|| anyhow::anyhow!("--trust-issuer takes ISSUER=JWKS_URL, got {value:?}"))?;
-    Ok(identity::TrustedIssuer {
-        issuer: issuer.to_owned(),
-        keys: identity::KeySource::Url(url.to_owned()),
-    })
 }
 
 /// Writes `{"url": ...}` (and any extra fields) to the ready file, if one was asked for.

@@ -39,8 +39,8 @@ pub(crate) fn mint(
 
 /// Trust in the development issuer, whose keys are known up front.
 pub(crate) fn trusted_issuer(key: &SigningKey) -> identity::TrustedIssuer {
-    identity::TrustedIssuer {
-        issuer: DEV_ISSUER.into(),
-        keys: identity::KeySource::Static(identity::jwks_document(&[key])),
-    }
+    identity::TrustedIssuer::new(
+        DEV_ISSUER,
+        identity::KeySource::Static(identity::jwks_document(&[key])),
+    )
 }

@@ -71,10 +71,10 @@ async fn records_wait_in_the_spool_until_the_registry_is_back() {
     );
     let verifier = Verifier::new(
         "switchboard",
-        vec![TrustedIssuer {
-            issuer: "urn:test".into(),
-            keys: KeySource::Static(jwks_document(&[&key])),
-        }],
+        vec![TrustedIssuer::new(
+            "urn:test",
+            KeySource::Static(jwks_document(&[&key])),
+        )],
     )
     .unwrap();
     let state = RegistryState {

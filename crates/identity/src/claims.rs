@@ -20,6 +20,9 @@ pub struct Claims {
     /// The surface a call came from (assertions only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub surface: Option<String>,
+    /// Granted OAuth scopes, space-delimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 impl Claims {
@@ -36,7 +39,15 @@ impl Claims {
             jti: uuid::Uuid::new_v4().to_string(),
             groups,
             surface: None,
+            scope: None,
         }
+    }
+}
+
+impl Claims {
+    /// The granted scopes.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope.as_deref().unwrap_or_default().split_whitespace()
     }
 }
 

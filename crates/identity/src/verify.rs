@@ -1,6 +1,8 @@
-//! Verifying bearer tokens from trusted issuers. Keys come from a static JWKS or from a JWKS URL that
-//! is fetched lazily, cached, and refreshed at most once per 30 s when a token names an unknown key,
-//! so a stream of forged `kid`s cannot turn into a stream of fetches.
+//! Verifying bearer tokens from trusted issuers. Keys come from a static JWKS, a JWKS URL, or the
+//! issuer's discovery document (OpenID Connect, else RFC 8414); fetched keys are cached and
+//! refreshed at most once per 30 s when a token names an unknown key, so a stream of forged `kid`s
+//! cannot turn into a stream of fetches. Where an issuer keeps groups (`groups`, `roles`,
+//! `realm_access.roles`) is configured per issuer.
 
 use std::{
     collections::HashMap,
@@ -14,6 +16,7 @@ use jsonwebtoken::{
     errors::ErrorKind,
     jwk::{JwkSet, KeyAlgorithm},
 };
+use serde_json::Value;
 
 use crate::Claims;
 
@@ -21,6 +24,7 @@ use crate::Claims;
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
 const REFRESH_COOLDOWN: Duration = Duration::from_secs(30);
 const KEYS_MAX_AGE: Duration = Duration::from_secs(600);
+/// Clock skew tolerated on `exp` and `nbf`.
 const LEEWAY_SECONDS: u64 = 30;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,9 +61,12 @@ pub enum AuthError {
 #[derive(Debug, Clone)]
 pub enum KeySource {
     /// A JWKS document known up front.
-    Static(serde_json::Value),
+    Static(Value),
     /// A JWKS URL, fetched on first use and refreshed as keys rotate.
     Url(String),
+    /// Discovery: the issuer's `/.well-known/openid-configuration` (else
+    /// `/.well-known/oauth-authorization-server`) names the JWKS URL.
+    Discovery,
 }
 
 #[derive(Debug, Clone)]
@@ -67,11 +74,30 @@ pub struct TrustedIssuer {
     /// The exact `iss` value tokens from this issuer carry.
     pub issuer: String,
     pub keys: KeySource,
+    /// Where the caller's groups are in this issuer's tokens: a claim name (`groups`, `roles`) or
+    /// a dotted path into nested claims (`realm_access.roles`).
+    pub groups_claim: String,
 }
 
-/// Verifies tokens for one audience from a set of trusted issuers.
+impl TrustedIssuer {
+    /// Trust `issuer`, reading groups from the `groups` claim.
+    pub fn new(issuer: impl Into<String>, keys: KeySource) -> TrustedIssuer {
+        TrustedIssuer {
+            issuer: issuer.into(),
+            keys,
+            groups_claim: "groups".into(),
+        }
+    }
+
+    pub fn with_groups_claim(mut self, path: impl Into<String>) -> TrustedIssuer {
+        self.groups_claim = path.into();
+        self
+    }
+}
+
+/// Verifies tokens issued for its audiences by a set of trusted issuers.
 pub struct Verifier {
-    audience: String,
+    audiences: Vec<String>,
     issuers: Vec<IssuerKeys>,
     http: reqwest::Client,
 }
@@ -79,7 +105,27 @@ pub struct Verifier {
 struct IssuerKeys {
     issuer: TrustedIssuer,
     cache: ArcSwap<KeyCache>,
-    refresh: tokio::sync::Mutex<Option<Instant>>,
+    refresh: tokio::sync::Mutex<RefreshTimes>,
+    /// The JWKS URL, once discovery found it.
+    jwks_url: tokio::sync::OnceCell<String>,
+}
+
+/// When keys were last fetched, for rate limiting.
+#[derive(Default)]
+struct RefreshTimes {
+    /// Any fetch attempt, successful or not.
+    attempt: Option<Instant>,
+    /// The last fetch caused by a token naming an unknown key.
+    unknown_key: Option<Instant>,
+}
+
+/// Why keys are being fetched.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Refresh {
+    /// Never fetched, or older than [`KEYS_MAX_AGE`].
+    Stale,
+    /// A token named a key the cache does not hold: maybe the issuer rotated.
+    UnknownKey,
 }
 
 #[derive(Default)]
@@ -89,8 +135,17 @@ struct KeyCache {
 }
 
 impl Verifier {
+    /// A verifier accepting tokens issued for `audience` by any of `issuers`.
     pub fn new(
         audience: impl Into<String>,
+        issuers: Vec<TrustedIssuer>,
+    ) -> Result<Arc<Verifier>, AuthError> {
+        Verifier::for_audiences(vec![audience.into()], issuers)
+    }
+
+    /// A verifier accepting tokens issued for any of `audiences`.
+    pub fn for_audiences(
+        audiences: Vec<String>,
         issuers: Vec<TrustedIssuer>,
     ) -> Result<Arc<Verifier>, AuthError> {
         let issuers = issuers
@@ -101,12 +156,13 @@ impl Verifier {
                         keys: parse_jwks(doc)?,
                         fetched: Some(Instant::now()),
                     },
-                    KeySource::Url(_) => KeyCache::default(),
+                    KeySource::Url(_) | KeySource::Discovery => KeyCache::default(),
                 };
                 Ok(IssuerKeys {
                     issuer,
                     cache: ArcSwap::from_pointee(cache),
-                    refresh: tokio::sync::Mutex::new(None),
+                    refresh: tokio::sync::Mutex::new(RefreshTimes::default()),
+                    jwks_url: tokio::sync::OnceCell::new(),
                 })
             })
             .collect::<Result<Vec<_>, AuthError>>()?;
@@ -115,14 +171,20 @@ impl Verifier {
             .build()
             .map_err(|e| AuthError::KeysUnavailable(format!("build HTTP client: {e}")))?;
         Ok(Arc::new(Verifier {
-            audience: audience.into(),
+            audiences,
             issuers,
             http,
         }))
     }
 
-    pub fn audience(&self) -> &str {
-        &self.audience
+    /// The audiences tokens must be issued for.
+    pub fn audiences(&self) -> &[String] {
+        &self.audiences
+    }
+
+    /// The trusted issuers' `iss` values.
+    pub fn issuers(&self) -> impl Iterator<Item = &str> {
+        self.issuers.iter().map(|i| i.issuer.issuer.as_str())
     }
 
     /// Verifies signature, issuer, audience, expiry and not-before; returns the claims.
@@ -139,6 +201,7 @@ impl Verifier {
             }
             _ => AuthError::Malformed(e.to_string()),
         })?;
+        // Only asymmetric algorithms: an HMAC token "signed" with a public key is refused here.
         if !matches!(
             header.alg,
             Algorithm::EdDSA | Algorithm::RS256 | Algorithm::ES256 | Algorithm::PS256
@@ -162,14 +225,16 @@ impl Verifier {
                             header.alg
                         )));
                     }
-                    return self.decode(token, key, *alg, &issuer.issuer.issuer);
+                    return self.decode(token, key, *alg, &issuer.issuer);
                 }
             }
             if attempt == 0 {
-                // Unknown key: maybe an issuer rotated. Refresh URL-backed issuers, rate-limited.
+                // Unknown key: maybe an issuer rotated. Refresh fetched key sets, rate-limited.
                 let mut refreshed = false;
                 for issuer in &self.issuers {
-                    refreshed |= issuer.refresh_if_allowed(&self.http).await;
+                    refreshed |= issuer
+                        .refresh_if_allowed(&self.http, Refresh::UnknownKey)
+                        .await;
                 }
                 if !refreshed {
                     break;
@@ -184,15 +249,15 @@ impl Verifier {
         token: &str,
         key: &DecodingKey,
         alg: Algorithm,
-        issuer: &str,
+        issuer: &TrustedIssuer,
     ) -> Result<Claims, AuthError> {
         let mut validation = Validation::new(alg);
-        validation.set_audience(&[&self.audience]);
-        validation.set_issuer(&[issuer]);
+        validation.set_audience(&self.audiences);
+        validation.set_issuer(&[&issuer.issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECONDS;
-        jsonwebtoken::decode::<Claims>(token, key, &validation)
+        let raw = jsonwebtoken::decode::<Value>(token, key, &validation)
             .map(|data| data.claims)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
@@ -202,7 +267,63 @@ impl Verifier {
                 ErrorKind::InvalidSignature => AuthError::Signature,
                 ErrorKind::InvalidAlgorithm => AuthError::Algorithm(format!("{alg:?}")),
                 _ => AuthError::Invalid(e.to_string()),
-            })
+            })?;
+        claims_from(&raw, &self.audiences, &issuer.groups_claim)
+    }
+}
+
+/// Reads verified claims, wherever this issuer keeps groups and scopes.
+fn claims_from(raw: &Value, audiences: &[String], groups_claim: &str) -> Result<Claims, AuthError> {
+    let text = |name: &str| raw.get(name).and_then(Value::as_str).map(str::to_owned);
+    let number = |name: &str| raw.get(name).and_then(Value::as_u64);
+    let sub = text("sub")
+        .ok_or_else(|| AuthError::Invalid("the token has no string sub claim".into()))?;
+    // `aud` may be a string or an array; keep the audience that matched.
+    let aud = match raw.get("aud") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|a| audiences.iter().any(|ours| ours == a))
+            .map(str::to_owned),
+        Some(Value::String(a)) => Some(a.clone()),
+        _ => None,
+    }
+    .ok_or(AuthError::Audience)?;
+    let groups = groups_claim
+        .split('.')
+        .try_fold(raw, |value, key| value.get(key))
+        .map(names)
+        .unwrap_or_default();
+    // OAuth's `scope` is space-delimited; some issuers use `scp`, as a string or an array.
+    let scope = match (raw.get("scope"), raw.get("scp")) {
+        (Some(Value::String(s)), _) => Some(s.clone()),
+        (_, Some(scp)) => Some(names(scp).join(" ")),
+        _ => None,
+    };
+    Ok(Claims {
+        iss: text("iss").unwrap_or_default(),
+        sub,
+        aud,
+        exp: number("exp").unwrap_or_default(),
+        iat: number("iat").unwrap_or_default(),
+        nbf: number("nbf"),
+        jti: text("jti").unwrap_or_default(),
+        groups,
+        surface: text("surface"),
+        scope,
+    })
+}
+
+/// A claim holding a list of names: an array of strings, or one string of space-separated names.
+fn names(value: &Value) -> Vec<String> {
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        Value::String(s) => s.split_whitespace().map(str::to_owned).collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -213,25 +334,45 @@ impl IssuerKeys {
             None => true,
             Some(at) => at.elapsed() > KEYS_MAX_AGE,
         };
-        if stale && matches!(self.issuer.keys, KeySource::Url(_)) {
-            self.refresh_if_allowed(http).await;
+        if stale {
+            self.refresh_if_allowed(http, Refresh::Stale).await;
         }
     }
 
-    /// Refreshes a URL-backed key set unless one was attempted within the cooldown. Returns whether
-    /// a fetch succeeded.
-    async fn refresh_if_allowed(&self, http: &reqwest::Client) -> bool {
-        let KeySource::Url(url) = &self.issuer.keys else {
-            return false;
-        };
-        let mut last = self.refresh.lock().await;
-        if let Some(at) = *last
-            && at.elapsed() < REFRESH_COOLDOWN
-        {
+    /// Refreshes a fetched key set, at most once per cooldown for each reason: a failing issuer
+    /// is not retried on every request, and forged `kid`s cannot force fetches, while a real
+    /// rotation is picked up by the first token that names the new key. Returns whether a fetch
+    /// succeeded.
+    async fn refresh_if_allowed(&self, http: &reqwest::Client, reason: Refresh) -> bool {
+        if matches!(self.issuer.keys, KeySource::Static(_)) {
             return false;
         }
-        *last = Some(Instant::now());
-        match fetch_jwks(http, url).await {
+        let mut times = self.refresh.lock().await;
+        let last = match reason {
+            Refresh::Stale => times.attempt,
+            Refresh::UnknownKey => times.unknown_key,
+        };
+        if last.is_some_and(|at| at.elapsed() < REFRESH_COOLDOWN) {
+            return false;
+        }
+        if reason == Refresh::Stale
+            && self
+                .cache
+                .load()
+                .fetched
+                .is_some_and(|at| at.elapsed() <= KEYS_MAX_AGE)
+        {
+            return false; // another request refreshed while this one waited for the lock
+        }
+        times.attempt = Some(Instant::now());
+        if reason == Refresh::UnknownKey {
+            times.unknown_key = times.attempt;
+        }
+        let fetched = match self.jwks_url(http).await {
+            Ok(url) => fetch_jwks(http, &url).await,
+            Err(e) => Err(e),
+        };
+        match fetched {
             Ok(keys) => {
                 self.cache.store(Arc::new(KeyCache {
                     keys,
@@ -245,6 +386,58 @@ impl IssuerKeys {
             }
         }
     }
+
+    /// The JWKS URL: configured, or found once through discovery.
+    async fn jwks_url(&self, http: &reqwest::Client) -> Result<String, AuthError> {
+        match &self.issuer.keys {
+            KeySource::Url(url) => Ok(url.clone()),
+            KeySource::Static(_) => Err(AuthError::Key("static keys have no URL".into())),
+            KeySource::Discovery => self
+                .jwks_url
+                .get_or_try_init(|| discover_jwks_url(http, &self.issuer.issuer))
+                .await
+                .cloned(),
+        }
+    }
+}
+
+/// Reads the issuer's discovery document (OpenID Connect first, then RFC 8414) and returns its
+/// `jwks_uri`. The document must name the same issuer, or its keys are not this issuer's.
+async fn discover_jwks_url(http: &reqwest::Client, issuer: &str) -> Result<String, AuthError> {
+    let base = issuer.trim_end_matches('/');
+    let mut last_error = String::new();
+    for path in [
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let url = format!("{base}{path}");
+        let response = match http.get(&url).send().await {
+            Ok(r) if r.status().is_success() => r,
+            Ok(r) => {
+                last_error = format!("GET {url}: HTTP {}", r.status());
+                continue;
+            }
+            Err(e) => {
+                last_error = format!("GET {url}: {e}");
+                continue;
+            }
+        };
+        let doc: Value = response
+            .json()
+            .await
+            .map_err(|e| AuthError::KeysUnavailable(format!("parse {url}: {e}")))?;
+        if doc.get("issuer").and_then(Value::as_str) != Some(issuer) {
+            return Err(AuthError::KeysUnavailable(format!(
+                "{url} names another issuer"
+            )));
+        }
+        return doc
+            .get("jwks_uri")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| AuthError::KeysUnavailable(format!("{url} has no jwks_uri")));
+    }
+    Err(AuthError::KeysUnavailable(last_error))
 }
 
 async fn fetch_jwks(
@@ -262,31 +455,41 @@ async fn fetch_jwks(
             response.status()
         )));
     }
-    let doc: serde_json::Value = response
+    let doc: Value = response
         .json()
         .await
         .map_err(|e| AuthError::KeysUnavailable(format!("parse JWKS from {url}: {e}")))?;
     parse_jwks(&doc)
 }
 
-fn parse_jwks(
-    doc: &serde_json::Value,
-) -> Result<HashMap<String, (DecodingKey, Algorithm)>, AuthError> {
+fn parse_jwks(doc: &Value) -> Result<HashMap<String, (DecodingKey, Algorithm)>, AuthError> {
     let set: JwkSet = serde_json::from_value(doc.clone())
         .map_err(|e| AuthError::Key(format!("parse JWKS: {e}")))?;
     let mut keys = HashMap::new();
     for jwk in &set.keys {
-        let (Some(kid), Some(alg)) = (jwk.common.key_id.clone(), jwk.common.key_algorithm) else {
-            // A key without kid or alg cannot be matched safely; skip it.
+        let Some(kid) = jwk.common.key_id.clone() else {
+            // A key without kid cannot be matched safely; skip it.
             continue;
         };
-        let alg = match alg {
-            KeyAlgorithm::EdDSA => Algorithm::EdDSA,
-            KeyAlgorithm::RS256 => Algorithm::RS256,
-            KeyAlgorithm::ES256 => Algorithm::ES256,
-            KeyAlgorithm::PS256 => Algorithm::PS256,
-            _ => continue,
+        // Take the algorithm the key declares; keys that declare none get their family's default.
+        let alg = match (jwk.common.key_algorithm, &jwk.algorithm) {
+            (Some(KeyAlgorithm::EdDSA), _) => Algorithm::EdDSA,
+            (Some(KeyAlgorithm::RS256), _) => Algorithm::RS256,
+            (Some(KeyAlgorithm::ES256), _) => Algorithm::ES256,
+            (Some(KeyAlgorithm::PS256), _) => Algorithm::PS256,
+            (Some(_), _) => continue,
+            (None, jsonwebtoken::jwk::AlgorithmParameters::RSA(_)) => Algorithm::RS256,
+            (None, jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_)) => Algorithm::ES256,
+            (None, jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(_)) => Algorithm::EdDSA,
+            (None, _) => continue,
         };
+        // Only signing keys: an encryption key is never a verification key.
+        if matches!(
+            jwk.common.public_key_use,
+            Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)
+        ) {
+            continue;
+        }
         let key =
             DecodingKey::from_jwk(jwk).map_err(|e| AuthError::Key(format!("key {kid}: {e}")))?;
         keys.insert(kid, (key, alg));
@@ -302,10 +505,10 @@ mod tests {
     fn verifier(key: &SigningKey) -> Arc<Verifier> {
         Verifier::new(
             "switchboard",
-            vec![TrustedIssuer {
-                issuer: "https://issuer.test".into(),
-                keys: KeySource::Static(jwks_document(&[key])),
-            }],
+            vec![TrustedIssuer::new(
+                "https://issuer.test",
+                KeySource::Static(jwks_document(&[key])),
+            )],
         )
         .unwrap()
     }

@@ -152,10 +152,10 @@ mod tests {
         let key = SigningKey::generate().unwrap();
         let verifier = Verifier::new(
             "knowledge",
-            vec![TrustedIssuer {
-                issuer: "gw".into(),
-                keys: KeySource::Static(jwks_document(&[&key])),
-            }],
+            vec![TrustedIssuer::new(
+                "gw",
+                KeySource::Static(jwks_document(&[&key])),
+            )],
         )
         .unwrap();
         (key, IdentityMode::Gateway(verifier))

@@ -93,10 +93,10 @@ async fn serve() -> Served {
     let key = Arc::new(SigningKey::generate().unwrap());
     let verifier = Verifier::new(
         "ledger",
-        vec![TrustedIssuer {
-            issuer: "gw".into(),
-            keys: KeySource::Static(jwks_document(&[&key])),
-        }],
+        vec![TrustedIssuer::new(
+            "gw",
+            KeySource::Static(jwks_document(&[&key])),
+        )],
     )
     .unwrap();
     let governance =

@@ -66,7 +66,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let url = format!("http://{}", listener.local_addr()?);
     let config = GatewayConfig {
         registry: RegistryClient::new(&args.registry_url, credentials),
-        verifier: Verifier::new(args.trust.audience, issuers)?,
+        verifier: Verifier::for_audiences(args.trust.external.audiences.clone(), issuers)?,
         assertion_key: SigningKey::load_or_create(
             &args.data.data_dir.join("keys").join("gateway.json"),
         )?,

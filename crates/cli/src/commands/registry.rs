@@ -48,7 +48,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     }
     let state = RegistryState {
         store: Arc::new(SqliteStore::open(&database).await?),
-        verifier: Verifier::new(args.trust.audience, issuers)?,
+        verifier: Verifier::for_audiences(args.trust.external.audiences.clone(), issuers)?,
         writer_groups: args.writer_groups,
         auditor_groups: args.auditor_groups,
         dev_issuer_jwks: dev_jwks,

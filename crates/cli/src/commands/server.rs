@@ -213,10 +213,7 @@ fn identity_mode(common: &Common, server_name: &str) -> anyhow::Result<IdentityM
             };
             Some(Verifier::new(
                 server_name,
-                vec![TrustedIssuer {
-                    issuer,
-                    keys: KeySource::Url(url.clone()),
-                }],
+                vec![TrustedIssuer::new(issuer, KeySource::Url(url.clone()))],
             )?)
         }
         None => None,

@@ -13,7 +13,7 @@ use registry_store::SqliteStore;
 use server_sdk::IdentityMode;
 
 use crate::{
-    commands::{DataDir, gateway::dev_service_credentials, server, write_ready},
+    commands::{DataDir, ExternalTrust, gateway::dev_service_credentials, server, write_ready},
     dev,
 };
 
@@ -40,6 +40,9 @@ pub(crate) struct Args {
     /// Also write the URLs and token here as JSON once everything is up.
     #[arg(long)]
     ready_file: Option<PathBuf>,
+    /// Also trust these external issuers (for example your company's OpenID Connect provider).
+    #[command(flatten)]
+    trust: ExternalTrust,
     #[command(flatten)]
     data: DataDir,
 }
@@ -49,7 +52,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)?;
     let dev_key = dev::load_key(&data_dir)?;
     let dev_jwks = identity::jwks_document(&[&dev_key]);
-    let dev_issuer = || dev::trusted_issuer(&dev_key);
+    // End users and services may present development tokens or tokens from any external issuer.
+    let mut audiences = args.trust.audiences.clone();
+    if !audiences.iter().any(|a| a == dev::PLATFORM_AUDIENCE) {
+        audiences.push(dev::PLATFORM_AUDIENCE.to_owned());
+    }
+    let external = args.trust.issuers()?;
+    let platform_verifier = || {
+        let mut issuers = external.clone();
+        issuers.push(dev::trusted_issuer(&dev_key));
+        Verifier::for_audiences(audiences.clone(), issuers)
+    };
     let shutdown = service_kit::shutdown_on_signal();
 
     let registry_listener = service_kit::bind((args.host, args.registry_port).into()).await?;
@@ -61,7 +74,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
 
     let registry_state = RegistryState {
         store: Arc::new(SqliteStore::open(&data_dir.join("registry.db")).await?),
-        verifier: Verifier::new(dev::PLATFORM_AUDIENCE, vec![dev_issuer()])?,
+        verifier: platform_verifier()?,
         writer_groups: vec![dev::ADMINS_GROUP.into(), dev::SERVICES_GROUP.into()],
         auditor_groups: vec![dev::ADMINS_GROUP.into()],
         dev_issuer_jwks: Some(dev_jwks.clone()),
@@ -80,7 +93,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             &registry_url,
             dev_service_credentials(dev::load_key(&data_dir)?, "gateway"),
         ),
-        verifier: Verifier::new(dev::PLATFORM_AUDIENCE, vec![dev_issuer()])?,
+        verifier: platform_verifier()?,
         assertion_key: SigningKey::load_or_create(&data_dir.join("keys").join("gateway.json"))?,
         issuer: gateway_url.clone(),
         allowed_origins: Vec::new(),
@@ -102,10 +115,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let server_name = knowledge.governance.manifest().server.name.clone();
     let assertion_verifier = Verifier::new(
         server_name.clone(),
-        vec![TrustedIssuer {
-            issuer: gateway_url.clone(),
-            keys: KeySource::Url(format!("{gateway_url}/.well-known/jwks.json")),
-        }],
+        vec![TrustedIssuer::new(
+            gateway_url.clone(),
+            KeySource::Url(format!("{gateway_url}/.well-known/jwks.json")),
+        )],
     )?;
     let router = knowledge.http_router(IdentityMode::Gateway(assertion_verifier), Vec::new());
     let knowledge_task = spawn_component(

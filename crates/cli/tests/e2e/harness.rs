@@ -87,24 +87,27 @@ pub struct Platform {
 
 impl Platform {
     pub fn start() -> Platform {
+        Platform::start_with(&[])
+    }
+
+    /// `switchboard up` with extra flags (for example `--trust-issuer`).
+    pub fn start_with(extra: &[&str]) -> Platform {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let data = data.to_str().unwrap();
-        let (up, ready) = spawn(
-            dir.path(),
+        let mut args = vec![
             "up",
-            &[
-                "up",
-                "--data-dir",
-                data,
-                "--registry-port",
-                "0",
-                "--gateway-port",
-                "0",
-                "--knowledge-port",
-                "0",
-            ],
-        );
+            "--data-dir",
+            data,
+            "--registry-port",
+            "0",
+            "--gateway-port",
+            "0",
+            "--knowledge-port",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        let (up, ready) = spawn(dir.path(), "up", &args);
         let field = |k: &str| ready[k].as_str().unwrap().to_owned();
         Platform {
             registry_url: field("registry_url"),
@@ -256,15 +259,21 @@ pub fn python() -> Option<PathBuf> {
 /// The folder whose `node_modules/.bin` holds node 22, the conformance suite and the inspector:
 /// `SWITCHBOARD_NODE_TOOLS`, else the one `.ci/run` installs.
 pub fn node_tools() -> Option<PathBuf> {
+    node_tools_dir().map(|dir| dir.join("node_modules/.bin"))
+}
+
+/// The folder the Node tools are installed in (its `node_modules` holds oidc-provider too).
+pub fn node_tools_dir() -> Option<PathBuf> {
     let dir = match std::env::var("SWITCHBOARD_NODE_TOOLS") {
         Ok(d) => PathBuf::from(d),
         Err(_) => PathBuf::from(std::env::var("HOME").ok()?).join(".cache/switchboard-node"),
     };
     let bin = dir.join("node_modules/.bin");
-    (bin.join("node").exists()
-        && bin.join("conformance").exists()
-        && bin.join("mcp-inspector").exists())
-    .then_some(bin)
+    let installed = ["node", "conformance", "mcp-inspector"]
+        .iter()
+        .all(|t| bin.join(t).exists())
+        && dir.join("node_modules/oidc-provider").exists();
+    installed.then_some(dir)
 }
 
 /// A command that runs a Node tool from `bin` with node 22 first on the PATH.

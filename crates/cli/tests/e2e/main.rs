@@ -9,3 +9,4 @@ mod clients;
 mod conformance;
 mod governance;
 mod harness;
+mod oidc;

@@ -25,10 +25,10 @@ impl Fixture {
         let key = SigningKey::generate().unwrap();
         let verifier = Verifier::new(
             "switchboard",
-            vec![TrustedIssuer {
-                issuer: ISSUER.into(),
-                keys: KeySource::Static(jwks_document(&[&key])),
-            }],
+            vec![TrustedIssuer::new(
+                ISSUER,
+                KeySource::Static(jwks_document(&[&key])),
+            )],
         )
         .unwrap();
         let state = RegistryState {

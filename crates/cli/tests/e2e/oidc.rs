@@ -1,0 +1,273 @@
+//! End-user tokens from a real OpenID Connect provider (npm `oidc-provider`, started on loopback):
+//! discovery, JWKS, RS256/ES256/EdDSA, groups read from a nested claim, and the JWT attack suite.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use serde_json::{Value, json};
+
+use crate::harness::{Platform, available, call, connect, node_tools_dir, tool_names};
+
+const CLIENTS: &str = r#"[
+    {"id": "alice", "secret": "alice-secret", "groups": ["finance"], "alg": "RS256"},
+    {"id": "bob", "secret": "bob-secret", "groups": ["eng"], "alg": "ES256"},
+    {"id": "carol", "secret": "carol-secret", "groups": ["finance", "finance-leads"], "alg": "EdDSA"}
+]"#;
+
+/// The provider process, killed on drop.
+struct Provider {
+    child: Child,
+    issuer: String,
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_provider() -> Option<Provider> {
+    let Some(tools) = node_tools_dir() else {
+        available("node 22 and the oidc-provider package", false);
+        return None;
+    };
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/node/oidc-provider.mjs"
+    );
+    let mut child = Command::new(tools.join("node_modules/.bin/node"))
+        .arg(script)
+        .env("SWITCHBOARD_NODE_TOOLS", &tools)
+        .env("OIDC_CLIENTS", CLIENTS)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ready: Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("provider said {line:?}: {e}"));
+    Some(Provider {
+        child,
+        issuer: ready["issuer"].as_str().unwrap().to_owned(),
+    })
+}
+
+/// A client_credentials access token for `client` (a JWT for `urn:switchboard`).
+async fn token(provider: &Provider, client: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{}/token", provider.issuer))
+        .basic_auth(client, Some(format!("{client}-secret")))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&scope=mcp:tools&resource=urn:switchboard")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    body["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {body}"))
+        .to_owned()
+}
+
+fn platform_trusting(provider: &Provider) -> Platform {
+    Platform::start_with(&[
+        "--trust-issuer",
+        &provider.issuer,
+        "--groups-claim",
+        "realm_access.roles",
+        "--audience",
+        "urn:switchboard",
+    ])
+}
+
+const FINANCE_DOCS: &str = r##"
+[server]
+name = "finance-docs"
+description = "Finance runbooks"
+owner_team = "finance-eng"
+support_channel = "#finance-eng"
+[access]
+allowed_groups = ["finance"]
+[policies.finance-leads]
+groups = ["finance-leads"]
+[tools.search_docs]
+minutes_saved = 3.0
+[tools.get_doc]
+minutes_saved = 1.0
+policy = "finance-leads"
+"##;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provider_tokens_reach_tools_with_groups_from_a_nested_claim() {
+    let Some(provider) = start_provider() else {
+        return;
+    };
+    let mut platform = platform_trusting(&provider);
+    platform.start_knowledge(FINANCE_DOCS);
+    let url = format!("{}/servers/finance-docs/mcp", platform.gateway_url);
+    // RS256, ES256 and EdDSA keys, all found through discovery.
+    let expected: [(&str, &[&str]); 3] = [
+        ("alice", &["search_docs"]),
+        ("bob", &[]),
+        ("carol", &["get_doc", "search_docs"]),
+    ];
+    for (client, tools) in expected {
+        let session = connect(&url, &token(&provider, client).await, true).await;
+        assert_eq!(tool_names(&session).await, tools, "{client}");
+        session.cancel().await.unwrap();
+    }
+    let session = connect(&url, &token(&provider, "alice").await, false).await;
+    let denied = call(
+        &session,
+        "get_doc",
+        json!({"path": "guides/presto-access.md"}),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        denied.message.contains("denied by policy finance-leads"),
+        "{}",
+        denied.message
+    );
+    session.cancel().await.unwrap();
+    let records = platform.audit("finance-docs");
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["user"], "alice");
+    assert_eq!(records[0]["groups"], json!(["finance"]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_jwt_attack_suite_is_refused_with_401_and_never_logged() {
+    let Some(provider) = start_provider() else {
+        return;
+    };
+    let platform = platform_trusting(&provider);
+    let dev =
+        identity::SigningKey::load_or_create(&platform.data_dir().join("keys/dev-issuer.json"))
+            .unwrap();
+    let claims = |edit: &dyn Fn(&mut identity::Claims)| {
+        let mut c = identity::Claims::new(
+            "urn:switchboard:dev-issuer",
+            "mallory",
+            "switchboard",
+            vec!["finance".into()],
+            300,
+        );
+        edit(&mut c);
+        dev.sign(&c).unwrap()
+    };
+    let real = token(&provider, "alice").await;
+    let parts: Vec<&str> = real.split('.').collect();
+    let b64 = |v: Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let payload: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+
+    // HS256 "signed" with the provider's RSA public key, naming the RSA key: the key-confusion attack.
+    let jwks: Value = reqwest::get(format!("{}/jwks", provider.issuer))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rsa = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kty"] == "RSA")
+        .unwrap()
+        .clone();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = rsa["kid"].as_str().map(str::to_owned);
+    let confused = jsonwebtoken::encode(
+        &header,
+        &payload,
+        &jsonwebtoken::EncodingKey::from_secret(rsa.to_string().as_bytes()),
+    )
+    .unwrap();
+
+    let mut tampered_payload = payload.clone();
+    tampered_payload["realm_access"]["roles"] =
+        json!(["finance", "finance-leads", "platform-admins"]);
+    let attacks = [
+        (
+            "expired",
+            claims(&|c| c.exp = identity::now_seconds() - 3600),
+        ),
+        (
+            "not yet valid",
+            claims(&|c| c.nbf = Some(identity::now_seconds() + 3600)),
+        ),
+        ("wrong issuer", claims(&|c| c.iss = provider.issuer.clone())),
+        (
+            "wrong audience",
+            claims(&|c| c.aud = "another-service".into()),
+        ),
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                b64(json!({"alg": "none", "typ": "JWT"})),
+                parts[1]
+            ),
+        ),
+        ("HS256 with the RSA public key", confused),
+        (
+            "unknown kid",
+            identity::SigningKey::generate()
+                .unwrap()
+                .sign(&payload)
+                .unwrap(),
+        ),
+        (
+            "tampered payload",
+            format!("{}.{}.{}", parts[0], b64(tampered_payload), parts[2]),
+        ),
+        (
+            "oversized",
+            format!("{}.{}.{}", parts[0], "a".repeat(20_000), parts[2]),
+        ),
+    ];
+    let http = reqwest::Client::new();
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}});
+    for (name, token) in &attacks {
+        let response = http
+            .post(&platform.mcp_url)
+            .header("accept", "application/json, text/event-stream")
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{name} was not refused");
+        let challenge = response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(challenge.starts_with("Bearer "), "{name}: {challenge}");
+    }
+    // The genuine token still works, so the refusals above were about the attacks.
+    let session = connect(&platform.mcp_url, &real, true).await;
+    assert_eq!(tool_names(&session).await, ["get_doc", "search_docs"]);
+    session.cancel().await.unwrap();
+
+    let log = std::fs::read_to_string(platform.dir.path().join("up.log")).unwrap();
+    assert_eq!(
+        log.matches("rejected a caller").count(),
+        attacks.len(),
+        "{log}"
+    );
+    for (name, token) in &attacks {
+        let tail = &token[token.len().saturating_sub(24)..];
+        assert!(
+            tail.is_empty() || !log.contains(tail),
+            "the {name} token leaked into the log"
+        );
+    }
+}
