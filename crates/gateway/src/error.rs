@@ -29,26 +29,64 @@ pub(crate) fn respond(status: StatusCode, id: &Value, code: i64, message: &str) 
     (status, Json(jsonrpc_error(id, code, message, None))).into_response()
 }
 
-pub(crate) fn unauthorized(reason: &str) -> Response {
-    let mut response = respond(
-        StatusCode::UNAUTHORIZED,
-        &Value::Null,
-        UNAUTHENTICATED,
-        &format!("unauthenticated: {reason}"),
-    );
-    let challenge = format!(
-        "Bearer realm=\"switchboard\", error=\"invalid_token\", error_description=\"{}\"",
-        reason.replace('"', "'")
-    );
-    if let Ok(value) = HeaderValue::from_str(&challenge) {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, value);
-    } else {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"switchboard\""),
+/// A bearer challenge (RFC 6750) that points clients at the route's protected-resource
+/// metadata (RFC 9728), so an MCP client can find the authorization server.
+pub(crate) struct Challenge<'a> {
+    pub(crate) resource_metadata: &'a str,
+}
+
+impl Challenge<'_> {
+    /// 401: no token (no error code, per RFC 6750), or an invalid one.
+    pub(crate) fn unauthorized(&self, invalid: Option<&str>) -> Response {
+        let reason = invalid.unwrap_or("a bearer token is required");
+        let mut response = respond(
+            StatusCode::UNAUTHORIZED,
+            &Value::Null,
+            UNAUTHENTICATED,
+            &format!("unauthenticated: {reason}"),
         );
+        let mut challenge = format!(
+            "Bearer realm=\"switchboard\", resource_metadata=\"{}\"",
+            self.resource_metadata
+        );
+        if let Some(reason) = invalid {
+            challenge.push_str(&format!(
+                ", error=\"invalid_token\", error_description=\"{}\"",
+                quoted(reason)
+            ));
+        }
+        set_challenge(&mut response, &challenge);
+        response
     }
+
+    /// 403: the token lacks scopes the route requires (step-up authorization).
+    pub(crate) fn insufficient_scope(&self, required: &[String]) -> Response {
+        let scope = required.join(" ");
+        let mut response = respond(
+            StatusCode::FORBIDDEN,
+            &Value::Null,
+            UNAUTHENTICATED,
+            &format!("insufficient scope: this server requires the scopes {scope}"),
+        );
+        let challenge = format!(
+            "Bearer realm=\"switchboard\", error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{}\"",
+            self.resource_metadata
+        );
+        set_challenge(&mut response, &challenge);
+        response
+    }
+}
+
+fn quoted(text: &str) -> String {
+    text.chars()
+        .filter(|c| *c != '"' && *c != '\\' && !c.is_control())
+        .collect()
+}
+
+fn set_challenge(response: &mut Response, challenge: &str) {
+    let value = HeaderValue::from_str(challenge)
+        .unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"switchboard\""));
     response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, value);
 }

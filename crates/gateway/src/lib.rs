@@ -12,6 +12,7 @@ mod audit;
 mod catalog_cache;
 mod error;
 mod inspect;
+mod metadata;
 mod proxy;
 mod sessions;
 mod sse;
@@ -37,6 +38,10 @@ pub struct GatewayConfig {
     pub assertion_key: SigningKey,
     /// The `iss` of assertions; servers trust this issuer.
     pub issuer: String,
+    /// The gateway's external base URL: MCP routes are `<public_url>/servers/<name>/mcp`.
+    pub public_url: String,
+    /// Scopes every end-user token must carry (empty: none).
+    pub required_scopes: Vec<String>,
     /// Browser origins allowed to call MCP routes (requests without `Origin` are always allowed).
     pub allowed_origins: Vec<String>,
     /// Host names (without port) the gateway answers to, against DNS rebinding; empty allows any.
@@ -52,6 +57,8 @@ pub(crate) struct Gateway {
     pub(crate) verifier: Arc<Verifier>,
     pub(crate) assertion_key: SigningKey,
     pub(crate) issuer: String,
+    pub(crate) public_url: String,
+    pub(crate) required_scopes: Vec<String>,
     pub(crate) allowed_origins: Vec<String>,
     pub(crate) allowed_hosts: Vec<String>,
     pub(crate) audit: AuditSink,
@@ -79,6 +86,8 @@ pub async fn build(config: GatewayConfig, shutdown: Shutdown) -> anyhow::Result<
         verifier: config.verifier,
         assertion_key: config.assertion_key,
         issuer: config.issuer,
+        public_url: config.public_url.trim_end_matches('/').to_owned(),
+        required_scopes: config.required_scopes,
         allowed_origins: config.allowed_origins,
         allowed_hosts: config
             .allowed_hosts
@@ -97,6 +106,14 @@ fn router(gateway: Arc<Gateway>) -> Router {
     let jwks = identity::jwks_document(&[&gateway.assertion_key]);
     Router::new()
         .route("/servers/{name}/mcp", axum::routing::any(proxy::handle))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(metadata::gateway),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/servers/{name}/mcp",
+            get(metadata::server),
+        )
         .with_state(gateway)
         .route(
             "/.well-known/jwks.json",

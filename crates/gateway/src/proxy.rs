@@ -101,16 +101,32 @@ pub(crate) async fn handle(
             "the request's Origin is not allowed",
         );
     }
+    let metadata_url = gw.resource_metadata_url(&name);
+    let challenge = error::Challenge {
+        resource_metadata: &metadata_url,
+    };
     let claims = match bearer_token(&parts.headers) {
-        None => return error::unauthorized("a bearer token is required"),
-        Some(token) => match gw.verifier.verify(token).await {
+        None => return challenge.unauthorized(None),
+        Some(token) => match gw
+            .verifier
+            .verify_for(token, Some(&gw.resource(&name)))
+            .await
+        {
             Ok(claims) => claims,
             Err(e) => {
                 tracing::info!(reason = %e, server = %name, "rejected a caller");
-                return error::unauthorized(&e.to_string());
+                return challenge.unauthorized(Some(&e.to_string()));
             }
         },
     };
+    if !gw
+        .required_scopes
+        .iter()
+        .all(|needed| claims.scopes().any(|s| s == needed))
+    {
+        tracing::info!(user = %claims.sub, server = %name, "refused a token without the required scopes");
+        return challenge.insufficient_scope(&gw.required_scopes);
+    }
     let who = Principal {
         user: claims.sub.clone(),
         groups: claims.groups.clone(),

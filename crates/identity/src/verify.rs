@@ -189,6 +189,16 @@ impl Verifier {
 
     /// Verifies signature, issuer, audience, expiry and not-before; returns the claims.
     pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        self.verify_for(token, None).await
+    }
+
+    /// Like [`Verifier::verify`], also accepting tokens issued for `resource` (RFC 8707: an OAuth
+    /// client asks for a token for the exact MCP endpoint it calls).
+    pub async fn verify_for(
+        &self,
+        token: &str,
+        resource: Option<&str>,
+    ) -> Result<Claims, AuthError> {
         if token.is_empty() {
             return Err(AuthError::Missing);
         }
@@ -225,7 +235,7 @@ impl Verifier {
                             header.alg
                         )));
                     }
-                    return self.decode(token, key, *alg, &issuer.issuer);
+                    return self.decode(token, key, *alg, &issuer.issuer, resource);
                 }
             }
             if attempt == 0 {
@@ -250,9 +260,12 @@ impl Verifier {
         key: &DecodingKey,
         alg: Algorithm,
         issuer: &TrustedIssuer,
+        resource: Option<&str>,
     ) -> Result<Claims, AuthError> {
+        let mut audiences: Vec<&str> = self.audiences.iter().map(String::as_str).collect();
+        audiences.extend(resource);
         let mut validation = Validation::new(alg);
-        validation.set_audience(&self.audiences);
+        validation.set_audience(&audiences);
         validation.set_issuer(&[&issuer.issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
@@ -268,12 +281,12 @@ impl Verifier {
                 ErrorKind::InvalidAlgorithm => AuthError::Algorithm(format!("{alg:?}")),
                 _ => AuthError::Invalid(e.to_string()),
             })?;
-        claims_from(&raw, &self.audiences, &issuer.groups_claim)
+        claims_from(&raw, &audiences, &issuer.groups_claim)
     }
 }
 
 /// Reads verified claims, wherever this issuer keeps groups and scopes.
-fn claims_from(raw: &Value, audiences: &[String], groups_claim: &str) -> Result<Claims, AuthError> {
+fn claims_from(raw: &Value, audiences: &[&str], groups_claim: &str) -> Result<Claims, AuthError> {
     let text = |name: &str| raw.get(name).and_then(Value::as_str).map(str::to_owned);
     let number = |name: &str| raw.get(name).and_then(Value::as_u64);
     let sub = text("sub")
@@ -283,7 +296,7 @@ fn claims_from(raw: &Value, audiences: &[String], groups_claim: &str) -> Result<
         Some(Value::Array(items)) => items
             .iter()
             .filter_map(Value::as_str)
-            .find(|a| audiences.iter().any(|ours| ours == a))
+            .find(|a| audiences.contains(a))
             .map(str::to_owned),
         Some(Value::String(a)) => Some(a.clone()),
         _ => None,

@@ -33,6 +33,12 @@ pub(crate) struct Args {
     /// from the development issuer too.
     #[command(flatten)]
     trust: Trust,
+    /// The gateway's external base URL, as clients reach it (default: http://<listen address>).
+    #[arg(long, env = "SWITCHBOARD_GATEWAY_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// A scope every end-user token must carry; tokens without it get 403 insufficient_scope.
+    #[arg(long = "required-scope")]
+    required_scopes: Vec<String>,
     /// The `iss` of the identity assertions sent to servers (default: this gateway's URL).
     #[arg(long)]
     issuer: Option<String>,
@@ -71,6 +77,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             &args.data.data_dir.join("keys").join("gateway.json"),
         )?,
         issuer: args.issuer.unwrap_or_else(|| url.clone()),
+        public_url: args.public_url.unwrap_or_else(|| url.clone()),
+        required_scopes: args.required_scopes,
         allowed_origins: args.allowed_origins,
         allowed_hosts: if args.allowed_hosts.is_empty() && args.listen.ip().is_loopback() {
             gateway::loopback_hosts()

@@ -10,6 +10,9 @@ pub(crate) struct Args {
     /// Comma-separated business groups, e.g. `finance,ads-eng`.
     #[arg(long, default_value = "")]
     groups: String,
+    /// Space-separated OAuth scopes to grant, e.g. `mcp:tools`.
+    #[arg(long)]
+    scope: Option<String>,
     /// Lifetime in seconds.
     #[arg(long, default_value_t = 3600)]
     ttl: u64,
@@ -19,14 +22,14 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let key = dev::load_key(&args.data.data_dir)?;
-    println!(
-        "{}",
-        dev::mint(
-            &key,
-            &args.user,
-            catalog::parse_groups(&args.groups),
-            args.ttl
-        )?
+    let mut claims = identity::Claims::new(
+        dev::DEV_ISSUER,
+        &args.user,
+        dev::PLATFORM_AUDIENCE,
+        catalog::parse_groups(&args.groups),
+        args.ttl,
     );
+    claims.scope = args.scope;
+    println!("{}", key.sign(&claims)?);
     Ok(())
 }

@@ -40,6 +40,10 @@ pub(crate) struct Args {
     /// Also write the URLs and token here as JSON once everything is up.
     #[arg(long)]
     ready_file: Option<PathBuf>,
+    /// A scope every end-user token must carry at the gateway (development tokens get it with
+    /// `switchboard token --scope`).
+    #[arg(long = "required-scope")]
+    required_scopes: Vec<String>,
     /// Also trust these external issuers (for example your company's OpenID Connect provider).
     #[command(flatten)]
     trust: ExternalTrust,
@@ -96,6 +100,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         verifier: platform_verifier()?,
         assertion_key: SigningKey::load_or_create(&data_dir.join("keys").join("gateway.json"))?,
         issuer: gateway_url.clone(),
+        public_url: gateway_url.clone(),
+        required_scopes: args.required_scopes.clone(),
         allowed_origins: Vec::new(),
         allowed_hosts: if args.host.is_loopback() {
             gateway::loopback_hosts()

@@ -61,11 +61,18 @@ fn start_provider() -> Option<Provider> {
 
 /// A client_credentials access token for `client` (a JWT for `urn:switchboard`).
 async fn token(provider: &Provider, client: &str) -> String {
+    token_for(provider, client, "urn:switchboard").await
+}
+
+/// A client_credentials access token for `client`, issued for `resource` (RFC 8707).
+async fn token_for(provider: &Provider, client: &str, resource: &str) -> String {
     let response = reqwest::Client::new()
         .post(format!("{}/token", provider.issuer))
         .basic_auth(client, Some(format!("{client}-secret")))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body("grant_type=client_credentials&scope=mcp:tools&resource=urn:switchboard")
+        .body(format!(
+            "grant_type=client_credentials&scope=mcp:tools&resource={resource}"
+        ))
         .send()
         .await
         .unwrap();
@@ -270,4 +277,107 @@ async fn the_jwt_attack_suite_is_refused_with_401_and_never_logged() {
             "the {name} token leaked into the log"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn clients_find_the_authorization_server_and_the_scopes_they_need() {
+    let Some(provider) = start_provider() else {
+        return;
+    };
+    let platform = Platform::start_with(&[
+        "--trust-issuer",
+        &provider.issuer,
+        "--groups-claim",
+        "realm_access.roles",
+        "--audience",
+        "urn:switchboard",
+        "--required-scope",
+        "mcp:tools",
+    ]);
+    let http = reqwest::Client::new();
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}});
+    let post = |token: Option<String>| {
+        let mut request = http
+            .post(&platform.mcp_url)
+            .header("accept", "application/json, text/event-stream")
+            .json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+
+    // 401 points at the route's protected-resource metadata (RFC 9728).
+    let response = post(None).await.unwrap();
+    assert_eq!(response.status(), 401);
+    let metadata_url = format!(
+        "{}/.well-known/oauth-protected-resource/servers/knowledge/mcp",
+        platform.gateway_url
+    );
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.contains(&format!("resource_metadata=\"{metadata_url}\"")),
+        "{challenge}"
+    );
+    assert!(
+        !challenge.contains("error="),
+        "no error code without credentials: {challenge}"
+    );
+    let metadata: Value = http
+        .get(&metadata_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["resource"], platform.mcp_url);
+    assert_eq!(metadata["authorization_servers"], json!([provider.issuer]));
+    assert_eq!(metadata["scopes_supported"], json!(["mcp:tools"]));
+    let root: Value = http
+        .get(format!(
+            "{}/.well-known/oauth-protected-resource",
+            platform.gateway_url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(root["resource"], platform.gateway_url);
+
+    // A valid token without the scope: 403 insufficient_scope, naming the scope to ask for.
+    let response = post(Some(platform.token("dora", &["eng"]))).await.unwrap();
+    assert_eq!(response.status(), 403);
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\"")
+            && challenge.contains("scope=\"mcp:tools\""),
+        "{challenge}"
+    );
+
+    // The provider's tokens carry the scope; one issued for the route itself (RFC 8707) works too.
+    for token in [
+        token(&provider, "bob").await,
+        token_for(&provider, "bob", &platform.mcp_url).await,
+    ] {
+        let session = connect(&platform.mcp_url, &token, true).await;
+        assert_eq!(tool_names(&session).await, ["get_doc", "search_docs"]);
+        session.cancel().await.unwrap();
+    }
+    // A token for another route is not valid here.
+    let elsewhere = token_for(
+        &provider,
+        "bob",
+        &format!("{}/servers/other/mcp", platform.gateway_url),
+    )
+    .await;
+    assert_eq!(post(Some(elsewhere)).await.unwrap().status(), 401);
 }
