@@ -1,0 +1,272 @@
+//! From a server's registered facts to its Cedar policies: the manifest's business-group gating
+//! and named tool policies become generated policies, the server's own Cedar text is parsed, and
+//! all of them are validated against the server's schema, reporting every problem at once.
+
+use std::{collections::BTreeSet, str::FromStr};
+
+use cedar_policy::{Effect, Policy, PolicyId, PolicySet, ValidationMode, Validator};
+use serde_json::Value;
+
+use crate::schema::schema_for;
+
+/// A named tool policy from the manifest: callers must be in one of `groups`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NamedPolicy {
+    pub name: String,
+    pub groups: Vec<String>,
+}
+
+/// What the policies need to know about one tool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolFacts {
+    pub name: String,
+    /// The tool's `readOnlyHint`, as the registry recorded it.
+    pub read_only: bool,
+    pub sensitivity: String,
+    pub policy: Option<NamedPolicy>,
+    /// The tool's JSON Schema, which types the arguments policies may test.
+    pub input_schema: Option<Value>,
+}
+
+/// What the policies need to know about one server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerFacts {
+    pub name: String,
+    pub environment: String,
+    pub owner_team: String,
+    /// Business-group gating: empty means every authenticated caller.
+    pub allowed_groups: Vec<String>,
+    pub tools: Vec<ToolFacts>,
+    /// The server's own Cedar policies (may be empty).
+    pub policies: String,
+}
+
+/// One thing wrong with a policy, named by its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub policy: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.policy, self.message)
+    }
+}
+
+/// Compiles the server's policies and validates them against its schema. The policies are
+/// returned with ids prefixed by the server's name (`presto/server-access`, `presto/<@id>`).
+pub fn compile_server(facts: &ServerFacts) -> Result<Vec<Policy>, Vec<Problem>> {
+    let s = &facts.name;
+    let mut problems = Vec::new();
+    let mut policies = Vec::new();
+    let mut add = |id: String, text: String, problems: &mut Vec<Problem>| match Policy::parse(
+        Some(PolicyId::new(&id)),
+        &text,
+    ) {
+        Ok(p) => policies.push(p),
+        Err(e) => problems.push(Problem {
+            policy: id,
+            message: format!("{e}"),
+        }),
+    };
+    let server = format!("Mcp::Server::{}", quote(s));
+    add(
+        format!("{s}/connect"),
+        format!("permit(principal, action == Mcp::Action::\"connect\", resource == {server});"),
+        &mut problems,
+    );
+    add(
+        format!("{s}/open-tools"),
+        format!(
+            "permit(principal, action in [Mcp::Action::\"list\", Mcp::Action::\"call\"], resource in {server}) \
+             when {{ resource.policy == \"\" }};"
+        ),
+        &mut problems,
+    );
+    let named: BTreeSet<&NamedPolicy> = facts
+        .tools
+        .iter()
+        .filter_map(|t| t.policy.as_ref())
+        .collect();
+    for policy in named {
+        add(
+            format!("{s}/{}", policy.name),
+            format!(
+                "permit(principal, action in [Mcp::Action::\"list\", Mcp::Action::\"call\"], resource in {server}) \
+                 when {{ resource.policy == {} && ({}) }};",
+                quote(&policy.name),
+                membership(&policy.groups)
+            ),
+            &mut problems,
+        );
+    }
+    if !facts.allowed_groups.is_empty() {
+        add(
+            format!("{s}/server-access"),
+            format!(
+                "forbid(principal, action, resource in {server}) unless {{ {} }};",
+                membership(&facts.allowed_groups)
+            ),
+            &mut problems,
+        );
+    }
+    if !facts.policies.trim().is_empty() {
+        match parse_named(&facts.policies, s) {
+            Ok(custom) => {
+                for policy in custom {
+                    if policy.effect() == Effect::Permit
+                        && policy.to_string().contains("context.args")
+                    {
+                        problems.push(Problem {
+                            policy: policy.id().to_string(),
+                            message: "argument conditions may only restrict: write them as forbid policies, so that \
+                                      tools/list shows exactly the tools a caller may call"
+                                .into(),
+                        });
+                    }
+                    policies.push(policy);
+                }
+            }
+            Err(mut e) => problems.append(&mut e),
+        }
+    }
+    if problems.is_empty() {
+        match schema_for(&facts.tools) {
+            Ok(schema) => problems.extend(validate(&schema, &policies)),
+            Err(e) => problems.push(Problem {
+                policy: format!("{s}/schema"),
+                message: e,
+            }),
+        }
+    }
+    if problems.is_empty() {
+        Ok(policies)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Parses and validates platform policies (ids prefixed `platform/`).
+pub fn validate_platform(text: &str) -> Result<Vec<Policy>, Vec<Problem>> {
+    let policies = parse_named(text, "platform")?;
+    let schema = schema_for(&[]).map_err(|e| {
+        vec![Problem {
+            policy: "platform/schema".into(),
+            message: e,
+        }]
+    })?;
+    let problems = validate(&schema, &policies);
+    if problems.is_empty() {
+        Ok(policies)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Parses several policies; each keeps its `@id` annotation (or its position) under `prefix/`.
+fn parse_named(text: &str, prefix: &str) -> Result<Vec<Policy>, Vec<Problem>> {
+    let set = PolicySet::from_str(text).map_err(|e| {
+        vec![Problem {
+            policy: format!("{prefix}/(policies)"),
+            message: format!("{e}"),
+        }]
+    })?;
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    let mut sorted: Vec<&Policy> = set.policies().collect();
+    sorted.sort_by_key(|p| p.id().to_string());
+    for (index, policy) in sorted.into_iter().enumerate() {
+        let name = policy
+            .annotation("id")
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("policy{index}"));
+        let id = format!("{prefix}/{name}");
+        if !seen.insert(id.clone()) {
+            problems.push(Problem {
+                policy: id,
+                message: "two policies have this id".into(),
+            });
+            continue;
+        }
+        out.push(policy.new_id(PolicyId::new(&id)));
+    }
+    if set.templates().next().is_some() {
+        problems.push(Problem {
+            policy: format!("{prefix}/(templates)"),
+            message: "policy templates are not supported".into(),
+        });
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+fn validate(schema: &cedar_policy::Schema, policies: &[Policy]) -> Vec<Problem> {
+    let mut set = PolicySet::new();
+    for p in policies {
+        if let Err(e) = set.add(p.clone()) {
+            return vec![Problem {
+                policy: p.id().to_string(),
+                message: format!("{e}"),
+            }];
+        }
+    }
+    let result = Validator::new(schema.clone()).validate(&set, ValidationMode::Strict);
+    // The validator reports a mistake once per action it checks the policy for; say it once.
+    let mut seen = BTreeSet::new();
+    result
+        .validation_errors()
+        .map(|e| Problem {
+            policy: e.policy_id().to_string(),
+            message: without_action(&format!("{e}")),
+        })
+        .filter(|p| seen.insert((p.policy.clone(), p.message.clone())))
+        .collect()
+}
+
+/// Drops the ` for Mcp::Action::"..."` detail from a validation message.
+fn without_action(message: &str) -> String {
+    match message.find(" for Mcp::Action::\"") {
+        Some(start) => {
+            let rest = &message[start + " for Mcp::Action::\"".len()..];
+            let end = rest.find('"').map_or(rest.len(), |i| i + 1);
+            format!("{}{}", &message[..start], &rest[end..])
+        }
+        None => message.to_owned(),
+    }
+}
+
+/// `principal in Mcp::Group::"a" || principal in Mcp::Group::"b"`.
+fn membership(groups: &[String]) -> String {
+    if groups.is_empty() {
+        return "false".into();
+    }
+    groups
+        .iter()
+        .map(|g| format!("principal in Mcp::Group::{}", quote(g)))
+        .collect::<Vec<_>>()
+        .join(" || ")
+}
+
+/// A Cedar string literal.
+pub(crate) fn quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
