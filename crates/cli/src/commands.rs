@@ -125,6 +125,15 @@ impl Trust {
     }
 }
 
+/// The Cedar policies in `path`, or none.
+pub(crate) fn read_policies(path: Option<&std::path::Path>) -> anyhow::Result<String> {
+    match path {
+        Some(p) => std::fs::read_to_string(p)
+            .map_err(|e| anyhow::anyhow!("read policies {}: {e}", p.display())),
+        None => Ok(String::new()),
+    }
+}
+
 /// Writes `{"url": ...}` (and any extra fields) to the ready file, if one was asked for.
 pub(crate) fn write_ready(
     path: Option<&std::path::Path>,

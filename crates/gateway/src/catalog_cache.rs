@@ -8,6 +8,7 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
+use policy::Engine;
 use registry_api::ServerView;
 use registry_client::{ClientError, RegistryClient};
 use service_kit::Shutdown;
@@ -23,6 +24,8 @@ pub struct CatalogCache {
 struct Inner {
     registry: RegistryClient,
     servers: ArcSwap<HashMap<String, Arc<ServerView>>>,
+    /// The policy engine over the same snapshot of servers and the platform policies.
+    engine: ArcSwap<Engine>,
     last_refresh: tokio::sync::Mutex<Option<Instant>>,
     loaded: std::sync::atomic::AtomicBool,
 }
@@ -33,6 +36,7 @@ impl CatalogCache {
             inner: Arc::new(Inner {
                 registry,
                 servers: ArcSwap::from_pointee(HashMap::new()),
+                engine: ArcSwap::from_pointee(Engine::default()),
                 last_refresh: tokio::sync::Mutex::new(None),
                 loaded: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -49,16 +53,40 @@ impl CatalogCache {
     async fn refresh_locked(&self, last: &mut Option<Instant>) -> Result<usize, ClientError> {
         *last = Some(Instant::now());
         let servers = self.inner.registry.list_servers().await?;
+        let platform = self.inner.registry.platform_policies().await?;
+        let engine = match registry_api::build_engine(&platform, &servers) {
+            Ok((engine, broken)) => {
+                for (server, problems) in broken {
+                    tracing::error!(%server, %problems, "a server's policies do not load; every call to it is denied");
+                }
+                engine
+            }
+            Err(problems) => {
+                // Keep the last good policies rather than fail open or closed on a bad update.
+                let problems: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                tracing::error!(problems = %problems.join("; "), "the platform policies are invalid; keeping the previous ones");
+                return Err(ClientError::Transport(
+                    "the platform policies are invalid".into(),
+                ));
+            }
+        };
         let count = servers.len();
         let map = servers
             .into_iter()
             .map(|s| (s.name.clone(), Arc::new(s)))
             .collect();
+        // Servers and policies are swapped one right after the other, each atomically.
+        self.inner.engine.store(Arc::new(engine));
         self.inner.servers.store(Arc::new(map));
         self.inner
             .loaded
             .store(true, std::sync::atomic::Ordering::Release);
         Ok(count)
+    }
+
+    /// The policy engine of the current snapshot.
+    pub fn engine(&self) -> Arc<Engine> {
+        self.inner.engine.load_full()
     }
 
     /// Whether the catalog has been read from the registry at least once.

@@ -13,12 +13,12 @@ use axum::{
     http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use catalog::{Decision, Principal, ServerAccess, ToolAccess, decide_server, decide_tool};
 use futures::StreamExt;
 use identity::{
     ASSERTION_HEADER, Claims, FORWARDED_GROUPS_HEADER, FORWARDED_SURFACE_HEADER,
     FORWARDED_USER_HEADER,
 };
+use policy::{Action, Engine, Principal, Request as PolicyRequest, Verdict};
 use registry_api::{AuditRecord, Outcome, ServerView};
 use serde_json::Value;
 
@@ -53,6 +53,10 @@ const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
     "mcp-protocol-version",
     "x-accel-buffering",
 ];
+/// The surface of tokens that name none.
+const DEFAULT_SURFACE: &str = "api";
+/// Header in which a chat bot names the channel it speaks in.
+const CHANNEL_HEADER: &str = "x-switchboard-channel";
 /// Methods a caller may use on a server it may not use: the lifecycle, and `tools/list` (which is
 /// then filtered to nothing).
 const LIFECYCLE_METHODS: &[&str] = &[
@@ -127,9 +131,20 @@ pub(crate) async fn handle(
         tracing::info!(user = %claims.sub, server = %name, "refused a token without the required scopes");
         return challenge.insufficient_scope(&gw.required_scopes);
     }
-    let who = Principal {
+    // The surface comes from the token (the client that obtained it), never from a header the
+    // caller could set; a bot names the channel it speaks in.
+    let who = Caller {
         user: claims.sub.clone(),
         groups: claims.groups.clone(),
+        surface: claims
+            .surface
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SURFACE.to_owned()),
+        channel: parts
+            .headers
+            .get(CHANNEL_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     };
     let Some(server) = gw.catalog.server(&name).await else {
         return error::respond(
@@ -155,11 +170,6 @@ pub(crate) async fn handle(
             "session not found",
         );
     }
-    let surface = parts
-        .headers
-        .get(FORWARDED_SURFACE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
 
     match parts.method {
         Method::GET | Method::DELETE => {
@@ -170,7 +180,6 @@ pub(crate) async fn handle(
                 &parts.headers,
                 None,
                 &who,
-                surface,
                 Inspect::Nothing,
                 None,
             )
@@ -225,14 +234,8 @@ pub(crate) async fn handle(
                 let id = id.as_ref().unwrap_or(&Value::Null);
                 return error::respond(StatusCode::BAD_REQUEST, id, HEADER_MISMATCH, &mismatch);
             }
-            let inspect = match decide(
-                &server,
-                &who,
-                surface.as_deref(),
-                method.as_deref(),
-                &message,
-                &id,
-            ) {
+            let engine = gw.catalog.engine();
+            let inspect = match decide(&engine, &server, &who, method.as_deref(), &message, &id) {
                 Ok(inspect) => inspect,
                 Err((record, denial)) => {
                     // Audited before the caller hears of it, like every other call.
@@ -249,7 +252,6 @@ pub(crate) async fn handle(
                 &parts.headers,
                 Some(bytes),
                 &who,
-                surface,
                 inspect,
                 id.map(|id| (id, method)),
             )
@@ -264,11 +266,12 @@ pub(crate) async fn handle(
     }
 }
 
-/// Applies server gating and tool policy to one message; returns what to inspect, or the denial.
+/// Applies the policies to one message; returns what to inspect, or the denial (with its audit
+/// record, for tool calls).
 fn decide(
+    engine: &Engine,
     server: &ServerView,
-    who: &Principal,
-    surface: Option<&str>,
+    who: &Caller,
     method: Option<&str>,
     message: &Value,
     id: &Option<Value>,
@@ -276,10 +279,7 @@ fn decide(
     let (Some(method), Some(id)) = (method, id) else {
         return Ok(Inspect::Nothing); // a notification or a response to a server request
     };
-    let server_access = ServerAccess {
-        name: &server.name,
-        allowed_groups: &server.allowed_groups,
-    };
+    let principal = who.principal();
     match method {
         "tools/list" => Ok(Inspect::FilterTools),
         "tools/call" => {
@@ -289,52 +289,45 @@ fn decide(
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned();
+            let arguments = params.and_then(|p| p.get("arguments"));
             let mut record = AuditRecord {
                 id: uuid_v7(),
                 time_ms: now_ms(),
                 user: who.user.clone(),
                 groups: who.groups.clone(),
-                surface: surface.map(str::to_owned),
+                surface: Some(who.surface.clone()),
                 server: server.name.clone(),
                 method: method.to_owned(),
                 tool: Some(tool.clone()),
-                argument_digest: Some(inspect::argument_digest(
-                    params.and_then(|p| p.get("arguments")),
-                )),
+                argument_digest: Some(inspect::argument_digest(arguments)),
                 outcome: Outcome::Ok,
                 is_error: false,
                 detail: None,
                 latency_ms: 0,
             };
-            let decision = match server.tools.iter().find(|t| t.definition.name == tool) {
-                Some(t) => decide_tool(
-                    who,
-                    server_access,
-                    ToolAccess {
-                        name: &tool,
-                        policy: t
-                            .policy
-                            .as_ref()
-                            .map(|p| (p.name.as_str(), p.groups.as_slice())),
-                    },
-                ),
-                None => match decide_server(who, server_access) {
-                    deny @ Decision::Deny { .. } => deny,
-                    Decision::Allow { .. } => Decision::Deny {
-                        reason: format!("tool {tool} is not registered for server {}", server.name),
-                        policy: None,
-                    },
-                },
-            };
-            if let Decision::Deny { reason, policy } = decision {
-                let message = format!(
-                    "denied by policy {}: {reason}",
-                    policy.as_deref().unwrap_or("server-access")
-                );
+            // Calls always carry arguments for the policies to see, `{}` when the client sent none.
+            let empty = Value::Object(Default::default());
+            let asked = question(
+                &principal,
+                &server.name,
+                who,
+                Action::Call,
+                Some(&tool),
+                Some(arguments.unwrap_or(&empty)),
+            );
+            let verdict = engine.callable(&asked);
+            log_policy_errors(&verdict);
+            if !verdict.allowed {
+                let message = denial_message(&verdict);
                 record.outcome = Outcome::Denied;
                 record.is_error = true;
                 record.detail = Some(message.clone());
-                let response = deny_response(&record, id, &message, policy.as_deref());
+                let response = deny_response(
+                    &record,
+                    id,
+                    &message,
+                    verdict.policies.first().map(String::as_str),
+                );
                 return Err((Some(record), response));
             }
             Ok(Inspect::AuditCall(Box::new(CallContext {
@@ -343,13 +336,82 @@ fn decide(
             })))
         }
         m if LIFECYCLE_METHODS.contains(&m) => Ok(Inspect::Nothing),
-        _ => match decide_server(who, server_access) {
-            Decision::Allow { .. } => Ok(Inspect::Nothing),
-            Decision::Deny { reason, .. } => {
-                let message = format!("denied by policy server-access: {reason}");
-                Err((None, error::respond(StatusCode::OK, id, DENIED, &message)))
+        _ => {
+            let verdict = engine.decide(&question(
+                &principal,
+                &server.name,
+                who,
+                Action::Connect,
+                None,
+                None,
+            ));
+            log_policy_errors(&verdict);
+            if verdict.allowed {
+                Ok(Inspect::Nothing)
+            } else {
+                Err((
+                    None,
+                    error::respond(StatusCode::OK, id, DENIED, &denial_message(&verdict)),
+                ))
             }
-        },
+        }
+    }
+}
+
+/// The policy question for `who` about `server`.
+fn question<'a>(
+    principal: &'a Principal,
+    server: &'a str,
+    who: &'a Caller,
+    action: Action,
+    tool: Option<&'a str>,
+    args: Option<&'a Value>,
+) -> PolicyRequest<'a> {
+    PolicyRequest {
+        principal,
+        action,
+        server,
+        tool,
+        surface: &who.surface,
+        channel: who.channel.as_deref(),
+        args,
+    }
+}
+
+/// `denied by policy <ids>: <reason>`, or `denied: <reason>` when no policy permits.
+fn denial_message(verdict: &Verdict) -> String {
+    if verdict.policies.is_empty() {
+        format!("denied: {}", verdict.reason)
+    } else {
+        format!(
+            "denied by policy {}: {}",
+            verdict.policies.join(", "),
+            verdict.reason
+        )
+    }
+}
+
+fn log_policy_errors(verdict: &Verdict) {
+    for error in &verdict.errors {
+        tracing::warn!(%error, "a policy failed to evaluate and was ignored");
+    }
+}
+
+/// Who is calling, as the policies see them.
+#[derive(Clone)]
+struct Caller {
+    user: String,
+    groups: Vec<String>,
+    surface: String,
+    channel: Option<String>,
+}
+
+impl Caller {
+    fn principal(&self) -> Principal {
+        Principal::User {
+            id: self.user.clone(),
+            groups: self.groups.clone(),
+        }
     }
 }
 
@@ -360,7 +422,7 @@ fn deny_response(
     message: &str,
     policy: Option<&str>,
 ) -> Response {
-    let policy = policy.unwrap_or("server-access");
+    let policy = policy.unwrap_or("default-deny");
     let data =
         serde_json::json!({ "policy": policy, "server": record.server, "tool": record.tool });
     tracing::info!(user = %record.user, server = %record.server, tool = ?record.tool, %message, "denied a tool call");
@@ -378,8 +440,7 @@ async fn forward(
     method: &Method,
     headers: &HeaderMap,
     body: Option<Bytes>,
-    who: &Principal,
-    surface: Option<String>,
+    who: &Caller,
     inspect: Inspect,
     request: Option<(Value, Option<String>)>,
 ) -> Response {
@@ -397,7 +458,7 @@ async fn forward(
         who.groups.clone(),
         ASSERTION_TTL_SECONDS,
     );
-    claims.surface = surface.clone();
+    claims.surface = Some(who.surface.clone());
     let assertion = match gw.assertion_key.sign(&claims) {
         Ok(a) => a,
         Err(e) => {
@@ -425,10 +486,7 @@ async fn forward(
         .header(FORWARDED_USER_HEADER, user)
         .header(FORWARDED_GROUPS_HEADER, groups)
         .header(ASSERTION_HEADER, assertion);
-    if let Some(surface) = surface
-        .as_deref()
-        .and_then(|s| HeaderValue::from_str(s).ok())
-    {
+    if let Ok(surface) = HeaderValue::from_str(&who.surface) {
         upstream = upstream.header(FORWARDED_SURFACE_HEADER, surface);
     }
     if let Some(body) = body {
@@ -484,6 +542,7 @@ async fn forward(
     let body = match id {
         Some(id) if filter_tools || guard.is_armed() => {
             let inspect = Inspection {
+                engine: gw.catalog.engine(),
                 server: server.clone(),
                 who: who.clone(),
                 filter_tools,
@@ -508,8 +567,9 @@ async fn forward(
 
 /// What the gateway looks for in one response.
 struct Inspection {
+    engine: Arc<Engine>,
     server: Arc<ServerView>,
-    who: Principal,
+    who: Caller,
     /// Filter a `tools/list` result to the caller's callable tools.
     filter_tools: bool,
     /// The id of the request whose response is inspected.
@@ -610,23 +670,18 @@ fn inspect_sse(inspect: Inspection, guard: CallGuard, response: reqwest::Respons
 /// Filters a `tools/list` result, or audits a `tools/call` result.
 async fn apply(inspect: &Inspection, guard: &mut CallGuard, message: &mut Value) {
     if inspect.filter_tools {
-        let server = &inspect.server;
-        let access = ServerAccess {
-            name: &server.name,
-            allowed_groups: &server.allowed_groups,
-        };
+        let principal = inspect.who.principal();
         inspect::filter_tools_list(message, |name| {
-            server
-                .tools
-                .iter()
-                .find(|t| t.definition.name == name)
-                .is_some_and(|t| {
-                    let policy = t
-                        .policy
-                        .as_ref()
-                        .map(|p| (p.name.as_str(), p.groups.as_slice()));
-                    decide_tool(&inspect.who, access, ToolAccess { name, policy }).is_allowed()
-                })
+            let request = PolicyRequest {
+                principal: &principal,
+                action: Action::List,
+                server: &inspect.server.name,
+                tool: Some(name),
+                surface: &inspect.who.surface,
+                channel: inspect.who.channel.as_deref(),
+                args: None,
+            };
+            inspect.engine.visible(&request).allowed
         });
     }
     if guard.is_armed() {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use gateway::AuditSink;
 use identity::{Claims, KeySource, SigningKey, TrustedIssuer, Verifier, jwks_document};
-use registry::RegistryState;
+use registry::{RegistryConfig, RegistryState};
 use registry_api::{AuditRecord, Outcome};
 use registry_client::{Credentials, RegistryClient};
 use registry_store::{AuditFilter, SqliteStore, Store};
@@ -77,18 +77,19 @@ async fn records_wait_in_the_spool_until_the_registry_is_back() {
         )],
     )
     .unwrap();
-    let state = RegistryState {
+    let state = RegistryConfig {
         store: store.clone(),
         verifier,
         writer_groups: vec!["writers".into()],
         auditor_groups: vec![],
         dev_issuer_jwks: None,
+        platform_policies: String::new(),
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap();
     tokio::spawn(registry::run(
-        Arc::new(state),
+        RegistryState::new(state).await.unwrap(),
         listener,
         service_kit::Shutdown::new(),
     ));

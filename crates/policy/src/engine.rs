@@ -1,13 +1,16 @@
 //! Deciding: the per-server policy slices, and one Cedar authorization per question over the
 //! entities of the request (the principal and its groups, the server, the tool).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::{
+    collections::{BTreeSet, HashMap, HashSet},
+    sync::{Arc, Mutex},
+};
 
 use cedar_policy::{
     Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid, Policy,
     PolicySet, RestrictedExpression,
 };
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use crate::{ServerFacts, ToolFacts};
 
@@ -21,6 +24,26 @@ pub enum Principal {
 }
 
 impl Principal {
+    /// The user name or SPIFFE ID.
+    pub fn id(&self) -> &str {
+        match self {
+            Principal::User { id, .. } | Principal::Service { id, .. } => id,
+        }
+    }
+
+    /// Identifies the principal and its groups, for caching.
+    fn cache_key(&self) -> String {
+        let kind = match self {
+            Principal::User { .. } => 'u',
+            Principal::Service { .. } => 's',
+        };
+        format!(
+            "{kind}\u{0}{}\u{0}{}",
+            self.id(),
+            self.groups().join("\u{0}")
+        )
+    }
+
     fn groups(&self) -> &[String] {
         match self {
             Principal::User { groups, .. } | Principal::Service { groups, .. } => groups,
@@ -88,18 +111,84 @@ impl Verdict {
 }
 
 /// The loaded policies: platform-wide ones, and a slice per server.
-#[derive(Default)]
 pub struct Engine {
     platform: Vec<Policy>,
     servers: HashMap<String, Slice>,
     authorizer: Authorizer,
+    types: Types,
+}
+
+/// Entries kept in the entity cache before it starts over.
+const ENTITY_CACHE_CAPACITY: usize = 10_000;
+
+impl Default for Engine {
+    fn default() -> Engine {
+        Engine::new(Vec::new())
+    }
 }
 
 struct Slice {
     facts: ServerFacts,
-    /// The platform's policies and this server's, together.
+    /// Every policy of the slice (the platform's and this server's), for explanations.
     policies: PolicySet,
+    /// The policies that can apply to connecting to the server.
+    connect: PolicySet,
+    /// Per tool (by index), the policies that can apply to it: the generated permit for its named
+    /// policy (or for tools without one), and every policy not generated for a particular tool.
+    /// Evaluating only these is what keeps a decision fast with many policies loaded.
+    tool_sets: Vec<PolicySet>,
     tools: HashMap<String, usize>,
+    /// The server's entity and each tool's (by tool index), built once.
+    server_entity: Entity,
+    tool_entities: Vec<(EntityUid, Entity)>,
+    /// Request entities per principal; see [`Engine::entities_for`].
+    entity_cache: Mutex<HashMap<String, Arc<Entities>>>,
+}
+
+/// Entity type names and action ids, parsed once: parsing is far dearer than a decision.
+struct Types {
+    user: EntityTypeName,
+    service: EntityTypeName,
+    group: EntityTypeName,
+    server: EntityTypeName,
+    tool: EntityTypeName,
+    actions: [EntityUid; 3],
+}
+
+impl Types {
+    fn new() -> Types {
+        let name = |n: &str| -> EntityTypeName {
+            format!("Mcp::{n}")
+                .parse()
+                .expect("the schema's type names parse")
+        };
+        let action =
+            |a: Action| EntityUid::from_type_name_and_id(name("Action"), EntityId::new(a.id()));
+        Types {
+            user: name("User"),
+            service: name("Service"),
+            group: name("Group"),
+            server: name("Server"),
+            tool: name("Tool"),
+            actions: [
+                action(Action::Connect),
+                action(Action::List),
+                action(Action::Call),
+            ],
+        }
+    }
+
+    fn uid(kind: &EntityTypeName, id: &str) -> EntityUid {
+        EntityUid::from_type_name_and_id(kind.clone(), EntityId::new(id))
+    }
+
+    fn action(&self, action: Action) -> &EntityUid {
+        &self.actions[match action {
+            Action::Connect => 0,
+            Action::List => 1,
+            Action::Call => 2,
+        }]
+    }
 }
 
 impl Engine {
@@ -108,27 +197,100 @@ impl Engine {
             platform,
             servers: HashMap::new(),
             authorizer: Authorizer::new(),
+            types: Types::new(),
         }
     }
 
     /// Loads (or replaces) a server's slice; `policies` come from [`crate::compile_server`].
     pub fn set_server(&mut self, facts: ServerFacts, policies: Vec<Policy>) -> Result<(), String> {
-        let mut set = PolicySet::new();
-        for policy in self.platform.iter().chain(policies.iter()) {
-            set.add(policy.clone()).map_err(|e| format!("{e}"))?;
-        }
+        let all: Vec<&Policy> = self.platform.iter().chain(policies.iter()).collect();
+        let set = policy_set(all.iter().copied())?;
+        // Generated policies carry their purpose in their id: `<server>/connect`,
+        // `<server>/open-tools` and `<server>/<named policy>` apply to some resources only.
+        let prefix = format!("{}/", facts.name);
+        let named: HashSet<String> = facts
+            .tools
+            .iter()
+            .filter_map(|t| t.policy.as_ref())
+            .map(|p| format!("{prefix}{}", p.name))
+            .collect();
+        let connect_id = format!("{prefix}connect");
+        let open_id = format!("{prefix}open-tools");
+        let specific = |id: &str| id == connect_id || id == open_id || named.contains(id);
+        let connect = policy_set(all.iter().copied().filter(|p| {
+            let id = p.id().to_string();
+            !specific(&id) || id == connect_id
+        }))?;
+        let tool_sets = facts
+            .tools
+            .iter()
+            .map(|tool| {
+                let own = match &tool.policy {
+                    Some(p) => format!("{prefix}{}", p.name),
+                    None => open_id.clone(),
+                };
+                policy_set(all.iter().copied().filter(|p| {
+                    let id = p.id().to_string();
+                    !specific(&id) || id == own
+                }))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         let tools = facts
             .tools
             .iter()
             .enumerate()
             .map(|(i, t)| (t.name.clone(), i))
             .collect();
+        let text = |s: &str| RestrictedExpression::new_string(s.to_owned());
+        let server_uid = Types::uid(&self.types.server, &facts.name);
+        let server_entity = Entity::new(
+            server_uid.clone(),
+            HashMap::from([
+                ("name".into(), text(&facts.name)),
+                ("environment".into(), text(&facts.environment)),
+                ("owner_team".into(), text(&facts.owner_team)),
+            ]),
+            HashSet::new(),
+        )
+        .map_err(|e| e.to_string())?;
+        let tool_entities = facts
+            .tools
+            .iter()
+            .map(|tool| {
+                let uid = Types::uid(&self.types.tool, &format!("{}/{}", facts.name, tool.name));
+                let entity = Entity::new(
+                    uid.clone(),
+                    HashMap::from([
+                        ("name".into(), text(&tool.name)),
+                        ("server".into(), text(&facts.name)),
+                        ("environment".into(), text(&facts.environment)),
+                        (
+                            "read_only".into(),
+                            RestrictedExpression::new_bool(tool.read_only),
+                        ),
+                        ("sensitivity".into(), text(&tool.sensitivity)),
+                        (
+                            "policy".into(),
+                            text(tool.policy.as_ref().map_or("", |p| p.name.as_str())),
+                        ),
+                    ]),
+                    HashSet::from([server_uid.clone()]),
+                )
+                .map_err(|e| e.to_string())?;
+                Ok((uid, entity))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         self.servers.insert(
             facts.name.clone(),
             Slice {
                 facts,
                 policies: set,
+                connect,
+                tool_sets,
                 tools,
+                server_entity,
+                tool_entities,
+                entity_cache: Mutex::new(HashMap::new()),
             },
         );
         Ok(())
@@ -159,7 +321,7 @@ impl Engine {
         let tool = match (request.action, request.tool) {
             (Action::Connect, _) => None,
             (_, Some(name)) => match slice.tools.get(name) {
-                Some(&i) => Some(&slice.facts.tools[i]),
+                Some(&i) => Some((i, &slice.facts.tools[i])),
                 None => {
                     return Verdict::deny(
                         format!(
@@ -268,88 +430,90 @@ impl Engine {
         (anyone, allowed)
     }
 
+    /// The entities of a request by `principal` on the slice's server: the principal with its
+    /// groups, the server and its tools. Building them costs more than deciding, so they are
+    /// cached per principal in the server's slice until the slice is replaced.
+    fn entities_for(
+        &self,
+        slice: &Slice,
+        principal: &Principal,
+        principal_uid: &EntityUid,
+    ) -> Result<Arc<Entities>, String> {
+        let key = principal.cache_key();
+        if let Some(hit) = slice
+            .entity_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(hit.clone());
+        }
+        let parents = principal
+            .groups()
+            .iter()
+            .map(|g| Types::uid(&self.types.group, g))
+            .collect();
+        let mut entities = Vec::with_capacity(slice.tool_entities.len() + 2);
+        entities.push(Entity::new_no_attrs(principal_uid.clone(), parents));
+        entities.push(slice.server_entity.clone());
+        entities.extend(slice.tool_entities.iter().map(|(_, e)| e.clone()));
+        let entities =
+            Arc::new(Entities::from_entities(entities, None).map_err(|e| e.to_string())?);
+        let mut cache = slice.entity_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= ENTITY_CACHE_CAPACITY {
+            cache.clear();
+        }
+        cache.insert(key, entities.clone());
+        Ok(entities)
+    }
+
     fn evaluate(
         &self,
         slice: &Slice,
-        tool: Option<&ToolFacts>,
+        tool: Option<(usize, &ToolFacts)>,
         request: &Request<'_>,
     ) -> Result<Verdict, String> {
         let facts = &slice.facts;
-        let server_uid = uid("Server", &facts.name)?;
-        let mut entities = Vec::new();
+        let types = &self.types;
         let principal_uid = match request.principal {
-            Principal::User { id, .. } => uid("User", id)?,
-            Principal::Service { id, .. } => uid("Service", id)?,
+            Principal::User { id, .. } => Types::uid(&types.user, id),
+            Principal::Service { id, .. } => Types::uid(&types.service, id),
         };
-        let mut parents = HashSet::new();
-        for group in request.principal.groups() {
-            let group_uid = uid("Group", group)?;
-            entities.push(Entity::new_no_attrs(group_uid.clone(), HashSet::new()));
-            parents.insert(group_uid);
-        }
-        entities.push(Entity::new_no_attrs(principal_uid.clone(), parents));
-        let text = |s: &str| RestrictedExpression::new_string(s.to_owned());
-        entities.push(
-            Entity::new(
-                server_uid.clone(),
-                HashMap::from([
-                    ("name".into(), text(&facts.name)),
-                    ("environment".into(), text(&facts.environment)),
-                    ("owner_team".into(), text(&facts.owner_team)),
-                ]),
-                HashSet::new(),
-            )
-            .map_err(|e| e.to_string())?,
-        );
         let resource = match tool {
-            None => server_uid.clone(),
-            Some(tool) => {
-                let tool_uid = uid("Tool", &format!("{}/{}", facts.name, tool.name))?;
-                entities.push(
-                    Entity::new(
-                        tool_uid.clone(),
-                        HashMap::from([
-                            ("name".into(), text(&tool.name)),
-                            ("server".into(), text(&facts.name)),
-                            ("environment".into(), text(&facts.environment)),
-                            (
-                                "read_only".into(),
-                                RestrictedExpression::new_bool(tool.read_only),
-                            ),
-                            ("sensitivity".into(), text(&tool.sensitivity)),
-                            (
-                                "policy".into(),
-                                text(tool.policy.as_ref().map_or("", |p| p.name.as_str())),
-                            ),
-                        ]),
-                        HashSet::from([server_uid.clone()]),
-                    )
-                    .map_err(|e| e.to_string())?,
-                );
-                tool_uid
-            }
+            None => slice.server_entity.uid(),
+            Some((index, _)) => slice.tool_entities[index].0.clone(),
         };
-        let entities = Entities::from_entities(entities, None).map_err(|e| e.to_string())?;
-        let mut context = Map::new();
-        context.insert("surface".into(), json!(request.surface));
+        let entities = self.entities_for(slice, request.principal, &principal_uid)?;
+        let mut context = vec![(
+            "surface".to_owned(),
+            RestrictedExpression::new_string(request.surface.to_owned()),
+        )];
         if let Some(channel) = request.channel {
-            context.insert("channel".into(), json!(channel));
+            context.push((
+                "channel".to_owned(),
+                RestrictedExpression::new_string(channel.to_owned()),
+            ));
         }
         if let (Action::Call, Some(args)) = (request.action, request.args) {
-            context.insert("args".into(), cedar_args(args));
+            context.push(("args".to_owned(), cedar_args(args)?));
         }
-        let context =
-            Context::from_json_value(Value::Object(context), None).map_err(|e| e.to_string())?;
-        let action = EntityUid::from_type_name_and_id(
-            type_name("Action")?,
-            EntityId::new(request.action.id()),
-        );
-        let cedar_request =
-            cedar_policy::Request::new(principal_uid, action, resource, context, None)
-                .map_err(|e| e.to_string())?;
+        let context = Context::from_pairs(context).map_err(|e| e.to_string())?;
+        let cedar_request = cedar_policy::Request::new(
+            principal_uid,
+            types.action(request.action).clone(),
+            resource,
+            context,
+            None,
+        )
+        .map_err(|e| e.to_string())?;
+        let slice_set = match tool {
+            Some((index, _)) => &slice.tool_sets[index],
+            None => &slice.connect,
+        };
+        let tool = tool.map(|(_, t)| t);
         let response = self
             .authorizer
-            .is_authorized(&cedar_request, &slice.policies, &entities);
+            .is_authorized(&cedar_request, slice_set, &entities);
         let deciding: Vec<String> = response
             .diagnostics()
             .reason()
@@ -371,6 +535,17 @@ impl Engine {
                     "{} is allowed by {}",
                     request.action.id(),
                     deciding.join(", ")
+                ),
+                policies: deciding,
+                errors,
+            },
+            Decision::Deny if deciding == [format!("{}/server-access", facts.name)] => Verdict {
+                allowed: false,
+                reason: format!(
+                    "server {} is restricted to groups [{}] and {} is in none of them",
+                    facts.name,
+                    facts.allowed_groups.join(", "),
+                    request.principal.id()
                 ),
                 policies: deciding,
                 errors,
@@ -407,34 +582,36 @@ impl Engine {
     }
 }
 
-fn type_name(name: &str) -> Result<EntityTypeName, String> {
-    format!("Mcp::{name}")
-        .parse()
-        .map_err(|e: cedar_policy::ParseErrors| e.to_string())
-}
-
-fn uid(kind: &str, id: &str) -> Result<EntityUid, String> {
-    Ok(EntityUid::from_type_name_and_id(
-        type_name(kind)?,
-        EntityId::new(id),
-    ))
+fn policy_set<'a>(policies: impl Iterator<Item = &'a Policy>) -> Result<PolicySet, String> {
+    let mut set = PolicySet::new();
+    for policy in policies {
+        set.add(policy.clone()).map_err(|e| format!("{e}"))?;
+    }
+    Ok(set)
 }
 
 /// The arguments as Cedar can hold them: strings, booleans, integers and lists of strings at the
 /// top level. Other values (fractions, nested objects) are left out; policies cannot test them.
-fn cedar_args(args: &Value) -> Value {
+fn cedar_args(args: &Value) -> Result<RestrictedExpression, String> {
     let Some(object) = args.as_object() else {
-        return json!({});
+        return RestrictedExpression::new_record(Vec::new()).map_err(|e| e.to_string());
     };
-    let kept = object
-        .iter()
-        .filter(|(_, v)| match v {
-            Value::String(_) | Value::Bool(_) => true,
-            Value::Number(n) => n.is_i64(),
-            Value::Array(items) => items.iter().all(Value::is_string),
-            _ => false,
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    Value::Object(kept)
+    let fields = object.iter().filter_map(|(k, v)| {
+        let value = match v {
+            Value::String(s) => RestrictedExpression::new_string(s.clone()),
+            Value::Bool(b) => RestrictedExpression::new_bool(*b),
+            Value::Number(n) => RestrictedExpression::new_long(n.as_i64()?),
+            Value::Array(items) if items.iter().all(Value::is_string) => {
+                RestrictedExpression::new_set(
+                    items
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(|s| RestrictedExpression::new_string(s.to_owned())),
+                )
+            }
+            _ => return None,
+        };
+        Some((k.clone(), value))
+    });
+    RestrictedExpression::new_record(fields).map_err(|e| e.to_string())
 }

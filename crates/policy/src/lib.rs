@@ -19,6 +19,7 @@ mod compile;
 mod engine;
 mod schema;
 
+pub use cedar_policy::Policy;
 pub use compile::{
     NamedPolicy, Problem, ServerFacts, ToolFacts, compile_server, validate_platform,
 };

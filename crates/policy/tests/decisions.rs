@@ -169,7 +169,7 @@ fn group_gating_and_named_policies() {
         "ide",
         None,
         None,
-        r#"deny by ["presto/server-access"]: connect on server presto is forbidden by presto/server-access"#,
+        r#"deny by ["presto/server-access"]: server presto is restricted to groups [finance, ads-eng] and someone is in none of them"#,
     );
     check(
         e,

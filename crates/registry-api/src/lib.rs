@@ -2,7 +2,10 @@
 //! gateway, the CLI, SDK-built servers and AI clients all speak these shapes, so fields are only
 //! ever added, never renamed or removed.
 
+mod facts;
+
 use catalog::Manifest;
+pub use facts::{build_engine, policy_facts};
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/servers`: register a server, or update it when the name is already known.
@@ -15,6 +18,54 @@ pub struct RegisterServer {
     pub environment: String,
     /// The tools the server serves, as it reports them.
     pub tools: Vec<ToolDefinition>,
+    /// The server's own Cedar policies (argument conditions, bot channels); validated on
+    /// registration together with the policies compiled from the manifest.
+    #[serde(default)]
+    pub policies: String,
+}
+
+impl RegisterServer {
+    /// The tools as the registry records them: each definition with the manifest's metadata and
+    /// its named policy resolved to groups.
+    pub fn tool_views(&self) -> Vec<ToolView> {
+        let m = &self.manifest;
+        self.tools
+            .iter()
+            .map(|definition| {
+                let meta = m.tools.get(&definition.name);
+                ToolView {
+                    definition: definition.clone(),
+                    minutes_saved: meta.map_or(0.0, |t| t.minutes_saved),
+                    sensitivity: meta.map_or("low", |t| t.sensitivity.as_str()).to_owned(),
+                    policy: m.tool_policy(&definition.name).map(|(name, p)| PolicyView {
+                        name: name.to_owned(),
+                        groups: p.groups.clone(),
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    /// The server as it will be once registered (timestamps aside).
+    pub fn preview(&self) -> ServerView {
+        let s = &self.manifest.server;
+        ServerView {
+            name: s.name.clone(),
+            title: s.title.clone(),
+            description: s.description.clone(),
+            owner_team: s.owner_team.clone(),
+            support_channel: s.support_channel.clone(),
+            version: s.version.clone(),
+            endpoint: self.endpoint.clone(),
+            environment: self.environment.clone(),
+            allowed_groups: self.manifest.access.allowed_groups.clone(),
+            status: "active".into(),
+            registered_at_ms: 0,
+            updated_at_ms: 0,
+            tools: self.tool_views(),
+            policies: self.policies.clone(),
+        }
+    }
 }
 
 /// A tool definition as an MCP server reports it in `tools/list`.
@@ -72,6 +123,9 @@ pub struct ServerView {
     pub registered_at_ms: i64,
     pub updated_at_ms: i64,
     pub tools: Vec<ToolView>,
+    /// The server's own Cedar policies.
+    #[serde(default)]
+    pub policies: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -200,4 +254,65 @@ pub struct ErrorBody {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+}
+
+/// `GET /v1/policy/check`: what would the policies decide, and which policies decide it?
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PolicyQuery {
+    /// The user, or with `service=true` the SPIFFE ID of a service.
+    pub user: String,
+    #[serde(default)]
+    pub service: bool,
+    /// Comma-separated group names.
+    #[serde(default)]
+    pub groups: String,
+    /// `web-chat`, `bot`, `ide`, `api`, ...
+    #[serde(default = "default_surface")]
+    pub surface: String,
+    #[serde(default)]
+    pub channel: Option<String>,
+    pub server: String,
+    /// Without a tool, the question is whether the caller may connect to the server.
+    #[serde(default)]
+    pub tool: Option<String>,
+    /// The call's arguments as a JSON object; without them, whether the tool is listed.
+    #[serde(default)]
+    pub args: Option<String>,
+}
+
+pub fn default_surface() -> String {
+    "api".to_owned()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyAnswer {
+    pub allowed: bool,
+    /// The deciding policies' ids.
+    pub policies: Vec<String>,
+    pub reason: String,
+}
+
+/// `GET /v1/policy/who-can?server=&tool=[&surface=&channel=]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WhoCanQuery {
+    pub server: String,
+    pub tool: String,
+    #[serde(default = "default_surface")]
+    pub surface: String,
+    #[serde(default)]
+    pub channel: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WhoCan {
+    /// Every authenticated user may call it.
+    pub any_user: bool,
+    /// The groups whose members may call it.
+    pub groups: Vec<String>,
+}
+
+/// `GET /v1/policies/platform`: the policies that apply to every server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlatformPolicies {
+    pub policies: String,
 }

@@ -4,8 +4,8 @@
 use std::{sync::Arc, time::Duration};
 
 use registry_api::{
-    AccessAnswer, AuditPage, AuditRecord, Discovery, ErrorBody, RegisterServer, ServerList,
-    ServerView,
+    AccessAnswer, AuditPage, AuditRecord, Discovery, ErrorBody, PlatformPolicies, RegisterServer,
+    ServerList, ServerView,
 };
 use serde::de::DeserializeOwned;
 
@@ -80,6 +80,14 @@ impl RegistryClient {
     pub async fn list_servers(&self) -> Result<Vec<ServerView>, ClientError> {
         let list: ServerList = self.send(self.http.get(self.url("/v1/servers"))).await?;
         Ok(list.servers)
+    }
+
+    /// The Cedar policies that apply to every server.
+    pub async fn platform_policies(&self) -> Result<String, ClientError> {
+        let body: PlatformPolicies = self
+            .send(self.http.get(self.url("/v1/policies/platform")))
+            .await?;
+        Ok(body.policies)
     }
 
     pub async fn get_server(&self, name: &str) -> Result<ServerView, ClientError> {

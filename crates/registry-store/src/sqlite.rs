@@ -20,7 +20,7 @@ use crate::{AuditFilter, Store, StoreError};
 macro_rules! server_columns {
     () => {
         "SELECT name, title, description, owner_team, support_channel, version, endpoint,
-         environment, allowed_groups, status, registered_at_ms, updated_at_ms FROM servers"
+         environment, allowed_groups, status, registered_at_ms, updated_at_ms, policies FROM servers"
     };
 }
 
@@ -87,14 +87,15 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         sqlx::query(
             "INSERT INTO servers (name, title, description, owner_team, support_channel, version, endpoint,
-                                  environment, allowed_groups, manifest, status, registered_at_ms, updated_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $11)
+                                  environment, allowed_groups, manifest, status, registered_at_ms, updated_at_ms, policies)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $11, $12)
              ON CONFLICT (name) DO UPDATE SET
                 title = excluded.title, description = excluded.description, owner_team = excluded.owner_team,
                 support_channel = excluded.support_channel, version = excluded.version,
                 endpoint = excluded.endpoint, environment = excluded.environment,
                 allowed_groups = excluded.allowed_groups, manifest = excluded.manifest,
-                status = excluded.status, updated_at_ms = excluded.updated_at_ms",
+                status = excluded.status, updated_at_ms = excluded.updated_at_ms,
+                policies = excluded.policies",
         )
         .bind(&m.server.name)
         .bind(&m.server.title)
@@ -107,6 +108,7 @@ impl Store for SqliteStore {
         .bind(json(&m.access.allowed_groups))
         .bind(json(m))
         .bind(now_ms)
+        .bind(&reg.policies)
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
@@ -115,26 +117,24 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(unavailable)?;
-        for (position, tool) in reg.tools.iter().enumerate() {
-            let meta = m.tools.get(&tool.name);
-            let policy = m.tool_policy(&tool.name);
+        for (position, tool) in reg.tool_views().iter().enumerate() {
             sqlx::query(
                 "INSERT INTO tools (server, name, position, definition, minutes_saved, sensitivity, policy_name, policy_groups)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(&m.server.name)
-            .bind(&tool.name)
+            .bind(&tool.definition.name)
             .bind(position as i64)
-            .bind(json(tool))
-            .bind(meta.map_or(0.0, |t| t.minutes_saved))
-            .bind(meta.map_or("low", |t| t.sensitivity.as_str()))
-            .bind(policy.map(|(name, _)| name))
-            .bind(policy.map(|(_, p)| json(&p.groups)))
+            .bind(json(&tool.definition))
+            .bind(tool.minutes_saved)
+            .bind(&tool.sensitivity)
+            .bind(tool.policy.as_ref().map(|p| p.name.as_str()))
+            .bind(tool.policy.as_ref().map(|p| json(&p.groups)))
             .execute(&mut *tx)
             .await
             .map_err(|e| match e {
                 sqlx::Error::Database(d) if d.is_unique_violation() => {
-                    StoreError::Conflict(format!("tool {} is listed twice", tool.name))
+                    StoreError::Conflict(format!("tool {} is listed twice", tool.definition.name))
                 }
                 e => unavailable(e),
             })?;
@@ -236,6 +236,7 @@ fn server_from_row(row: &SqliteRow) -> Result<ServerView, StoreError> {
         registered_at_ms: row.get("registered_at_ms"),
         updated_at_ms: row.get("updated_at_ms"),
         tools: Vec::new(),
+        policies: row.get("policies"),
     })
 }
 

@@ -45,6 +45,7 @@ fn registration(description: &str) -> RegisterServer {
                 annotations: None,
             },
         ],
+        policies: String::new(),
     }
 }
 

@@ -24,6 +24,9 @@ pub fn router(state: Arc<RegistryState>) -> Router {
         .route("/v1/servers/{name}/tools", get(api::servers::tools))
         .route("/v1/access", get(api::access::check))
         .route("/v1/discovery", get(api::access::discovery))
+        .route("/v1/policy/check", get(api::access::policy_check))
+        .route("/v1/policy/who-can", get(api::access::who_can))
+        .route("/v1/policies/platform", get(api::access::platform_policies))
         .route("/v1/audit", post(api::audit::append).get(api::audit::list))
         .route("/dev-issuer/jwks.json", get(dev_issuer_jwks))
         .with_state(state);

@@ -1,71 +1,99 @@
-//! What the registry's endpoints do, apart from HTTP: access answers and discovery, computed from
-//! the stored catalog with the shared rules in `catalog`.
+//! What the registry's endpoints decide, apart from HTTP: access answers, discovery and policy
+//! explanations, all from the one policy engine the gateway uses too.
 
-use catalog::{Decision, Principal, ServerAccess, ToolAccess, decide_server, decide_tool};
-use registry_api::{AccessAnswer, DiscoveredServer, ServerView, ToolView};
+use policy::{Action, Engine, Principal, Problem, Request, Verdict};
+use registry_api::{AccessAnswer, DiscoveredServer, PolicyAnswer, ServerView};
 
 /// The path of a server's MCP route on the gateway.
 pub(crate) fn gateway_path(server: &str) -> String {
     format!("/servers/{server}/mcp")
 }
 
-pub(crate) fn server_access(server: &ServerView) -> ServerAccess<'_> {
-    ServerAccess {
-        name: &server.name,
-        allowed_groups: &server.allowed_groups,
+pub(crate) fn describe(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// May `who`, from `surface`, connect to `server` or (with `tool`) see and call that tool?
+pub(crate) fn access(
+    engine: &Engine,
+    who: &Principal,
+    server: &str,
+    tool: Option<&str>,
+    surface: &str,
+) -> AccessAnswer {
+    let verdict = decide(engine, who, server, tool, surface, None, None);
+    AccessAnswer {
+        allowed: verdict.allowed,
+        policy: verdict.policies.first().cloned(),
+        reason: verdict.reason,
     }
 }
 
-pub(crate) fn tool_access(tool: &ToolView) -> ToolAccess<'_> {
-    ToolAccess {
-        name: &tool.definition.name,
-        policy: tool
-            .policy
-            .as_ref()
-            .map(|p| (p.name.as_str(), p.groups.as_slice())),
+/// The full decision, with the deciding policies: connect without a tool; listing with a tool but
+/// no arguments; calling with arguments.
+pub(crate) fn decide(
+    engine: &Engine,
+    who: &Principal,
+    server: &str,
+    tool: Option<&str>,
+    surface: &str,
+    channel: Option<&str>,
+    args: Option<&serde_json::Value>,
+) -> Verdict {
+    let request = Request {
+        principal: who,
+        action: Action::Connect,
+        server,
+        tool,
+        surface,
+        channel,
+        args,
+    };
+    match (tool, args) {
+        (None, _) => engine.decide(&request),
+        (Some(_), None) => engine.visible(&request),
+        (Some(_), Some(_)) => engine.callable(&request),
     }
 }
 
-pub(crate) fn answer(decision: Decision) -> AccessAnswer {
-    match decision {
-        Decision::Allow { reason } => AccessAnswer {
-            allowed: true,
-            reason,
-            policy: None,
-        },
-        Decision::Deny { reason, policy } => AccessAnswer {
-            allowed: false,
-            reason,
-            policy,
-        },
+pub(crate) fn answer(verdict: Verdict) -> PolicyAnswer {
+    PolicyAnswer {
+        allowed: verdict.allowed,
+        policies: verdict.policies,
+        reason: verdict.reason,
     }
 }
 
-/// May `who` use `server`, or when `tool` is given, call that tool?
-pub(crate) fn access(who: &Principal, server: &ServerView, tool: Option<&str>) -> AccessAnswer {
-    match tool {
-        None => answer(decide_server(who, server_access(server))),
-        Some(name) => match server.tools.iter().find(|t| t.definition.name == name) {
-            Some(tool) => answer(decide_tool(who, server_access(server), tool_access(tool))),
-            None => AccessAnswer {
-                allowed: false,
-                reason: format!("server {} has no tool named {name}", server.name),
-                policy: None,
-            },
-        },
-    }
-}
-
-/// The servers `who` may use, each with only the tools `who` may call.
-pub(crate) fn discover(who: &Principal, servers: Vec<ServerView>) -> Vec<DiscoveredServer> {
+/// The servers `who` may connect to from `surface`, each with only the tools `who` may call.
+pub(crate) fn discover(
+    engine: &Engine,
+    who: &Principal,
+    surface: &str,
+    servers: Vec<ServerView>,
+) -> Vec<DiscoveredServer> {
     servers
         .into_iter()
-        .filter(|s| decide_server(who, server_access(s)).is_allowed())
+        .filter(|s| decide(engine, who, &s.name, None, surface, None, None).allowed)
         .map(|s| {
             let tools = s
                 .tools
                 .iter()
-                .filter(|t| decide_tool(who, server_access(&s), tool_access(t)).is_allowed())
+                .filter(|t| {
+                    decide(
+                        engine,
+                        who,
+                        &s.name,
+                        Some(&t.definition.name),
+                        surface,
+                        None,
+                        None,
+                    )
+                    .allowed
+                })
                 .cloned()
                 .collect();
             DiscoveredServer {

@@ -72,7 +72,7 @@ impl Governance {
         if caller.principal().in_any(&section.groups) {
             Ok(())
         } else {
-            Err(denied(
+            Err(self.denied(
                 policy,
                 &format!(
                     "policy {policy} requires one of groups [{}]",
@@ -141,10 +141,8 @@ impl Governance {
                                 is_error: true,
                                 error: Some(&reason),
                             });
-                            return Err(denied(
-                                policy.as_deref().unwrap_or("server-access"),
-                                &reason,
-                            ));
+                            return Err(governance
+                                .denied(policy.as_deref().unwrap_or("server-access"), &reason));
                         }
                         let result = inner(ctx).await;
                         let (outcome, is_error, error) = match &result {
@@ -174,6 +172,17 @@ impl Governance {
         Ok(governed)
     }
 
+    /// A refusal naming the policy as the gateway names it (`<server>/<policy>`): one name, one
+    /// rule, enforced in both places.
+    fn denied(&self, policy: &str, reason: &str) -> ErrorData {
+        let id = format!("{}/{policy}", self.inner.manifest.server.name);
+        ErrorData::new(
+            DENIED_CODE,
+            format!("denied by policy {id}: {reason}"),
+            Some(serde_json::json!({ "policy": id, "reason": reason })),
+        )
+    }
+
     fn decide(&self, caller: &Caller, tool: &str) -> Decision {
         let manifest = &self.inner.manifest;
         let policy = manifest
@@ -188,12 +197,4 @@ impl Governance {
             ToolAccess { name: tool, policy },
         )
     }
-}
-
-fn denied(policy: &str, reason: &str) -> ErrorData {
-    ErrorData::new(
-        DENIED_CODE,
-        format!("denied by policy {policy}: {reason}"),
-        Some(serde_json::json!({ "policy": policy, "reason": reason })),
-    )
 }

@@ -171,7 +171,7 @@ async fn tools_see_the_verified_caller_and_policies_apply() {
     assert_eq!(denied.code, server_sdk::DENIED_CODE);
     assert_eq!(
         denied.message,
-        "denied by policy revenue-readers: policy revenue-readers on tool revenue requires one of groups [finance]"
+        "denied by policy ledger/revenue-readers: policy revenue-readers on tool revenue requires one of groups [finance]"
     );
     assert_eq!(
         call_as(&served, "fin", &["finance"], "revenue")
@@ -184,7 +184,9 @@ async fn tools_see_the_verified_caller_and_policies_apply() {
         .await
         .unwrap_err();
     assert!(
-        guarded.message.starts_with("denied by policy auditors"),
+        guarded
+            .message
+            .starts_with("denied by policy ledger/auditors"),
         "{}",
         guarded.message
     );

@@ -3,11 +3,11 @@
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use identity::Verifier;
-use registry::RegistryState;
+use registry::{RegistryConfig, RegistryState};
 use registry_store::SqliteStore;
 
 use crate::{
-    commands::{DataDir, Trust, write_ready},
+    commands::{DataDir, Trust, read_policies, write_ready},
     dev,
 };
 
@@ -30,6 +30,9 @@ pub(crate) struct Args {
     /// Groups that may read every caller's audit records.
     #[arg(long, value_delimiter = ',', default_values_t = [dev::ADMINS_GROUP.to_owned()])]
     auditor_groups: Vec<String>,
+    /// Cedar policies that apply to every server (surfaces, environments, bot channels).
+    #[arg(long)]
+    platform_policies: Option<PathBuf>,
     /// Write `{"url": ...}` here once listening.
     #[arg(long)]
     ready_file: Option<PathBuf>,
@@ -46,18 +49,20 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(dir) = database.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let state = RegistryState {
+    let state = RegistryConfig {
         store: Arc::new(SqliteStore::open(&database).await?),
         verifier: Verifier::for_audiences(args.trust.external.audiences.clone(), issuers)?,
         writer_groups: args.writer_groups,
         auditor_groups: args.auditor_groups,
         dev_issuer_jwks: dev_jwks,
+        platform_policies: read_policies(args.platform_policies.as_deref())?,
     };
+    let state = RegistryState::new(state).await?;
     let listener = service_kit::bind(args.listen).await?;
     let url = format!("http://{}", listener.local_addr()?);
     write_ready(
         args.ready_file.as_deref(),
         serde_json::json!({ "url": url }),
     )?;
-    registry::run(Arc::new(state), listener, service_kit::shutdown_on_signal()).await
+    registry::run(state, listener, service_kit::shutdown_on_signal()).await
 }

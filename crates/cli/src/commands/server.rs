@@ -74,6 +74,9 @@ pub(crate) struct Common {
     endpoint: Option<String>,
     #[arg(long, default_value = "dev")]
     environment: String,
+    /// The server's own Cedar policies, registered with it.
+    #[arg(long)]
+    policies: Option<PathBuf>,
     /// Write `{"url": ...}` here once listening.
     #[arg(long)]
     ready_file: Option<PathBuf>,
@@ -240,6 +243,11 @@ async fn serve(
         .unwrap_or_else(|| format!("http://{addr}/mcp"));
     let shutdown = service_kit::shutdown_on_signal();
     let serving = tokio::spawn(service_kit::serve(listener, router, shutdown.clone()));
+    let policies = match &common.policies {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))?,
+        None => String::new(),
+    };
     if let Some(registry_url) = &common.register_with {
         let credentials = if common.dev_issuer {
             dev_service_credentials(dev::load_key(&common.data.data_dir)?, &manifest.server.name)
@@ -256,6 +264,7 @@ async fn serve(
             endpoint: endpoint.clone(),
             environment: common.environment.clone(),
             tools,
+            policies: policies.clone(),
         };
         client.register(&registration).await?;
         tracing::info!(%registry_url, %endpoint, "registered with the registry");

@@ -6,14 +6,17 @@ use std::{net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use gateway::GatewayConfig;
 use identity::{KeySource, SigningKey, TrustedIssuer, Verifier};
-use registry::RegistryState;
+use registry::{RegistryConfig, RegistryState};
 use registry_api::RegisterServer;
 use registry_client::RegistryClient;
 use registry_store::SqliteStore;
 use server_sdk::IdentityMode;
 
 use crate::{
-    commands::{DataDir, ExternalTrust, gateway::dev_service_credentials, server, write_ready},
+    commands::{
+        DataDir, ExternalTrust, gateway::dev_service_credentials, read_policies, server,
+        write_ready,
+    },
     dev,
 };
 
@@ -44,6 +47,9 @@ pub(crate) struct Args {
     /// `switchboard token --scope`).
     #[arg(long = "required-scope")]
     required_scopes: Vec<String>,
+    /// Cedar policies that apply to every server (surfaces, environments, bot channels).
+    #[arg(long)]
+    platform_policies: Option<PathBuf>,
     /// Also trust these external issuers (for example your company's OpenID Connect provider).
     #[command(flatten)]
     trust: ExternalTrust,
@@ -76,20 +82,18 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let gateway_url = format!("http://{}", gateway_listener.local_addr()?);
     let knowledge_url = format!("http://{}", knowledge_listener.local_addr()?);
 
-    let registry_state = RegistryState {
+    let registry_state = RegistryConfig {
         store: Arc::new(SqliteStore::open(&data_dir.join("registry.db")).await?),
         verifier: platform_verifier()?,
         writer_groups: vec![dev::ADMINS_GROUP.into(), dev::SERVICES_GROUP.into()],
         auditor_groups: vec![dev::ADMINS_GROUP.into()],
         dev_issuer_jwks: Some(dev_jwks.clone()),
+        platform_policies: read_policies(args.platform_policies.as_deref())?,
     };
+    let registry_state = RegistryState::new(registry_state).await?;
     let registry_task = spawn_component(
         &shutdown,
-        registry::run(
-            Arc::new(registry_state),
-            registry_listener,
-            shutdown.clone(),
-        ),
+        registry::run(registry_state, registry_listener, shutdown.clone()),
     );
 
     let gateway_config = GatewayConfig {
@@ -142,6 +146,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         endpoint: format!("{knowledge_url}/mcp"),
         environment: "dev".into(),
         tools,
+        policies: String::new(),
     };
     register_with_retry(&registrar, &registration).await?;
 

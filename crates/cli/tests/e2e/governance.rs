@@ -45,7 +45,9 @@ async fn groups_and_policies_filter_lists_and_deny_calls_explicitly() {
         let denied = call(&eng, "search_docs", search.clone()).await.unwrap_err();
         assert_eq!(denied.code.0, -32003);
         assert!(
-            denied.message.contains("denied by policy server-access"),
+            denied
+                .message
+                .contains("denied by policy finance-docs/server-access"),
             "{}",
             denied.message
         );
@@ -69,11 +71,13 @@ async fn groups_and_policies_filter_lists_and_deny_calls_explicitly() {
         let denied = call(&fin, "get_doc", read.clone()).await.unwrap_err();
         assert_eq!(denied.code.0, -32003);
         assert!(
-            denied.message.contains("denied by policy finance-leads"),
+            denied
+                .message
+                .contains("denied by policy finance-docs/finance-leads"),
             "{}",
             denied.message
         );
-        assert_eq!(denied.data.unwrap()["policy"], "finance-leads");
+        assert_eq!(denied.data.unwrap()["policy"], "finance-docs/finance-leads");
         // A tool the server never registered is denied, not forwarded.
         let unknown = call(&fin, "drop_tables", json!({})).await.unwrap_err();
         assert!(

@@ -139,7 +139,9 @@ async fn provider_tokens_reach_tools_with_groups_from_a_nested_claim() {
     .await
     .unwrap_err();
     assert!(
-        denied.message.contains("denied by policy finance-leads"),
+        denied
+            .message
+            .contains("denied by policy finance-docs/finance-leads"),
         "{}",
         denied.message
     );

@@ -7,8 +7,8 @@ use catalog::Principal;
 
 use crate::{RegistryState, http::error::ApiError};
 
-/// The verified caller of a request.
-pub(crate) struct Caller(pub(crate) Principal);
+/// The verified caller of a request, and the surface its token says it calls from.
+pub(crate) struct Caller(pub(crate) Principal, pub(crate) String);
 
 impl Caller {
     pub(crate) fn require_any(&self, groups: &[String], action: &str) -> Result<(), ApiError> {
@@ -34,10 +34,13 @@ impl FromRequestParts<Arc<RegistryState>> for Caller {
         let token = bearer_token(parts)
             .ok_or_else(|| ApiError::unauthorized("a bearer token is required"))?;
         match state.verifier.verify(token).await {
-            Ok(claims) => Ok(Caller(Principal {
-                user: claims.sub,
-                groups: claims.groups,
-            })),
+            Ok(claims) => Ok(Caller(
+                Principal {
+                    user: claims.sub,
+                    groups: claims.groups,
+                },
+                claims.surface.unwrap_or_else(registry_api::default_surface),
+            )),
             Err(e) => {
                 tracing::info!(reason = %e, "rejected registry caller");
                 Err(ApiError::unauthorized(e.to_string()))

@@ -11,7 +11,7 @@ use identity::{Claims, KeySource, SigningKey, TrustedIssuer, Verifier, jwks_docu
 use registry_store::SqliteStore;
 use tower::ServiceExt;
 
-use crate::RegistryState;
+use crate::{RegistryConfig, RegistryState};
 
 const ISSUER: &str = "urn:test";
 
@@ -31,16 +31,17 @@ impl Fixture {
             )],
         )
         .unwrap();
-        let state = RegistryState {
+        let state = RegistryConfig {
             store: Arc::new(SqliteStore::in_memory().await.unwrap()),
             verifier,
             writer_groups: vec!["platform-admins".into()],
             auditor_groups: vec!["auditors".into()],
             dev_issuer_jwks: None,
+            platform_policies: String::new(),
         };
         Fixture {
             key,
-            router: super::router(Arc::new(state)),
+            router: super::router(RegistryState::new(state).await.unwrap()),
         }
     }
 
@@ -201,7 +202,7 @@ async fn access_and_discovery_follow_groups_and_policies() {
         )
         .await;
     assert_eq!(answer["allowed"], false);
-    assert_eq!(answer["policy"], "revenue");
+    assert_eq!(answer["policy"], "presto/revenue");
     let (_, answer) = f
         .call(
             "GET",

@@ -1,4 +1,5 @@
-//! `/v1/access` ("may user U use server X?") and `/v1/discovery` ("what may I use?").
+//! `/v1/access` ("may user U use server X?"), `/v1/discovery` ("what may I use?") and the policy
+//! explanations `/v1/policy/check` and `/v1/policy/who-can`.
 
 use std::sync::Arc;
 
@@ -6,8 +7,11 @@ use axum::{
     Json,
     extract::{Query, State, rejection::QueryRejection},
 };
-use catalog::Principal;
-use registry_api::{AccessAnswer, AccessQuery, Discovery};
+use policy::Principal;
+use registry_api::{
+    AccessAnswer, AccessQuery, Discovery, PlatformPolicies, PolicyAnswer, PolicyQuery, WhoCan,
+    WhoCanQuery,
+};
 
 use crate::{
     RegistryState,
@@ -17,27 +21,107 @@ use crate::{
 
 pub(crate) async fn check(
     State(state): State<Arc<RegistryState>>,
-    _caller: Caller,
+    caller: Caller,
     query: Result<Query<AccessQuery>, QueryRejection>,
 ) -> Result<Json<AccessAnswer>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
-    let who = Principal {
-        user: q.user,
+    state.store.get_server(&q.server).await?;
+    let who = Principal::User {
+        id: q.user,
         groups: catalog::parse_groups(&q.groups),
     };
-    let server = state.store.get_server(&q.server).await?;
-    Ok(Json(service::access(&who, &server, q.tool.as_deref())))
+    Ok(Json(service::access(
+        &state.engine(),
+        &who,
+        &q.server,
+        q.tool.as_deref(),
+        &caller.1,
+    )))
 }
 
 pub(crate) async fn discovery(
     State(state): State<Arc<RegistryState>>,
     caller: Caller,
 ) -> Result<Json<Discovery>, ApiError> {
-    let who = caller.0;
-    let servers = service::discover(&who, state.store.list_servers().await?);
+    let Caller(who, surface) = caller;
+    let principal = Principal::User {
+        id: who.user.clone(),
+        groups: who.groups.clone(),
+    };
+    let servers = service::discover(
+        &state.engine(),
+        &principal,
+        &surface,
+        state.store.list_servers().await?,
+    );
     Ok(Json(Discovery {
         user: who.user,
         groups: who.groups,
         servers,
     }))
+}
+
+pub(crate) async fn policy_check(
+    State(state): State<Arc<RegistryState>>,
+    _caller: Caller,
+    query: Result<Query<PolicyQuery>, QueryRejection>,
+) -> Result<Json<PolicyAnswer>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    state.store.get_server(&q.server).await?;
+    let args = match &q.args {
+        Some(text) => {
+            let value: serde_json::Value = serde_json::from_str(text)
+                .map_err(|e| ApiError::invalid(format!("args is not valid JSON: {e}")))?;
+            if !value.is_object() {
+                return Err(ApiError::invalid("args must be a JSON object"));
+            }
+            Some(value)
+        }
+        None => None,
+    };
+    let groups = catalog::parse_groups(&q.groups);
+    let who = if q.service {
+        Principal::Service { id: q.user, groups }
+    } else {
+        Principal::User { id: q.user, groups }
+    };
+    let verdict = service::decide(
+        &state.engine(),
+        &who,
+        &q.server,
+        q.tool.as_deref(),
+        &q.surface,
+        q.channel.as_deref(),
+        args.as_ref(),
+    );
+    Ok(Json(service::answer(verdict)))
+}
+
+pub(crate) async fn who_can(
+    State(state): State<Arc<RegistryState>>,
+    _caller: Caller,
+    query: Result<Query<WhoCanQuery>, QueryRejection>,
+) -> Result<Json<WhoCan>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let server = state.store.get_server(&q.server).await?;
+    if !server.tools.iter().any(|t| t.definition.name == q.tool) {
+        return Err(ApiError::not_found(format!(
+            "server {} has no tool named {}",
+            q.server, q.tool
+        )));
+    }
+    let (any_user, groups) =
+        state
+            .engine()
+            .who_can(&q.server, &q.tool, &q.surface, q.channel.as_deref());
+    Ok(Json(WhoCan { any_user, groups }))
+}
+
+pub(crate) async fn platform_policies(
+    State(state): State<Arc<RegistryState>>,
+    _caller: Caller,
+) -> Json<PlatformPolicies> {
+    Json(PlatformPolicies {
+        policies: state.platform_policies.clone(),
+    })
 }

@@ -57,11 +57,25 @@ pub(crate) async fn register(
             ));
         }
     }
+    if problems.is_empty()
+        && let Err(policy_problems) =
+            policy::compile_server(&registry_api::policy_facts(&registration.preview()))
+    {
+        problems.extend(policy_problems.iter().map(|p| format!("policies: {p}")));
+    }
     if !problems.is_empty() {
         return Err(ApiError::invalid(problems.join("; ")));
     }
     let now = now_ms();
     let server = state.store.upsert_server(&registration, now).await?;
+    state.reload_policies().await.map_err(|e| {
+        tracing::error!(error = %e, "failed to reload policies");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the server was stored but policies could not be reloaded",
+        )
+    })?;
     tracing::info!(server = %server.name, by = %caller.0.user, tools = server.tools.len(), "registered server");
     Ok((StatusCode::OK, Json(server)))
 }
