@@ -111,13 +111,12 @@ pub fn compile_server(facts: &ServerFacts) -> Result<Vec<Policy>, Vec<Problem>> 
             &mut problems,
         );
     }
+    let mut parse_failed = !problems.is_empty();
     if !facts.policies.trim().is_empty() {
         match parse_named(&facts.policies, s) {
             Ok(custom) => {
                 for policy in custom {
-                    if policy.effect() == Effect::Permit
-                        && policy.to_string().contains("context.args")
-                    {
+                    if policy.effect() == Effect::Permit && reads_arguments(&policy) {
                         problems.push(Problem {
                             policy: policy.id().to_string(),
                             message: "argument conditions may only restrict: write them as forbid policies, so that \
@@ -128,10 +127,14 @@ pub fn compile_server(facts: &ServerFacts) -> Result<Vec<Policy>, Vec<Problem>> 
                     policies.push(policy);
                 }
             }
-            Err(mut e) => problems.append(&mut e),
+            Err(mut e) => {
+                parse_failed = true;
+                problems.append(&mut e);
+            }
         }
     }
-    if problems.is_empty() {
+    // Validate unless something failed to parse, so every other problem is reported at once.
+    if !parse_failed {
         match schema_for(&facts.tools) {
             Ok(schema) => problems.extend(validate(&schema, &policies)),
             Err(e) => problems.push(Problem {
@@ -145,6 +148,14 @@ pub fn compile_server(facts: &ServerFacts) -> Result<Vec<Policy>, Vec<Problem>> 
     } else {
         Err(problems)
     }
+}
+
+/// Whether a policy's conditions look at the call's arguments.
+fn reads_arguments(policy: &Policy) -> bool {
+    let text: String = policy.to_string().split_whitespace().collect();
+    ["context.args", "contexthasargs", "context[\"args\"]"]
+        .iter()
+        .any(|p| text.contains(p))
 }
 
 /// Parses and validates platform policies (ids prefixed `platform/`).

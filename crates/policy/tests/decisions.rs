@@ -343,8 +343,13 @@ fn validation_reports_every_problem_with_its_policy() {
         .collect();
     assert_eq!(
         problems,
-        ["presto/generous"],
-        "a permit on arguments is refused first"
+        [
+            "presto/generous",
+            "presto/typo",
+            "presto/unknown-arg",
+            "presto/generous"
+        ],
+        "every problem at once"
     );
     facts.policies = facts.policies.replace("permit", "forbid");
     let problems = compile_server(&facts).unwrap_err();

@@ -308,3 +308,130 @@ async fn health_and_readiness_need_no_token() {
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
 }
+
+#[tokio::test]
+async fn registration_validates_cedar_policies_and_reports_every_problem() {
+    let f = Fixture::new().await;
+    let admin = f.token("ops", &["platform-admins"]);
+    let mut bad = registration();
+    bad["policies"] = r#"
+        @id("typo") forbid(principal, action, resource) when { context.surfce == "bot" };
+        @id("loose") permit(principal, action == Mcp::Action::"call", resource) when { context has args };
+    "#
+    .into();
+    let (status, body) = f.call("POST", "/v1/servers", Some(&admin), Some(bad)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("policies: presto/loose: argument conditions may only restrict"),
+        "{message}"
+    );
+    assert!(message.contains("policies: presto/typo: for policy `presto/typo`, attribute `surfce` in context not found"), "{message}");
+}
+
+#[tokio::test]
+async fn policy_check_and_who_can_explain_decisions() {
+    let f = Fixture::new().await;
+    let admin = f.token("ops", &["platform-admins"]);
+    let mut reg = registration();
+    reg["policies"] = r#"
+        @id("bot-channel")
+        forbid(principal, action, resource)
+        when { context.surface == "bot" && !(context has channel && context.channel == "presto-help") };
+    "#
+    .into();
+    let (status, body) = f.call("POST", "/v1/servers", Some(&admin), Some(reg)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let check = |query: &str| format!("/v1/policy/check?{query}");
+    let (_, answer) = f
+        .call(
+            "GET",
+            &check("user=ad&groups=ads-eng&server=presto&tool=revenue"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(answer["allowed"], true);
+    assert_eq!(answer["policies"], serde_json::json!(["presto/revenue"]));
+    let (_, answer) = f
+        .call(
+            "GET",
+            &check("user=fi&groups=finance&server=presto&tool=revenue"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(answer["allowed"], false);
+    assert_eq!(
+        answer["reason"],
+        "policy revenue on tool revenue requires one of groups [ads-eng]"
+    );
+    let (_, answer) = f
+        .call(
+            "GET",
+            &check("user=fi&groups=finance&server=presto&tool=tables&surface=bot&channel=random"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        answer["policies"],
+        serde_json::json!(["presto/bot-channel"])
+    );
+    let (_, answer) = f
+        .call(
+            "GET",
+            &check(
+                "user=fi&groups=finance&server=presto&tool=tables&surface=bot&channel=presto-help",
+            ),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(answer["allowed"], true);
+    let (status, _) = f
+        .call(
+            "GET",
+            &check("user=fi&server=presto&tool=tables&args=not-json"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let (_, who) = f
+        .call(
+            "GET",
+            "/v1/policy/who-can?server=presto&tool=tables",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        who,
+        serde_json::json!({"any_user": false, "groups": ["ads-eng", "finance"]})
+    );
+    let (_, who) = f
+        .call(
+            "GET",
+            "/v1/policy/who-can?server=presto&tool=revenue",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(who["groups"], serde_json::json!(["ads-eng"]));
+    let (status, _) = f
+        .call(
+            "GET",
+            "/v1/policy/who-can?server=presto&tool=nope",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, platform) = f
+        .call("GET", "/v1/policies/platform", Some(&admin), None)
+        .await;
+    assert_eq!(platform["policies"], "");
+}
