@@ -2,6 +2,7 @@
 //! developer helpers `token` and `servers`.
 
 mod gateway;
+mod policy;
 mod registry;
 mod server;
 mod servers;
@@ -37,13 +38,15 @@ enum Command {
     Token(token::Args),
     /// List or show servers in a registry.
     Servers(servers::Args),
+    /// Explain policy decisions: what would be decided and by which policies, who can call a tool.
+    Policy(policy::Args),
 }
 
 /// Options shared by commands that keep state on disk.
 #[derive(clap::Args, Clone)]
 pub(crate) struct DataDir {
     /// Where keys, the SQLite database and spools live.
-    #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = ".switchboard")]
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = ".switchboard", global = true)]
     pub(crate) data_dir: PathBuf,
 }
 
@@ -55,6 +58,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Server(args) => server::run(args).await,
         Command::Token(args) => token::run(args),
         Command::Servers(args) => servers::run(args).await,
+        Command::Policy(args) => policy::run(args).await,
     }
 }
 

@@ -4,8 +4,8 @@
 use std::{sync::Arc, time::Duration};
 
 use registry_api::{
-    AccessAnswer, AuditPage, AuditRecord, Discovery, ErrorBody, PlatformPolicies, RegisterServer,
-    ServerList, ServerView,
+    AccessAnswer, AuditPage, AuditRecord, Discovery, ErrorBody, PlatformPolicies, PolicyAnswer,
+    PolicyQuery, RegisterServer, ServerList, ServerView, WhoCan, WhoCanQuery,
 };
 use serde::de::DeserializeOwned;
 
@@ -80,6 +80,18 @@ impl RegistryClient {
     pub async fn list_servers(&self) -> Result<Vec<ServerView>, ClientError> {
         let list: ServerList = self.send(self.http.get(self.url("/v1/servers"))).await?;
         Ok(list.servers)
+    }
+
+    /// What the policies decide for `query`, and which policies decide it.
+    pub async fn policy_check(&self, query: &PolicyQuery) -> Result<PolicyAnswer, ClientError> {
+        self.send(self.http.get(self.url("/v1/policy/check")).query(query))
+            .await
+    }
+
+    /// Which groups may call a tool.
+    pub async fn who_can(&self, query: &WhoCanQuery) -> Result<WhoCan, ClientError> {
+        self.send(self.http.get(self.url("/v1/policy/who-can")).query(query))
+            .await
     }
 
     /// The Cedar policies that apply to every server.

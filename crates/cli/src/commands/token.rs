@@ -10,6 +10,9 @@ pub(crate) struct Args {
     /// Comma-separated business groups, e.g. `finance,ads-eng`.
     #[arg(long, default_value = "")]
     groups: String,
+    /// The surface the token is for: `web-chat`, `bot`, `ide`, `api` (policies can tell them apart).
+    #[arg(long)]
+    surface: Option<String>,
     /// Space-separated OAuth scopes to grant, e.g. `mcp:tools`.
     #[arg(long)]
     scope: Option<String>,
@@ -30,6 +33,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         args.ttl,
     );
     claims.scope = args.scope;
+    claims.surface = args.surface;
     println!("{}", key.sign(&claims)?);
     Ok(())
 }

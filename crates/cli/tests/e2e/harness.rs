@@ -125,6 +125,11 @@ impl Platform {
 
     /// A development token for `user` in `groups`.
     pub fn token(&self, user: &str, groups: &[&str]) -> String {
+        self.token_with(user, groups, &[])
+    }
+
+    /// A development token with extra `switchboard token` flags (`--surface bot`, `--scope ...`).
+    pub fn token_with(&self, user: &str, groups: &[&str], extra: &[&str]) -> String {
         let out = Command::new(bin())
             .args([
                 "token",
@@ -135,6 +140,7 @@ impl Platform {
                 "--data-dir",
             ])
             .arg(self.data_dir())
+            .args(extra)
             .output()
             .unwrap();
         assert!(
@@ -148,12 +154,19 @@ impl Platform {
     /// Starts another Knowledge server with `manifest`, registered with the registry and trusting
     /// the gateway. Returns the server's own (direct) URL.
     pub fn start_knowledge(&mut self, manifest: &str) -> String {
+        self.start_knowledge_with(manifest, &[])
+    }
+
+    /// Like [`Platform::start_knowledge`], with extra flags (`--policies`, `--environment`).
+    pub fn start_knowledge_with(&mut self, manifest: &str, extra: &[&str]) -> String {
         let path = self
             .dir
             .path()
             .join(format!("manifest-{}.toml", self.processes.len()));
         std::fs::write(&path, manifest).unwrap();
-        self.start_server(&["knowledge", "--manifest", path.to_str().unwrap()])
+        let mut args = vec!["knowledge", "--manifest", path.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        self.start_server(&args)
     }
 
     /// Starts the conformance fixture (which also accepts anonymous callers), registered like any
@@ -285,12 +298,38 @@ pub fn node_command(bin: &Path, tool: &str) -> Command {
     command
 }
 
+/// Runs `switchboard ARGS` against this platform's registry and data; returns (exit code, stdout).
+impl Platform {
+    pub fn cli(&self, args: &[&str]) -> (i32, String) {
+        let out = Command::new(bin())
+            .args(args)
+            .args(["--registry-url", &self.registry_url, "--data-dir"])
+            .arg(self.data_dir())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+}
+
 /// An rmcp client for `url` with a bearer token, in the modern era (`server/discover`) or the
 /// legacy one (`initialize`).
 pub async fn connect(
     url: &str,
     token: &str,
     modern: bool,
+) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+    connect_with(url, token, modern, &[]).await
+}
+
+/// Like [`connect`], with extra request headers (a bot's `X-Switchboard-Channel`).
+pub async fn connect_with(
+    url: &str,
+    token: &str,
+    modern: bool,
+    headers: &[(&'static str, &str)],
 ) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
     use rmcp::{
         ServiceExt,
@@ -301,7 +340,13 @@ pub async fn connect(
             streamable_http_client::StreamableHttpClientTransportConfig,
         },
     };
-    let config = StreamableHttpClientTransportConfig::with_uri(url).auth_header(token);
+    let headers = headers
+        .iter()
+        .map(|(k, v)| (k.parse().unwrap(), v.parse().unwrap()))
+        .collect();
+    let config = StreamableHttpClientTransportConfig::with_uri(url)
+        .auth_header(token)
+        .custom_headers(headers);
     let transport = StreamableHttpClientTransport::from_config(config);
     if modern {
         let lifecycle = ClientLifecycleMode::Discover {

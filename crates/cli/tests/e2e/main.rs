@@ -10,3 +10,4 @@ mod conformance;
 mod governance;
 mod harness;
 mod oidc;
+mod policies;
