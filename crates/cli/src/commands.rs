@@ -46,7 +46,12 @@ enum Command {
 #[derive(clap::Args, Clone)]
 pub(crate) struct DataDir {
     /// Where keys, the SQLite database and spools live.
-    #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = ".switchboard", global = true)]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_DATA_DIR",
+        default_value = ".switchboard",
+        global = true
+    )]
     pub(crate) data_dir: PathBuf,
 }
 

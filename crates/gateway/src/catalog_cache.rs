@@ -26,6 +26,8 @@ struct Inner {
     servers: ArcSwap<HashMap<String, Arc<ServerView>>>,
     /// The policy engine over the same snapshot of servers and the platform policies.
     engine: ArcSwap<Engine>,
+    /// The platform policies the engine was built with.
+    platform: ArcSwap<String>,
     last_refresh: tokio::sync::Mutex<Option<Instant>>,
     loaded: std::sync::atomic::AtomicBool,
 }
@@ -37,6 +39,7 @@ impl CatalogCache {
                 registry,
                 servers: ArcSwap::from_pointee(HashMap::new()),
                 engine: ArcSwap::from_pointee(Engine::default()),
+                platform: ArcSwap::from_pointee(String::new()),
                 last_refresh: tokio::sync::Mutex::new(None),
                 loaded: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -54,6 +57,17 @@ impl CatalogCache {
         *last = Some(Instant::now());
         let servers = self.inner.registry.list_servers().await?;
         let platform = self.inner.registry.platform_policies().await?;
+        let count = servers.len();
+        let current = self.inner.servers.load();
+        let unchanged = *self.inner.platform.load_full() == platform
+            && current.len() == servers.len()
+            && servers
+                .iter()
+                .all(|s| current.get(&s.name).is_some_and(|known| **known == *s));
+        if unchanged && self.is_loaded() {
+            // Nothing moved: keep the engine, and with it the callers' cached entities.
+            return Ok(count);
+        }
         let engine = match registry_api::build_engine(&platform, &servers) {
             Ok((engine, broken)) => {
                 for (server, problems) in broken {
@@ -70,7 +84,6 @@ impl CatalogCache {
                 ));
             }
         };
-        let count = servers.len();
         let map = servers
             .into_iter()
             .map(|s| (s.name.clone(), Arc::new(s)))
@@ -78,6 +91,7 @@ impl CatalogCache {
         // Servers and policies are swapped one right after the other, each atomically.
         self.inner.engine.store(Arc::new(engine));
         self.inner.servers.store(Arc::new(map));
+        self.inner.platform.store(Arc::new(platform));
         self.inner
             .loaded
             .store(true, std::sync::atomic::Ordering::Release);
