@@ -13,6 +13,7 @@ mod catalog_cache;
 mod error;
 mod inspect;
 mod metadata;
+mod mtls;
 mod proxy;
 mod sessions;
 mod sse;
@@ -27,6 +28,7 @@ use tokio::net::TcpListener;
 
 pub use audit::AuditSink;
 pub use catalog_cache::CatalogCache;
+pub use mtls::{MtlsFiles, PeerIdentity, serve as serve_mtls, tls_config};
 
 /// Everything the gateway needs at run time.
 pub struct GatewayConfig {
@@ -42,6 +44,8 @@ pub struct GatewayConfig {
     pub public_url: String,
     /// Scopes every end-user token must carry (empty: none).
     pub required_scopes: Vec<String>,
+    /// What workloads on the mTLS listener may do.
+    pub workloads: WorkloadTrust,
     /// Browser origins allowed to call MCP routes (requests without `Origin` are always allowed).
     pub allowed_origins: Vec<String>,
     /// Host names (without port) the gateway answers to, against DNS rebinding; empty allows any.
@@ -52,6 +56,16 @@ pub struct GatewayConfig {
     pub audit_spool: PathBuf,
 }
 
+/// Trust in workloads (mTLS peers, by SPIFFE ID).
+#[derive(Debug, Clone, Default)]
+pub struct WorkloadTrust {
+    /// Peers that may vouch for end users with `X-Forwarded-User`/`-Groups` (an Envoy or
+    /// oauth2-proxy in front of the gateway). Nobody else may send those headers.
+    pub trusted_proxies: Vec<String>,
+    /// The groups of services calling as themselves.
+    pub service_groups: std::collections::HashMap<String, Vec<String>>,
+}
+
 pub(crate) struct Gateway {
     pub(crate) catalog: CatalogCache,
     pub(crate) verifier: Arc<Verifier>,
@@ -59,6 +73,7 @@ pub(crate) struct Gateway {
     pub(crate) issuer: String,
     pub(crate) public_url: String,
     pub(crate) required_scopes: Vec<String>,
+    pub(crate) workloads: WorkloadTrust,
     pub(crate) allowed_origins: Vec<String>,
     pub(crate) allowed_hosts: Vec<String>,
     pub(crate) audit: AuditSink,
@@ -88,6 +103,7 @@ pub async fn build(config: GatewayConfig, shutdown: Shutdown) -> anyhow::Result<
         issuer: config.issuer,
         public_url: config.public_url.trim_end_matches('/').to_owned(),
         required_scopes: config.required_scopes,
+        workloads: config.workloads,
         allowed_origins: config.allowed_origins,
         allowed_hosts: config
             .allowed_hosts

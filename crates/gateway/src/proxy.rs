@@ -24,8 +24,12 @@ use serde_json::Value;
 
 use crate::{
     Gateway,
-    error::{self, DENIED, HEADER_MISMATCH, INVALID_REQUEST, PARSE_ERROR, UPSTREAM},
-    inspect, sse,
+    error::{
+        self, DENIED, HEADER_MISMATCH, INVALID_REQUEST, PARSE_ERROR, UNAUTHENTICATED, UPSTREAM,
+    },
+    inspect,
+    mtls::PeerIdentity,
+    sse,
 };
 
 /// Largest request body the gateway will parse.
@@ -53,6 +57,14 @@ const FORWARDED_RESPONSE_HEADERS: &[&str] = &[
     "mcp-protocol-version",
     "x-accel-buffering",
 ];
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CallerKind {
+    User,
+    Service,
+}
+
+/// The surface of workloads calling as themselves.
+const SERVICE_SURFACE: &str = "service";
 /// The surface of tokens that name none.
 const DEFAULT_SURFACE: &str = "api";
 /// Header in which a chat bot names the channel it speaks in.
@@ -105,46 +117,9 @@ pub(crate) async fn handle(
             "the request's Origin is not allowed",
         );
     }
-    let metadata_url = gw.resource_metadata_url(&name);
-    let challenge = error::Challenge {
-        resource_metadata: &metadata_url,
-    };
-    let claims = match bearer_token(&parts.headers) {
-        None => return challenge.unauthorized(None),
-        Some(token) => match gw
-            .verifier
-            .verify_for(token, Some(&gw.resource(&name)))
-            .await
-        {
-            Ok(claims) => claims,
-            Err(e) => {
-                tracing::info!(reason = %e, server = %name, "rejected a caller");
-                return challenge.unauthorized(Some(&e.to_string()));
-            }
-        },
-    };
-    if !gw
-        .required_scopes
-        .iter()
-        .all(|needed| claims.scopes().any(|s| s == needed))
-    {
-        tracing::info!(user = %claims.sub, server = %name, "refused a token without the required scopes");
-        return challenge.insufficient_scope(&gw.required_scopes);
-    }
-    // The surface comes from the token (the client that obtained it), never from a header the
-    // caller could set; a bot names the channel it speaks in.
-    let who = Caller {
-        user: claims.sub.clone(),
-        groups: claims.groups.clone(),
-        surface: claims
-            .surface
-            .clone()
-            .unwrap_or_else(|| DEFAULT_SURFACE.to_owned()),
-        channel: parts
-            .headers
-            .get(CHANNEL_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+    let who = match identify(&gw, &parts, &name).await {
+        Ok(who) => who,
+        Err(refusal) => return refusal,
     };
     let Some(server) = gw.catalog.server(&name).await else {
         return error::respond(
@@ -358,6 +333,100 @@ fn decide(
     }
 }
 
+/// Who is calling. On the mTLS listener a workload is a service (no person in the loop) unless
+/// it is a trusted proxy vouching for an end user with `X-Forwarded-User`/`-Groups`; everyone else
+/// presents a bearer token. Identity headers from anyone but a trusted proxy are refused.
+async fn identify(
+    gw: &Gateway,
+    parts: &http::request::Parts,
+    name: &str,
+) -> Result<Caller, Response> {
+    let header = |n: &str| {
+        parts
+            .headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let channel = header(CHANNEL_HEADER);
+    let peer = parts.extensions.get::<PeerIdentity>();
+    let vouched = header(FORWARDED_USER_HEADER);
+    let claims_identity = parts.headers.contains_key(FORWARDED_USER_HEADER)
+        || parts.headers.contains_key(FORWARDED_GROUPS_HEADER);
+    if claims_identity {
+        let trusted = peer.is_some_and(|p| gw.workloads.trusted_proxies.contains(&p.0));
+        let Some(user) = vouched.filter(|_| trusted) else {
+            tracing::warn!(peer = ?peer.map(|p| &p.0), server = %name, "refused identity headers from an untrusted sender");
+            return Err(error::respond(
+                StatusCode::FORBIDDEN,
+                &Value::Null,
+                UNAUTHENTICATED,
+                "X-Forwarded-User/X-Forwarded-Groups are accepted only from a trusted proxy (an mTLS peer on the allow-list)",
+            ));
+        };
+        return Ok(Caller {
+            kind: CallerKind::User,
+            user,
+            groups: header(FORWARDED_GROUPS_HEADER)
+                .map(|g| catalog::parse_groups(&g))
+                .unwrap_or_default(),
+            surface: header(FORWARDED_SURFACE_HEADER).unwrap_or_else(|| DEFAULT_SURFACE.to_owned()),
+            channel,
+        });
+    }
+    if let Some(peer) = peer
+        && bearer_token(&parts.headers).is_none()
+    {
+        return Ok(Caller {
+            kind: CallerKind::Service,
+            user: peer.0.clone(),
+            groups: gw
+                .workloads
+                .service_groups
+                .get(&peer.0)
+                .cloned()
+                .unwrap_or_default(),
+            surface: SERVICE_SURFACE.to_owned(),
+            channel,
+        });
+    }
+    let metadata_url = gw.resource_metadata_url(name);
+    let challenge = error::Challenge {
+        resource_metadata: &metadata_url,
+    };
+    let claims = match bearer_token(&parts.headers) {
+        None => return Err(challenge.unauthorized(None)),
+        Some(token) => match gw
+            .verifier
+            .verify_for(token, Some(&gw.resource(name)))
+            .await
+        {
+            Ok(claims) => claims,
+            Err(e) => {
+                tracing::info!(reason = %e, server = %name, "rejected a caller");
+                return Err(challenge.unauthorized(Some(&e.to_string())));
+            }
+        },
+    };
+    if !gw
+        .required_scopes
+        .iter()
+        .all(|needed| claims.scopes().any(|s| s == needed))
+    {
+        tracing::info!(user = %claims.sub, server = %name, "refused a token without the required scopes");
+        return Err(challenge.insufficient_scope(&gw.required_scopes));
+    }
+    // The surface comes from the token (the client that obtained it), never from a header the
+    // caller could set; a bot names the channel it speaks in.
+    Ok(Caller {
+        kind: CallerKind::User,
+        user: claims.sub,
+        groups: claims.groups,
+        surface: claims.surface.unwrap_or_else(|| DEFAULT_SURFACE.to_owned()),
+        channel,
+    })
+}
+
 /// The policy question for `who` about `server`.
 fn question<'a>(
     principal: &'a Principal,
@@ -400,6 +469,8 @@ fn log_policy_errors(verdict: &Verdict) {
 /// Who is calling, as the policies see them.
 #[derive(Clone)]
 struct Caller {
+    kind: CallerKind,
+    /// The user name, or a service's SPIFFE ID.
     user: String,
     groups: Vec<String>,
     surface: String,
@@ -408,9 +479,10 @@ struct Caller {
 
 impl Caller {
     fn principal(&self) -> Principal {
-        Principal::User {
-            id: self.user.clone(),
-            groups: self.groups.clone(),
+        let (id, groups) = (self.user.clone(), self.groups.clone());
+        match self.kind {
+            CallerKind::User => Principal::User { id, groups },
+            CallerKind::Service => Principal::Service { id, groups },
         }
     }
 }

@@ -39,6 +39,24 @@ pub(crate) struct Args {
     /// A scope every end-user token must carry; tokens without it get 403 insufficient_scope.
     #[arg(long = "required-scope")]
     required_scopes: Vec<String>,
+    /// Also listen for workloads over mTLS (SPIFFE X.509-SVIDs) on this address.
+    #[arg(long)]
+    mtls_listen: Option<SocketAddr>,
+    /// The gateway's certificate chain for the mTLS listener (PEM).
+    #[arg(long)]
+    mtls_cert: Option<PathBuf>,
+    /// The private key of that certificate (PEM).
+    #[arg(long)]
+    mtls_key: Option<PathBuf>,
+    /// CA certificates workload SVIDs must chain to: the SPIFFE trust bundle (PEM).
+    #[arg(long)]
+    trust_bundle: Option<PathBuf>,
+    /// An mTLS peer (SPIFFE ID) trusted to vouch for end users with X-Forwarded-User/-Groups.
+    #[arg(long = "trusted-proxy")]
+    trusted_proxies: Vec<String>,
+    /// The groups of a service calling as itself: `SPIFFE_ID=group1,group2`. Repeat.
+    #[arg(long = "service-group")]
+    service_groups: Vec<String>,
     /// The `iss` of the identity assertions sent to servers (default: this gateway's URL).
     #[arg(long)]
     issuer: Option<String>,
@@ -79,6 +97,19 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         issuer: args.issuer.unwrap_or_else(|| url.clone()),
         public_url: args.public_url.unwrap_or_else(|| url.clone()),
         required_scopes: args.required_scopes,
+        workloads: gateway::WorkloadTrust {
+            trusted_proxies: args.trusted_proxies,
+            service_groups: args
+                .service_groups
+                .iter()
+                .map(|v| {
+                    let (id, groups) = v.split_once('=').ok_or_else(|| {
+                        anyhow::anyhow!("--service-group takes SPIFFE_ID=group1,group2, got {v:?}")
+                    })?;
+                    Ok((id.to_owned(), catalog::parse_groups(groups)))
+                })
+                .collect::<anyhow::Result<_>>()?,
+        },
         allowed_origins: args.allowed_origins,
         allowed_hosts: if args.allowed_hosts.is_empty() && args.listen.ip().is_loopback() {
             gateway::loopback_hosts()
@@ -88,11 +119,44 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         catalog_refresh: Duration::from_secs(args.catalog_refresh_secs.max(1)),
         audit_spool: args.data.data_dir.join("audit-spool.jsonl"),
     };
-    write_ready(
-        args.ready_file.as_deref(),
-        serde_json::json!({ "url": url, "jwks_url": format!("{url}/.well-known/jwks.json") }),
-    )?;
-    gateway::run(config, listener, service_kit::shutdown_on_signal()).await
+    let shutdown = service_kit::shutdown_on_signal();
+    let mut ready =
+        serde_json::json!({ "url": url, "jwks_url": format!("{url}/.well-known/jwks.json") });
+    let mtls = match args.mtls_listen {
+        Some(addr) => {
+            let files = gateway::MtlsFiles {
+                certificate: args
+                    .mtls_cert
+                    .as_deref()
+                    .ok_or_else(|| anyhow::anyhow!("--mtls-listen needs --mtls-cert"))?,
+                private_key: args
+                    .mtls_key
+                    .as_deref()
+                    .ok_or_else(|| anyhow::anyhow!("--mtls-listen needs --mtls-key"))?,
+                trust_bundle: args
+                    .trust_bundle
+                    .as_deref()
+                    .ok_or_else(|| anyhow::anyhow!("--mtls-listen needs --trust-bundle"))?,
+            };
+            let tls = gateway::tls_config(&files)?;
+            let mtls_listener = service_kit::bind(addr).await?;
+            ready["mtls_url"] = format!("https://{}", mtls_listener.local_addr()?).into();
+            Some((mtls_listener, tls))
+        }
+        None => None,
+    };
+    let router = gateway::build(config, shutdown.clone()).await?;
+    write_ready(args.ready_file.as_deref(), ready)?;
+    tracing::info!(addr = %listener.local_addr()?, "gateway listening");
+    match mtls {
+        Some((mtls_listener, tls)) => {
+            let plain = service_kit::serve(listener, router.clone(), shutdown.clone());
+            let secure = gateway::serve_mtls(router, mtls_listener, tls, shutdown);
+            let (plain, secure) = tokio::join!(plain, secure);
+            plain.and(secure)
+        }
+        None => service_kit::serve(listener, router, shutdown).await,
+    }
 }
 
 /// Credentials that mint a short-lived service token from the development issuer per request.

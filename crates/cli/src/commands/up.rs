@@ -106,6 +106,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         issuer: gateway_url.clone(),
         public_url: gateway_url.clone(),
         required_scopes: args.required_scopes.clone(),
+        workloads: gateway::WorkloadTrust::default(),
         allowed_origins: Vec::new(),
         allowed_hosts: if args.host.is_loopback() {
             gateway::loopback_hosts()

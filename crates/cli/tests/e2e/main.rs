@@ -11,3 +11,4 @@ mod governance;
 mod harness;
 mod oidc;
 mod policies;
+mod spiffe;

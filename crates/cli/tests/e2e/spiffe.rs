@@ -1,0 +1,205 @@
+//! Workload identity over mTLS: services present SPIFFE X.509-SVIDs (minted here with rcgen) to
+//! the gateway's mTLS listener. A service may call only read-only tools its policies allow; a
+//! trusted proxy may vouch for end users with X-Forwarded-User/-Groups; nobody else may send those
+//! headers; and an SVID from a foreign trust domain's CA is refused at the handshake.
+
+use std::path::Path;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, SanType,
+};
+use serde_json::{Value, json};
+
+use crate::harness::{Platform, spawn};
+
+const REPORTER: &str = "spiffe://corp.test/ns/etl/sa/reporter";
+const ENVOY: &str = "spiffe://corp.test/ns/mesh/sa/envoy";
+
+/// A trust domain's CA.
+fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+}
+
+/// (certificate PEM, key PEM) signed by `ca`: an SVID for `spiffe_id`, or a server certificate for 127.0.0.1.
+fn leaf(ca: &CertifiedIssuer<'static, KeyPair>, spiffe_id: Option<&str>) -> (String, String) {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    match spiffe_id {
+        Some(id) => {
+            params.subject_alt_names = vec![SanType::URI(id.try_into().unwrap())];
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        }
+        None => {
+            params.subject_alt_names = vec![SanType::IpAddress("127.0.0.1".parse().unwrap())];
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        }
+    }
+    let cert = params.signed_by(&key, ca).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+fn client(ca_pem: &str, svid: &(String, String)) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+        .identity(reqwest::Identity::from_pem(format!("{}{}", svid.0, svid.1).as_bytes()).unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn call(
+    http: &reqwest::Client,
+    url: &str,
+    tool: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {"query": "spark"},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}}});
+    let mut request = http
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", tool)
+        .json(&body);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    // SSE or JSON: take the JSON-RPC message.
+    let json = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .last();
+    (
+        status,
+        json.unwrap_or_else(|| serde_json::from_str(&text).unwrap_or(Value::String(text))),
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn services_call_read_only_tools_and_trusted_proxies_vouch_for_users() {
+    let mut platform = Platform::start();
+    platform.start_conformance_fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let corp = ca("corp.test");
+    let server = leaf(&corp, None);
+    let data = platform.data_dir();
+    let (gateway, ready) = spawn(
+        dir.path(),
+        "mtls-gateway",
+        &[
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--mtls-listen",
+            "127.0.0.1:0",
+            "--registry-url",
+            &platform.registry_url,
+            "--dev-issuer",
+            "--data-dir",
+            data.to_str().unwrap(),
+            // A replica of the platform's gateway: same assertion key (in the data dir), same issuer.
+            "--issuer",
+            &platform.gateway_url,
+            "--mtls-cert",
+            &write(dir.path(), "gateway.pem", &server.0),
+            "--mtls-key",
+            &write(dir.path(), "gateway.key", &server.1),
+            "--trust-bundle",
+            &write(dir.path(), "bundle.pem", &corp.pem()),
+            "--trusted-proxy",
+            ENVOY,
+            "--service-group",
+            &format!("{REPORTER}=finance"),
+        ],
+    );
+    let mtls = ready["mtls_url"].as_str().unwrap().to_owned();
+    let knowledge = format!("{mtls}/servers/knowledge/mcp");
+    let reporter = client(&corp.pem(), &leaf(&corp, Some(REPORTER)));
+
+    // A service calls a read-only tool as itself...
+    let (status, reply) = call(&reporter, &knowledge, "search_docs", &[]).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["result"]["isError"], false, "{reply}");
+    // ...but not a tool that is not marked read-only.
+    let (_, reply) = call(
+        &reporter,
+        &format!("{mtls}/servers/conformance/mcp"),
+        "test_simple_text",
+        &[],
+    )
+    .await;
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("denied by policy platform/services-read-only"),
+        "{reply}"
+    );
+    // A service may not claim to be a person.
+    let (status, _) = call(
+        &reporter,
+        &knowledge,
+        "search_docs",
+        &[("x-forwarded-user", "alice")],
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // The trusted proxy vouches for alice.
+    let envoy = client(&corp.pem(), &leaf(&corp, Some(ENVOY)));
+    let vouched = [("x-forwarded-user", "alice"), ("x-forwarded-groups", "eng")];
+    let (status, reply) = call(&envoy, &knowledge, "search_docs", &vouched).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["result"]["isError"], false, "{reply}");
+
+    // Identity headers on the plain listener are refused, token or not.
+    let plain = reqwest::Client::new();
+    let token = platform.token("mallory", &[]);
+    let (status, _) = call(
+        &plain,
+        &platform.mcp_url,
+        "search_docs",
+        &[
+            ("x-forwarded-user", "alice"),
+            ("authorization", &format!("Bearer {token}")),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // An SVID from another trust domain's CA never gets past the handshake.
+    let foreign = ca("evil.test");
+    let stranger = client(
+        &corp.pem(),
+        &leaf(&foreign, Some("spiffe://evil.test/ns/x/sa/y")),
+    );
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}});
+    assert!(stranger.post(&knowledge).json(&body).send().await.is_err());
+
+    let records = platform.audit("knowledge");
+    let users: Vec<&str> = records
+        .iter()
+        .map(|r| r["user"].as_str().unwrap())
+        .collect();
+    assert!(
+        users.contains(&REPORTER) && users.contains(&"alice"),
+        "{records:#?}"
+    );
+    let reporter_record = records.iter().find(|r| r["user"] == REPORTER).unwrap();
+    assert_eq!(reporter_record["surface"], "service");
+    drop(gateway);
+}
