@@ -110,6 +110,16 @@ impl Verdict {
     }
 }
 
+/// The answer to "who can call this tool?".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WhoCan {
+    /// Every authenticated user may.
+    pub any_user: bool,
+    pub groups: Vec<String>,
+    /// Services (SPIFFE IDs) named by the policies that may.
+    pub services: Vec<String>,
+}
+
 /// The loaded policies: platform-wide ones, and a slice per server.
 pub struct Engine {
     platform: Vec<Policy>,
@@ -378,20 +388,21 @@ impl Engine {
         })
     }
 
-    /// The groups whose members may call the tool from `surface` (and `channel`), and whether any
-    /// authenticated user may. Groups are those the server's and the platform's policies mention.
+    /// Who may call the tool from `surface` (and `channel`): whether any authenticated user may,
+    /// the groups whose members may, and the services (SPIFFE IDs) that may. Groups and services
+    /// are those the server's and the platform's policies name.
     pub fn who_can(
         &self,
         server: &str,
         tool: &str,
         surface: &str,
         channel: Option<&str>,
-    ) -> (bool, Vec<String>) {
+    ) -> WhoCan {
         let Some(slice) = self.servers.get(server) else {
-            return (false, Vec::new());
+            return WhoCan::default();
         };
         let ask = |principal: &Principal| {
-            self.visible(&Request {
+            let request = Request {
                 principal,
                 action: Action::Call,
                 server,
@@ -399,35 +410,49 @@ impl Engine {
                 surface,
                 channel,
                 args: None,
-            })
-            .allowed
+            };
+            self.visible(&request).allowed
         };
-        let anyone = ask(&Principal::User {
-            id: "(anyone)".into(),
-            groups: Vec::new(),
-        });
-        let mut groups: BTreeSet<String> = BTreeSet::new();
-        for policy in slice.policies.policies() {
-            let text = policy.to_string();
-            let mut rest = text.as_str();
-            while let Some(start) = rest.find("Mcp::Group::\"") {
-                rest = &rest[start + "Mcp::Group::\"".len()..];
-                if let Some(end) = rest.find('"') {
-                    groups.insert(rest[..end].to_owned());
-                    rest = &rest[end..];
+        let named = |kind: &str| -> BTreeSet<String> {
+            let marker = format!("Mcp::{kind}::\"");
+            let mut found = BTreeSet::new();
+            for policy in slice.policies.policies() {
+                let text = policy.to_string();
+                let mut rest = text.as_str();
+                while let Some(start) = rest.find(&marker) {
+                    rest = &rest[start + marker.len()..];
+                    if let Some(end) = rest.find('"') {
+                        found.insert(rest[..end].to_owned());
+                        rest = &rest[end..];
+                    }
                 }
             }
-        }
-        let allowed = groups
-            .into_iter()
-            .filter(|g| {
-                ask(&Principal::User {
-                    id: "(member)".into(),
-                    groups: vec![g.clone()],
+            found
+        };
+        WhoCan {
+            any_user: ask(&Principal::User {
+                id: "(anyone)".into(),
+                groups: Vec::new(),
+            }),
+            groups: named("Group")
+                .into_iter()
+                .filter(|g| {
+                    ask(&Principal::User {
+                        id: "(member)".into(),
+                        groups: vec![g.clone()],
+                    })
                 })
-            })
-            .collect();
-        (anyone, allowed)
+                .collect(),
+            services: named("Service")
+                .into_iter()
+                .filter(|id| {
+                    ask(&Principal::Service {
+                        id: id.clone(),
+                        groups: Vec::new(),
+                    })
+                })
+                .collect(),
+        }
     }
 
     /// The entities of a request by `principal` on the slice's server: the principal with its

@@ -312,19 +312,20 @@ fn surfaces_channels_environments_and_services() {
 #[test]
 fn who_can_lists_the_groups_that_may_call() {
     let e = engine();
+    let who = |server: &str, tool: &str, surface: &str| {
+        let w = e.who_can(server, tool, surface, None);
+        (w.any_user, w.groups)
+    };
     assert_eq!(
-        e.who_can("presto", "revenue", "ide", None),
+        who("presto", "revenue", "ide"),
         (false, vec!["ads-eng".to_owned()])
     );
     assert_eq!(
-        e.who_can("presto", "tables", "ide", None),
+        who("presto", "tables", "ide"),
         (false, vec!["ads-eng".to_owned(), "finance".to_owned()])
     );
-    assert_eq!(e.who_can("scratch", "echo", "ide", None), (true, vec![]));
-    assert_eq!(
-        e.who_can("scratch", "echo", "web-chat", None),
-        (false, vec![])
-    );
+    assert_eq!(who("scratch", "echo", "ide"), (true, vec![]));
+    assert_eq!(who("scratch", "echo", "web-chat"), (false, vec![]));
 }
 
 #[test]

@@ -309,6 +309,9 @@ pub struct WhoCan {
     pub any_user: bool,
     /// The groups whose members may call it.
     pub groups: Vec<String>,
+    /// The services (SPIFFE IDs) the policies name that may call it.
+    #[serde(default)]
+    pub services: Vec<String>,
 }
 
 /// `GET /v1/policies/platform`: the policies that apply to every server.

@@ -128,6 +128,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             for group in who.groups {
                 println!("group {group}");
             }
+            for service in who.services {
+                println!("service {service}");
+            }
         }
     }
     Ok(())

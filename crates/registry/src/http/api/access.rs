@@ -110,11 +110,14 @@ pub(crate) async fn who_can(
             q.server, q.tool
         )));
     }
-    let (any_user, groups) =
-        state
-            .engine()
-            .who_can(&q.server, &q.tool, &q.surface, q.channel.as_deref());
-    Ok(Json(WhoCan { any_user, groups }))
+    let who = state
+        .engine()
+        .who_can(&q.server, &q.tool, &q.surface, q.channel.as_deref());
+    Ok(Json(WhoCan {
+        any_user: who.any_user,
+        groups: who.groups,
+        services: who.services,
+    }))
 }
 
 pub(crate) async fn platform_policies(
