@@ -410,7 +410,7 @@ async fn policy_check_and_who_can_explain_decisions() {
         .await;
     assert_eq!(
         who,
-        serde_json::json!({"any_user": false, "groups": ["ads-eng", "finance"]})
+        serde_json::json!({"any_user": false, "groups": ["ads-eng", "finance"], "services": []})
     );
     let (_, who) = f
         .call(
