@@ -4,7 +4,13 @@
 //! identity may do (call as a service, or vouch for end users as a trusted proxy) is decided by
 //! the MCP route.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use arc_swap::ArcSwap;
 
 use anyhow::Context;
 use axum::Router;
@@ -14,9 +20,14 @@ use hyper_util::{
     service::TowerToHyperService,
 };
 use rustls::{
-    RootCertStore, ServerConfig,
-    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
-    server::WebPkiClientVerifier,
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+    client::danger::HandshakeSignatureValid,
+    pki_types::{CertificateDer, PrivateKeyDer, UnixTime, pem::PemObject},
+    server::{
+        ClientHello, ResolvesServerCert, WebPkiClientVerifier,
+        danger::{ClientCertVerified, ClientCertVerifier},
+    },
+    sign::CertifiedKey,
 };
 use service_kit::Shutdown;
 use tokio::net::TcpListener;
@@ -27,26 +38,175 @@ use tokio_rustls::TlsAcceptor;
 pub struct PeerIdentity(pub String);
 
 /// The certificates of the mTLS listener, as PEM files.
-pub struct MtlsFiles<'a> {
+#[derive(Debug, Clone)]
+pub struct MtlsFiles {
     /// The gateway's certificate chain.
-    pub certificate: &'a Path,
-    pub private_key: &'a Path,
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
     /// The CA certificates workload SVIDs must chain to (the SPIFFE trust bundle).
-    pub trust_bundle: &'a Path,
+    pub trust_bundle: PathBuf,
 }
 
-/// A TLS configuration that requires and verifies client certificates against the bundle.
-pub fn tls_config(files: &MtlsFiles<'_>) -> anyhow::Result<Arc<ServerConfig>> {
+/// A TLS configuration that requires client certificates chaining to the bundle, and the
+/// certificates behind it, which [`MtlsCertificates::spawn_reload`] re-reads when the files change
+/// (SPIRE's spiffe-helper rotates SVIDs and bundles on disk).
+pub fn tls_config(files: MtlsFiles) -> anyhow::Result<(Arc<ServerConfig>, MtlsCertificates)> {
+    let (verifier, certified) = load(&files)?;
+    let certificates = MtlsCertificates {
+        inner: Arc::new(Loaded {
+            verifier: ArcSwap::from_pointee(verifier),
+            certified: ArcSwap::new(certified),
+            stamp: std::sync::Mutex::new(stamp(&files)),
+            files,
+        }),
+    };
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .context("choose TLS versions")?
+        .with_client_cert_verifier(Arc::new(certificates.clone()))
+        .with_cert_resolver(Arc::new(certificates.clone()));
+    Ok((Arc::new(config), certificates))
+}
+
+/// The listener's current certificates; cheap to clone.
+#[derive(Clone)]
+pub struct MtlsCertificates {
+    inner: Arc<Loaded>,
+}
+
+struct Loaded {
+    files: MtlsFiles,
+    verifier: ArcSwap<Arc<dyn ClientCertVerifier>>,
+    certified: ArcSwap<CertifiedKey>,
+    /// Modification times of the files as last loaded.
+    stamp: std::sync::Mutex<Vec<Option<SystemTime>>>,
+}
+
+impl std::fmt::Debug for MtlsCertificates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MtlsCertificates")
+            .field("files", &self.inner.files)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MtlsCertificates {
+    /// Re-reads the files every `every` when they changed, until `shutdown`. A set of files that
+    /// does not load (half-written, mismatched) is logged and the previous certificates stay.
+    pub fn spawn_reload(&self, every: Duration, shutdown: Shutdown) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(every) => this.reload_if_changed(),
+                }
+            }
+        });
+    }
+
+    fn reload_if_changed(&self) {
+        let loaded = &self.inner;
+        let now = stamp(&loaded.files);
+        let mut last = loaded.stamp.lock().unwrap_or_else(|p| p.into_inner());
+        if *last == now {
+            return;
+        }
+        match load(&loaded.files) {
+            Ok((verifier, certified)) => {
+                loaded.verifier.store(Arc::new(verifier));
+                loaded.certified.store(certified);
+                *last = now;
+                tracing::info!("reloaded the mTLS certificates and trust bundle");
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "kept the previous mTLS certificates")
+            }
+        }
+    }
+}
+
+impl ClientCertVerifier for MtlsCertificates {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        // Hints are optional; clients present their SVID regardless.
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.inner
+            .verifier
+            .load()
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner
+            .verifier
+            .load()
+            .verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner
+            .verifier
+            .load()
+            .verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.verifier.load().supported_verify_schemes()
+    }
+}
+
+impl ResolvesServerCert for MtlsCertificates {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.inner.certified.load_full())
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn stamp(files: &MtlsFiles) -> Vec<Option<SystemTime>> {
+    [&files.certificate, &files.private_key, &files.trust_bundle]
+        .iter()
+        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .collect()
+}
+
+/// Reads the three files: a verifier over the bundle, and the gateway's certified key.
+fn load(files: &MtlsFiles) -> anyhow::Result<(Arc<dyn ClientCertVerifier>, Arc<CertifiedKey>)> {
     let read =
         |path: &Path| std::fs::read(path).with_context(|| format!("read {}", path.display()));
     let chain: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(&read(files.certificate)?)
+        CertificateDer::pem_slice_iter(&read(&files.certificate)?)
             .collect::<Result<_, _>>()
             .context("parse the gateway certificate")?;
-    let key = PrivateKeyDer::from_pem_slice(&read(files.private_key)?)
+    anyhow::ensure!(
+        !chain.is_empty(),
+        "{} holds no certificate",
+        files.certificate.display()
+    );
+    let key = PrivateKeyDer::from_pem_slice(&read(&files.private_key)?)
         .context("parse the gateway private key")?;
     let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&read(files.trust_bundle)?) {
+    for cert in CertificateDer::pem_slice_iter(&read(&files.trust_bundle)?) {
         roots
             .add(cert.context("parse the trust bundle")?)
             .context("add a trust bundle certificate")?;
@@ -56,17 +216,19 @@ pub fn tls_config(files: &MtlsFiles<'_>) -> anyhow::Result<Arc<ServerConfig>> {
         "the trust bundle {} holds no certificate",
         files.trust_bundle.display()
     );
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = provider();
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .context("build the client certificate verifier")?;
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("choose TLS versions")?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .context("use the gateway certificate")?;
-    Ok(Arc::new(config))
+    let signing_key = provider
+        .key_provider
+        .load_private_key(key)
+        .context("load the gateway private key")?;
+    let certified = CertifiedKey::new(chain, signing_key);
+    certified
+        .keys_match()
+        .context("the gateway certificate and key do not match")?;
+    Ok((verifier, Arc::new(certified)))
 }
 
 /// Serves `router` over mTLS on `listener` until `shutdown`.

@@ -51,6 +51,10 @@ pub(crate) struct Args {
     /// CA certificates workload SVIDs must chain to: the SPIFFE trust bundle (PEM).
     #[arg(long)]
     trust_bundle: Option<PathBuf>,
+    /// How often (seconds) the mTLS certificate, key and trust bundle files are checked for
+    /// rotation.
+    #[arg(long, default_value_t = 30)]
+    mtls_reload_secs: u64,
     /// An mTLS peer (SPIFFE ID) trusted to vouch for end users with X-Forwarded-User/-Groups.
     #[arg(long = "trusted-proxy")]
     trusted_proxies: Vec<String>,
@@ -124,21 +128,19 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         serde_json::json!({ "url": url, "jwks_url": format!("{url}/.well-known/jwks.json") });
     let mtls = match args.mtls_listen {
         Some(addr) => {
-            let files = gateway::MtlsFiles {
-                certificate: args
-                    .mtls_cert
-                    .as_deref()
-                    .ok_or_else(|| anyhow::anyhow!("--mtls-listen needs --mtls-cert"))?,
-                private_key: args
-                    .mtls_key
-                    .as_deref()
-                    .ok_or_else(|| anyhow::anyhow!("--mtls-listen needs --mtls-key"))?,
-                trust_bundle: args
-                    .trust_bundle
-                    .as_deref()
-                    .ok_or_else(|| anyhow::anyhow!("--mtls-listen needs --trust-bundle"))?,
+            let need = |path: Option<PathBuf>, flag: &str| {
+                path.ok_or_else(|| anyhow::anyhow!("--mtls-listen needs {flag}"))
             };
-            let tls = gateway::tls_config(&files)?;
+            let files = gateway::MtlsFiles {
+                certificate: need(args.mtls_cert, "--mtls-cert")?,
+                private_key: need(args.mtls_key, "--mtls-key")?,
+                trust_bundle: need(args.trust_bundle, "--trust-bundle")?,
+            };
+            let (tls, certificates) = gateway::tls_config(files)?;
+            certificates.spawn_reload(
+                Duration::from_secs(args.mtls_reload_secs.max(1)),
+                shutdown.clone(),
+            );
             let mtls_listener = service_kit::bind(addr).await?;
             ready["mtls_url"] = format!("https://{}", mtls_listener.local_addr()?).into();
             Some((mtls_listener, tls))

@@ -120,6 +120,8 @@ async fn services_call_read_only_tools_and_trusted_proxies_vouch_for_users() {
             &write(dir.path(), "gateway.key", &server.1),
             "--trust-bundle",
             &write(dir.path(), "bundle.pem", &corp.pem()),
+            "--mtls-reload-secs",
+            "1",
             "--trusted-proxy",
             ENVOY,
             "--service-group",
@@ -189,6 +191,36 @@ async fn services_call_read_only_tools_and_trusted_proxies_vouch_for_users() {
     );
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}});
     assert!(stranger.post(&knowledge).json(&body).send().await.is_err());
+
+    // The trust domain rotates its CA: new bundle, new gateway certificate, written in place.
+    let rotated = ca("corp.test");
+    let server = leaf(&rotated, None);
+    write(dir.path(), "bundle.pem", &rotated.pem());
+    write(dir.path(), "gateway.key", &server.1);
+    write(dir.path(), "gateway.pem", &server.0);
+    let renewed = client(&rotated.pem(), &leaf(&rotated, Some(REPORTER)));
+    let mut status = 0;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+        if let Ok(response) = renewed.post(&knowledge).json(&body).send().await {
+            status = response.status().as_u16();
+            break;
+        }
+    }
+    assert_ne!(status, 0, "the rotated certificates were not picked up");
+    let (status, reply) = call(&renewed, &knowledge, "search_docs", &[]).await;
+    assert_eq!(status, 200, "{reply}");
+    // An SVID from the retired CA no longer gets in.
+    let retired = client(&rotated.pem(), &leaf(&corp, Some(REPORTER)));
+    assert!(
+        retired
+            .post(&knowledge)
+            .json(&json!({}))
+            .send()
+            .await
+            .is_err()
+    );
 
     let records = platform.audit("knowledge");
     let users: Vec<&str> = records
