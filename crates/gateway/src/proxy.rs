@@ -324,9 +324,26 @@ fn decide(
             if verdict.allowed {
                 Ok(Inspect::Nothing)
             } else {
+                // Every denial is audited, not only tool calls.
+                let message = denial_message(&verdict);
+                let record = AuditRecord {
+                    id: uuid_v7(),
+                    time_ms: now_ms(),
+                    user: who.user.clone(),
+                    groups: who.groups.clone(),
+                    surface: Some(who.surface.clone()),
+                    server: server.name.clone(),
+                    method: method.to_owned(),
+                    tool: None,
+                    argument_digest: None,
+                    outcome: Outcome::Denied,
+                    is_error: true,
+                    detail: Some(message.clone()),
+                    latency_ms: 0,
+                };
                 Err((
-                    None,
-                    error::respond(StatusCode::OK, id, DENIED, &denial_message(&verdict)),
+                    Some(record),
+                    error::respond(StatusCode::OK, id, DENIED, &message),
                 ))
             }
         }

@@ -104,10 +104,31 @@ async fn groups_and_policies_filter_lists_and_deny_calls_explicitly() {
         );
         lead.cancel().await.unwrap();
     }
+    // Other requests to a server the caller may not use are refused by name and audited too.
+    let eng = connect(&url, &platform.token("erin", &["eng"]), true).await;
+    let refused = eng.list_prompts(None).await.unwrap_err().to_string();
+    assert!(
+        refused.contains("denied by policy finance-docs/server-access"),
+        "{refused}"
+    );
+    eng.cancel().await.unwrap();
 
     // Exactly one audit record per call, with the real outcome: per era, 1 + 1 + 1 denials,
-    // 1 ok search and 1 ok read.
+    // 1 ok search and 1 ok read; and the refused prompts/list.
     let records = platform.audit("finance-docs");
+    let prompts: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["method"] == "prompts/list")
+        .collect();
+    assert_eq!(prompts.len(), 1, "{records:#?}");
+    assert_eq!(
+        (prompts[0]["user"].as_str(), prompts[0]["outcome"].as_str()),
+        (Some("erin"), Some("denied"))
+    );
+    let records: Vec<Value> = records
+        .into_iter()
+        .filter(|r| r["method"] == "tools/call")
+        .collect();
     let count = |user: &str, outcome: &str| {
         records
             .iter()
