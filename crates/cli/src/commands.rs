@@ -67,6 +67,43 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// How an operator command reaches the registry.
+#[derive(clap::Args)]
+pub(crate) struct RegistryAccess {
+    /// The registry's base URL.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_REGISTRY_URL",
+        default_value = "http://127.0.0.1:7700",
+        global = true
+    )]
+    registry_url: String,
+    /// A bearer token for the registry; without one, a development token is minted.
+    #[arg(long, env = "SWITCHBOARD_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    #[command(flatten)]
+    data: DataDir,
+}
+
+impl RegistryAccess {
+    /// A registry client with the given token, or an operator's development token.
+    pub(crate) fn client(&self) -> anyhow::Result<registry_client::RegistryClient> {
+        let token = match &self.token {
+            Some(t) => t.clone(),
+            None => crate::dev::mint(
+                &crate::dev::load_key(&self.data.data_dir)?,
+                "operator",
+                vec![crate::dev::ADMINS_GROUP.into()],
+                300,
+            )?,
+        };
+        Ok(registry_client::RegistryClient::new(
+            &self.registry_url,
+            registry_client::Credentials::Static(token),
+        ))
+    }
+}
+
 /// External token issuers to trust, shared by `up`, the registry and the gateway.
 #[derive(clap::Args)]
 pub(crate) struct ExternalTrust {

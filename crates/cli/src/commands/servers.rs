@@ -1,26 +1,13 @@
 //! `switchboard servers list|show`: read the registry's catalog.
 
-use registry_client::{Credentials, RegistryClient};
-
-use crate::{commands::DataDir, dev};
+use crate::commands::RegistryAccess;
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
     #[command(subcommand)]
     action: Action,
-    /// The registry's base URL.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_REGISTRY_URL",
-        default_value = "http://127.0.0.1:7700",
-        global = true
-    )]
-    registry_url: String,
-    /// A bearer token for the registry; without one, a development token is minted.
-    #[arg(long, env = "SWITCHBOARD_TOKEN", global = true, hide_env_values = true)]
-    token: Option<String>,
     #[command(flatten)]
-    data: DataDir,
+    registry: RegistryAccess,
 }
 
 #[derive(clap::Subcommand)]
@@ -32,16 +19,7 @@ enum Action {
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
-    let token = match args.token {
-        Some(t) => t,
-        None => dev::mint(
-            &dev::load_key(&args.data.data_dir)?,
-            "operator",
-            vec![dev::ADMINS_GROUP.into()],
-            300,
-        )?,
-    };
-    let client = RegistryClient::new(&args.registry_url, Credentials::Static(token));
+    let client = args.registry.client()?;
     match args.action {
         Action::List => {
             let servers = client.list_servers().await?;
