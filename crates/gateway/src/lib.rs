@@ -28,7 +28,9 @@ use tokio::net::TcpListener;
 
 pub use audit::AuditSink;
 pub use catalog_cache::CatalogCache;
-pub use mtls::{MtlsCertificates, MtlsFiles, PeerIdentity, serve as serve_mtls, tls_config};
+pub use mtls::{
+    MtlsCertificates, MtlsFiles, MtlsSource, PeerIdentity, serve as serve_mtls, tls_config,
+};
 
 /// Everything the gateway needs at run time.
 pub struct GatewayConfig {

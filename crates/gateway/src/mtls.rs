@@ -47,17 +47,51 @@ pub struct MtlsFiles {
     pub trust_bundle: PathBuf,
 }
 
-/// A TLS configuration that requires client certificates chaining to the bundle, and the
-/// certificates behind it, which [`MtlsCertificates::spawn_reload`] re-reads when the files change
-/// (SPIRE's spiffe-helper rotates SVIDs and bundles on disk).
-pub fn tls_config(files: MtlsFiles) -> anyhow::Result<(Arc<ServerConfig>, MtlsCertificates)> {
-    let (verifier, certified) = load(&files)?;
+/// Where the listener's certificates come from.
+#[derive(Debug, Clone)]
+pub enum MtlsSource {
+    /// PEM files, re-read when they change (SPIRE's spiffe-helper writes them).
+    Files(MtlsFiles),
+    /// The SPIFFE Workload API (a SPIRE agent's socket): the gateway's own SVID and its trust
+    /// domain's bundle, updated as the agent rotates them. `None` uses `SPIFFE_ENDPOINT_SOCKET`.
+    WorkloadApi { endpoint: Option<String> },
+}
+
+/// A TLS configuration that requires client certificates chaining to the trust bundle, and the
+/// certificates behind it; [`MtlsCertificates::spawn_reload`] keeps them current.
+pub async fn tls_config(
+    source: MtlsSource,
+) -> anyhow::Result<(Arc<ServerConfig>, MtlsCertificates)> {
+    let (origin, (verifier, certified)) = match source {
+        MtlsSource::Files(files) => {
+            let loaded = load_files(&files)?;
+            (
+                Origin::Files {
+                    stamp: std::sync::Mutex::new(stamp(&files)),
+                    files,
+                },
+                loaded,
+            )
+        }
+        MtlsSource::WorkloadApi { endpoint } => {
+            let builder = spiffe::X509Source::builder();
+            let builder = match endpoint {
+                Some(e) => builder.endpoint(e),
+                None => builder,
+            };
+            let source = builder
+                .build()
+                .await
+                .context("connect to the SPIFFE Workload API")?;
+            let loaded = load_workload(&source)?;
+            (Origin::WorkloadApi(Arc::new(source)), loaded)
+        }
+    };
     let certificates = MtlsCertificates {
         inner: Arc::new(Loaded {
             verifier: ArcSwap::from_pointee(verifier),
             certified: ArcSwap::new(certified),
-            stamp: std::sync::Mutex::new(stamp(&files)),
-            files,
+            origin,
         }),
     };
     let config = ServerConfig::builder_with_provider(provider())
@@ -75,52 +109,93 @@ pub struct MtlsCertificates {
 }
 
 struct Loaded {
-    files: MtlsFiles,
     verifier: ArcSwap<Arc<dyn ClientCertVerifier>>,
     certified: ArcSwap<CertifiedKey>,
-    /// Modification times of the files as last loaded.
-    stamp: std::sync::Mutex<Vec<Option<SystemTime>>>,
+    origin: Origin,
+}
+
+enum Origin {
+    Files {
+        files: MtlsFiles,
+        /// Modification times of the files as last loaded.
+        stamp: std::sync::Mutex<Vec<Option<SystemTime>>>,
+    },
+    WorkloadApi(Arc<spiffe::X509Source>),
 }
 
 impl std::fmt::Debug for MtlsCertificates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let origin = match &self.inner.origin {
+            Origin::Files { files, .. } => format!("{files:?}"),
+            Origin::WorkloadApi(_) => "workload API".to_owned(),
+        };
         f.debug_struct("MtlsCertificates")
-            .field("files", &self.inner.files)
+            .field("origin", &origin)
             .finish_non_exhaustive()
     }
 }
 
 impl MtlsCertificates {
-    /// Re-reads the files every `every` when they changed, until `shutdown`. A set of files that
-    /// does not load (half-written, mismatched) is logged and the previous certificates stay.
+    /// Keeps the certificates current until `shutdown`: files are checked every `every` and
+    /// re-read when they changed; the Workload API pushes its rotations. Material that does not
+    /// load (half-written files, a key that does not match) is logged and the previous stays.
     pub fn spawn_reload(&self, every: Duration, shutdown: Shutdown) {
         let this = self.clone();
         tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(every) => this.reload_if_changed(),
+            match &this.inner.origin {
+                Origin::Files { .. } => loop {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(every) => this.reload_files_if_changed(),
+                    }
+                },
+                Origin::WorkloadApi(source) => {
+                    let mut updates = source.updated();
+                    loop {
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            changed = updates.changed() => match changed {
+                                Ok(_) => {
+                                    this.install(load_workload(source));
+                                }
+                                Err(e) => {
+                                    tracing::error!(error = %e, "the SPIFFE Workload API source stopped");
+                                    return;
+                                }
+                            },
+                        }
+                    }
                 }
             }
         });
     }
 
-    fn reload_if_changed(&self) {
-        let loaded = &self.inner;
-        let now = stamp(&loaded.files);
-        let mut last = loaded.stamp.lock().unwrap_or_else(|p| p.into_inner());
-        if *last == now {
+    fn reload_files_if_changed(&self) {
+        let Origin::Files { files, stamp: last } = &self.inner.origin else {
             return;
+        };
+        let now = stamp(files);
+        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+        if *last != now && self.install(load_files(files)) {
+            *last = now;
         }
-        match load(&loaded.files) {
+    }
+
+    /// Swaps in freshly loaded material; returns whether it loaded.
+    fn install(
+        &self,
+        loaded: anyhow::Result<(Arc<dyn ClientCertVerifier>, Arc<CertifiedKey>)>,
+    ) -> bool {
+        match loaded {
             Ok((verifier, certified)) => {
-                loaded.verifier.store(Arc::new(verifier));
-                loaded.certified.store(certified);
-                *last = now;
+                self.inner.verifier.store(Arc::new(verifier));
+                self.inner.certified.store(certified);
                 tracing::info!("reloaded the mTLS certificates and trust bundle");
+                true
             }
             Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "kept the previous mTLS certificates")
+                tracing::warn!(error = %format!("{e:#}"), "kept the previous mTLS certificates");
+                false
             }
         }
     }
@@ -191,43 +266,78 @@ fn stamp(files: &MtlsFiles) -> Vec<Option<SystemTime>> {
 }
 
 /// Reads the three files: a verifier over the bundle, and the gateway's certified key.
-fn load(files: &MtlsFiles) -> anyhow::Result<(Arc<dyn ClientCertVerifier>, Arc<CertifiedKey>)> {
+fn load_files(
+    files: &MtlsFiles,
+) -> anyhow::Result<(Arc<dyn ClientCertVerifier>, Arc<CertifiedKey>)> {
     let read =
         |path: &Path| std::fs::read(path).with_context(|| format!("read {}", path.display()));
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(&read(&files.certificate)?)
             .collect::<Result<_, _>>()
             .context("parse the gateway certificate")?;
-    anyhow::ensure!(
-        !chain.is_empty(),
-        "{} holds no certificate",
-        files.certificate.display()
-    );
     let key = PrivateKeyDer::from_pem_slice(&read(&files.private_key)?)
         .context("parse the gateway private key")?;
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&read(&files.trust_bundle)?) {
-        roots
-            .add(cert.context("parse the trust bundle")?)
-            .context("add a trust bundle certificate")?;
+    let roots = CertificateDer::pem_slice_iter(&read(&files.trust_bundle)?)
+        .collect::<Result<Vec<_>, _>>()
+        .context("parse the trust bundle")?;
+    build(chain, key, roots).with_context(|| format!("load {}", files.certificate.display()))
+}
+
+/// The gateway's SVID and its trust domain's bundle, as the Workload API last sent them.
+fn load_workload(
+    source: &spiffe::X509Source,
+) -> anyhow::Result<(Arc<dyn ClientCertVerifier>, Arc<CertifiedKey>)> {
+    let svid = source
+        .svid()
+        .context("the Workload API has no SVID for the gateway")?;
+    let bundle = source
+        .bundle_set()
+        .context("the Workload API has no bundles")?
+        .get(svid.spiffe_id().trust_domain())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no bundle for trust domain {}",
+                svid.spiffe_id().trust_domain_name()
+            )
+        })?;
+    let chain = svid
+        .cert_chain()
+        .iter()
+        .map(|c| CertificateDer::from(c.as_bytes().to_vec()))
+        .collect();
+    let key = PrivateKeyDer::Pkcs8(svid.private_key().as_bytes().to_vec().into());
+    let roots = bundle
+        .authorities()
+        .iter()
+        .map(|c| CertificateDer::from(c.as_bytes().to_vec()))
+        .collect();
+    build(chain, key, roots)
+}
+
+/// A verifier over `roots`, and the certified key of `chain` and `key`.
+fn build(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    roots: Vec<CertificateDer<'static>>,
+) -> anyhow::Result<(Arc<dyn ClientCertVerifier>, Arc<CertifiedKey>)> {
+    anyhow::ensure!(!chain.is_empty(), "the certificate chain is empty");
+    let mut store = RootCertStore::empty();
+    for cert in roots {
+        store.add(cert).context("add a trust bundle certificate")?;
     }
-    anyhow::ensure!(
-        !roots.is_empty(),
-        "the trust bundle {} holds no certificate",
-        files.trust_bundle.display()
-    );
+    anyhow::ensure!(!store.is_empty(), "the trust bundle holds no certificate");
     let provider = provider();
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(store), provider.clone())
         .build()
         .context("build the client certificate verifier")?;
     let signing_key = provider
         .key_provider
         .load_private_key(key)
-        .context("load the gateway private key")?;
+        .context("load the private key")?;
     let certified = CertifiedKey::new(chain, signing_key);
     certified
         .keys_match()
-        .context("the gateway certificate and key do not match")?;
+        .context("the certificate and the key do not match")?;
     Ok((verifier, Arc::new(certified)))
 }
 

@@ -51,6 +51,14 @@ pub(crate) struct Args {
     /// CA certificates workload SVIDs must chain to: the SPIFFE trust bundle (PEM).
     #[arg(long)]
     trust_bundle: Option<PathBuf>,
+    /// Take the gateway's SVID and trust bundle from the SPIFFE Workload API (a SPIRE agent)
+    /// instead of files.
+    #[arg(long)]
+    spiffe_workload_api: bool,
+    /// The Workload API endpoint, e.g. `unix:///run/spire/agent.sock` (default:
+    /// SPIFFE_ENDPOINT_SOCKET).
+    #[arg(long)]
+    spiffe_endpoint_socket: Option<String>,
     /// How often (seconds) the mTLS certificate, key and trust bundle files are checked for
     /// rotation.
     #[arg(long, default_value_t = 30)]
@@ -128,15 +136,23 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         serde_json::json!({ "url": url, "jwks_url": format!("{url}/.well-known/jwks.json") });
     let mtls = match args.mtls_listen {
         Some(addr) => {
-            let need = |path: Option<PathBuf>, flag: &str| {
-                path.ok_or_else(|| anyhow::anyhow!("--mtls-listen needs {flag}"))
+            let source = if args.spiffe_workload_api {
+                gateway::MtlsSource::WorkloadApi {
+                    endpoint: args.spiffe_endpoint_socket,
+                }
+            } else {
+                let need = |path: Option<PathBuf>, flag: &str| {
+                    path.ok_or_else(|| {
+                        anyhow::anyhow!("--mtls-listen needs {flag} (or --spiffe-workload-api)")
+                    })
+                };
+                gateway::MtlsSource::Files(gateway::MtlsFiles {
+                    certificate: need(args.mtls_cert, "--mtls-cert")?,
+                    private_key: need(args.mtls_key, "--mtls-key")?,
+                    trust_bundle: need(args.trust_bundle, "--trust-bundle")?,
+                })
             };
-            let files = gateway::MtlsFiles {
-                certificate: need(args.mtls_cert, "--mtls-cert")?,
-                private_key: need(args.mtls_key, "--mtls-key")?,
-                trust_bundle: need(args.trust_bundle, "--trust-bundle")?,
-            };
-            let (tls, certificates) = gateway::tls_config(files)?;
+            let (tls, certificates) = gateway::tls_config(source).await?;
             certificates.spawn_reload(
                 Duration::from_secs(args.mtls_reload_secs.max(1)),
                 shutdown.clone(),

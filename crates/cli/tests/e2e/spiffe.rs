@@ -235,3 +235,198 @@ async fn services_call_read_only_tools_and_trusted_proxies_vouch_for_users() {
     assert_eq!(reporter_record["surface"], "service");
     drop(gateway);
 }
+
+/// A stand-in for a SPIRE agent: the SPIFFE Workload API's `FetchX509SVID` over gRPC (HTTP/2 on a
+/// Unix socket), streaming whatever SVID and bundle the test last set.
+mod agent {
+    use std::{convert::Infallible, path::Path};
+
+    use bytes::Bytes;
+    use futures::StreamExt;
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+    use hyper_util::{
+        rt::{TokioExecutor, TokioIo},
+        server::conn::auto::Builder,
+    };
+    use tokio::sync::watch;
+
+    /// What the agent hands out: the workload's SVID (chain and PKCS#8 key) and its trust bundle.
+    pub struct Material {
+        pub spiffe_id: String,
+        pub chain: Vec<u8>,
+        pub key: Vec<u8>,
+        pub bundle: Vec<u8>,
+    }
+
+    /// Starts the agent on `socket`; send new material to rotate it.
+    pub fn start(socket: &Path, first: Material) -> watch::Sender<Vec<u8>> {
+        let (tx, rx) = watch::channel(grpc_frame(&response(&first)));
+        let listener = tokio::net::UnixListener::bind(socket).unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let rx = rx.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |_request| {
+                        let mut rx = rx.clone();
+                        async move {
+                            // Every message the agent sends on this stream: the current one, then each rotation.
+                            let first = rx.borrow_and_update().clone();
+                            let rest = futures::stream::unfold(rx, |mut rx| async move {
+                                rx.changed().await.ok()?;
+                                let next = rx.borrow_and_update().clone();
+                                Some((next, rx))
+                            });
+                            let frames = futures::stream::once(async move { first })
+                                .chain(rest)
+                                .map(|bytes| Ok::<_, Infallible>(Frame::data(Bytes::from(bytes))));
+                            let response = hyper::Response::builder()
+                                .header("content-type", "application/grpc")
+                                .body(StreamBody::new(frames))
+                                .unwrap();
+                            Ok::<_, Infallible>(response)
+                        }
+                    });
+                    let _ = Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        tx
+    }
+
+    pub fn encode(material: &Material) -> Vec<u8> {
+        grpc_frame(&response(material))
+    }
+
+    /// `X509SVIDResponse { svids: [X509SVID { spiffe_id, x509_svid, x509_svid_key, bundle }] }`.
+    fn response(m: &Material) -> Vec<u8> {
+        let mut svid = Vec::new();
+        field(1, m.spiffe_id.as_bytes(), &mut svid);
+        field(2, &m.chain, &mut svid);
+        field(3, &m.key, &mut svid);
+        field(4, &m.bundle, &mut svid);
+        let mut out = Vec::new();
+        field(1, &svid, &mut out);
+        out
+    }
+
+    /// A length-delimited protobuf field.
+    fn field(number: u64, bytes: &[u8], out: &mut Vec<u8>) {
+        varint((number << 3) | 2, out);
+        varint(bytes.len() as u64, out);
+        out.extend_from_slice(bytes);
+    }
+
+    fn varint(mut value: u64, out: &mut Vec<u8>) {
+        while value >= 0x80 {
+            out.push((value as u8) | 0x80);
+            value >>= 7;
+        }
+        out.push(value as u8);
+    }
+
+    /// A gRPC message: not compressed, 4-byte big-endian length, the message.
+    fn grpc_frame(message: &[u8]) -> Vec<u8> {
+        let mut out = vec![0];
+        out.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        out.extend_from_slice(message);
+        out
+    }
+}
+
+/// The gateway's SVID: a SPIFFE ID, and 127.0.0.1 so clients can check the server's name.
+fn gateway_svid(ca: &CertifiedIssuer<'static, KeyPair>) -> agent::Material {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.subject_alt_names = vec![
+        SanType::URI(
+            "spiffe://corp.test/ns/platform/sa/gateway"
+                .try_into()
+                .unwrap(),
+        ),
+        SanType::IpAddress("127.0.0.1".parse().unwrap()),
+    ];
+    // A SPIFFE X.509-SVID is a leaf that says so (basic constraints, not a CA) and signs.
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let cert = params.signed_by(&key, ca).unwrap();
+    agent::Material {
+        spiffe_id: "spiffe://corp.test/ns/platform/sa/gateway".into(),
+        chain: cert.der().to_vec(),
+        key: key.serialize_der(),
+        bundle: ca.der().to_vec(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_workload_api_supplies_and_rotates_the_gateway_identity() {
+    let platform = Platform::start();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("agent.sock");
+    let corp = ca("corp.test");
+    let agent = agent::start(&socket, gateway_svid(&corp));
+    let data = platform.data_dir();
+    let endpoint = format!("unix://{}", socket.display());
+    let (gateway, ready) = spawn(
+        dir.path(),
+        "workload-gateway",
+        &[
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--mtls-listen",
+            "127.0.0.1:0",
+            "--spiffe-workload-api",
+            "--spiffe-endpoint-socket",
+            &endpoint,
+            "--registry-url",
+            &platform.registry_url,
+            "--dev-issuer",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--issuer",
+            &platform.gateway_url,
+            "--service-group",
+            &format!("{REPORTER}=finance"),
+        ],
+    );
+    let knowledge = format!(
+        "{}/servers/knowledge/mcp",
+        ready["mtls_url"].as_str().unwrap()
+    );
+    let reporter = client(&corp.pem(), &leaf(&corp, Some(REPORTER)));
+    let (status, reply) = call(&reporter, &knowledge, "search_docs", &[]).await;
+    assert_eq!(status, 200, "{reply}");
+
+    // The agent rotates to a new CA; the gateway follows without a restart.
+    let rotated = ca("corp.test");
+    agent.send(agent::encode(&gateway_svid(&rotated))).unwrap();
+    let renewed = client(&rotated.pem(), &leaf(&rotated, Some(REPORTER)));
+    let mut answered = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if renewed
+            .post(&knowledge)
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+            .send()
+            .await
+            .is_ok()
+        {
+            answered = true;
+            break;
+        }
+    }
+    assert!(answered, "the rotated SVID was not picked up");
+    let (status, reply) = call(&renewed, &knowledge, "search_docs", &[]).await;
+    assert_eq!(status, 200, "{reply}");
+    drop(gateway);
+}
