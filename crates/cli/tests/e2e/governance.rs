@@ -4,31 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Platform, call, connect, tool_names};
-
-/// A server restricted to the finance group, whose `get_doc` is further limited to finance leads.
-const FINANCE_DOCS: &str = r##"
-[server]
-name = "finance-docs"
-description = "Finance runbooks"
-owner_team = "finance-eng"
-support_channel = "#finance-eng"
-
-[access]
-allowed_groups = ["finance"]
-
-[policies.finance-leads]
-groups = ["finance-leads"]
-description = "Full documents only for finance leads"
-
-[tools.search_docs]
-minutes_saved = 3.0
-
-[tools.get_doc]
-minutes_saved = 1.0
-sensitivity = "high"
-policy = "finance-leads"
-"##;
+use crate::harness::{FINANCE_DOCS, Platform, call, connect, tool_names};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn groups_and_policies_filter_lists_and_deny_calls_explicitly() {

@@ -385,3 +385,27 @@ pub async fn call(
         Err(e) => panic!("transport failure: {e}"),
     }
 }
+
+/// A server restricted to the finance group, whose `get_doc` is further limited to finance leads.
+pub const FINANCE_DOCS: &str = r##"
+[server]
+name = "finance-docs"
+description = "Finance runbooks"
+owner_team = "finance-eng"
+support_channel = "#finance-eng"
+
+[access]
+allowed_groups = ["finance"]
+
+[policies.finance-leads]
+groups = ["finance-leads"]
+description = "Full documents only for finance leads"
+
+[tools.search_docs]
+minutes_saved = 3.0
+
+[tools.get_doc]
+minutes_saved = 1.0
+sensitivity = "high"
+policy = "finance-leads"
+"##;

@@ -9,7 +9,9 @@ use std::{
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
-use crate::harness::{Platform, available, call, connect, node_tools_dir, tool_names};
+use crate::harness::{
+    FINANCE_DOCS, Platform, available, call, connect, node_tools_dir, tool_names,
+};
 
 const CLIENTS: &str = r#"[
     {"id": "alice", "secret": "alice-secret", "groups": ["finance"], "alg": "RS256"},
@@ -93,23 +95,6 @@ fn platform_trusting(provider: &Provider) -> Platform {
         "urn:switchboard",
     ])
 }
-
-const FINANCE_DOCS: &str = r##"
-[server]
-name = "finance-docs"
-description = "Finance runbooks"
-owner_team = "finance-eng"
-support_channel = "#finance-eng"
-[access]
-allowed_groups = ["finance"]
-[policies.finance-leads]
-groups = ["finance-leads"]
-[tools.search_docs]
-minutes_saved = 3.0
-[tools.get_doc]
-minutes_saved = 1.0
-policy = "finance-leads"
-"##;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn provider_tokens_reach_tools_with_groups_from_a_nested_claim() {
