@@ -8,7 +8,7 @@ use identity::{Claims, KeySource, SigningKey, TrustedIssuer, Verifier, jwks_docu
 use registry::{RegistryConfig, RegistryState};
 use registry_api::{AuditRecord, Outcome};
 use registry_client::{Credentials, RegistryClient};
-use registry_store::{AuditFilter, SqliteStore, Store};
+use registry_store::{AuditFilter, SqlStore, Store};
 
 fn record(id: &str) -> AuditRecord {
     AuditRecord {
@@ -65,7 +65,7 @@ async fn records_wait_in_the_spool_until_the_registry_is_back() {
 
     // The registry comes up on that port.
     let store = Arc::new(
-        SqliteStore::open(&dir.path().join("registry.db"))
+        SqlStore::sqlite(&dir.path().join("registry.db"))
             .await
             .unwrap(),
     );

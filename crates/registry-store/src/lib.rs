@@ -1,12 +1,12 @@
 //! Persistence for the registry: the only crate that contains SQL. The registry service talks to a
-//! [`Store`]; [`SqliteStore`] is the embedded default, and other databases implement the same trait.
+//! [`Store`]; [`SqlStore`] is the embedded default, and other databases implement the same trait.
 
-mod sqlite;
+mod sql;
 
 use async_trait::async_trait;
 use registry_api::{AuditRecord, RegisterServer, ServerView};
 
-pub use sqlite::SqliteStore;
+pub use sql::SqlStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use identity::Verifier;
 use registry::{RegistryConfig, RegistryState};
-use registry_store::SqliteStore;
+use registry_store::SqlStore;
 
 use crate::{
     commands::{DataDir, Trust, read_policies, write_ready},
@@ -19,9 +19,10 @@ pub(crate) struct Args {
         default_value = "127.0.0.1:7700"
     )]
     listen: SocketAddr,
-    /// SQLite database file (default: `<data-dir>/registry.db`).
+    /// The database: a `postgres://user@host/db` URL, or a SQLite file (default:
+    /// `<data-dir>/registry.db`).
     #[arg(long, env = "SWITCHBOARD_REGISTRY_DATABASE")]
-    database: Option<PathBuf>,
+    database: Option<String>,
     #[command(flatten)]
     trust: Trust,
     /// Groups that may register servers and write audit records.
@@ -43,14 +44,23 @@ pub(crate) struct Args {
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let (issuers, dev_key) = args.trust.issuers(&args.data)?;
     let dev_jwks = dev_key.map(|key| identity::jwks_document(&[&key]));
-    let database = args
-        .database
-        .unwrap_or_else(|| args.data.data_dir.join("registry.db"));
-    if let Some(dir) = database.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
+    // A PostgreSQL URL, or a SQLite file (by default in the data directory).
+    let store = match args.database {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            SqlStore::postgres(&url).await?
+        }
+        database => {
+            let path = database
+                .map(PathBuf::from)
+                .unwrap_or_else(|| args.data.data_dir.join("registry.db"));
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            SqlStore::sqlite(&path).await?
+        }
+    };
     let state = RegistryConfig {
-        store: Arc::new(SqliteStore::open(&database).await?),
+        store: Arc::new(store),
         verifier: Verifier::for_audiences(args.trust.external.audiences.clone(), issuers)?,
         writer_groups: args.writer_groups,
         auditor_groups: args.auditor_groups,

@@ -9,7 +9,7 @@ use identity::{KeySource, SigningKey, TrustedIssuer, Verifier};
 use registry::{RegistryConfig, RegistryState};
 use registry_api::RegisterServer;
 use registry_client::RegistryClient;
-use registry_store::SqliteStore;
+use registry_store::SqlStore;
 use server_sdk::IdentityMode;
 
 use crate::{
@@ -83,7 +83,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let knowledge_url = format!("http://{}", knowledge_listener.local_addr()?);
 
     let registry_state = RegistryConfig {
-        store: Arc::new(SqliteStore::open(&data_dir.join("registry.db")).await?),
+        store: Arc::new(SqlStore::sqlite(&data_dir.join("registry.db")).await?),
         verifier: platform_verifier()?,
         writer_groups: vec![dev::ADMINS_GROUP.into(), dev::SERVICES_GROUP.into()],
         auditor_groups: vec![dev::ADMINS_GROUP.into()],

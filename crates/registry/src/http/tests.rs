@@ -8,7 +8,7 @@ use axum::{
 };
 use http_body_util::BodyExt;
 use identity::{Claims, KeySource, SigningKey, TrustedIssuer, Verifier, jwks_document};
-use registry_store::SqliteStore;
+use registry_store::SqlStore;
 use tower::ServiceExt;
 
 use crate::{RegistryConfig, RegistryState};
@@ -32,7 +32,7 @@ impl Fixture {
         )
         .unwrap();
         let state = RegistryConfig {
-            store: Arc::new(SqliteStore::in_memory().await.unwrap()),
+            store: Arc::new(SqlStore::sqlite_in_memory().await.unwrap()),
             verifier,
             writer_groups: vec!["platform-admins".into()],
             auditor_groups: vec!["auditors".into()],

@@ -1,17 +1,16 @@
-//! The SQLite store: one file in the data directory, WAL journal and `synchronous=FULL`, so that an
-//! acknowledged audit record or registration survives a crash.
+//! The SQL store: SQLite (one file in the data directory, WAL journal and `synchronous=FULL`, so
+//! that an acknowledged audit record or registration survives a crash) or PostgreSQL, with the
+//! same queries.
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::path::Path;
 
 use async_trait::async_trait;
 use registry_api::{
     AuditRecord, Outcome, PolicyView, RegisterServer, ServerView, ToolDefinition, ToolView,
 };
 use sqlx::{
-    Row, SqlitePool,
-    sqlite::{
-        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-    },
+    AnyPool, Row,
+    any::{AnyPoolOptions, AnyRow},
 };
 
 use crate::{AuditFilter, Store, StoreError};
@@ -24,43 +23,60 @@ macro_rules! server_columns {
     };
 }
 
-pub struct SqliteStore {
-    pool: SqlitePool,
+/// The registry store on SQLite (the embedded default) or PostgreSQL, through sqlx's `Any`
+/// driver: one set of `$n` queries serves both, and each database has its own migrations.
+pub struct SqlStore {
+    pool: AnyPool,
 }
 
-impl SqliteStore {
-    /// Opens (creating if needed) the database file and applies pending migrations.
-    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
-            .map_err(|e| StoreError::Unavailable(format!("parse database path: {e}")))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        Self::connect(options, 4).await
+/// SQLite pragmas for every connection: WAL journal, `synchronous=FULL` (an acknowledged write
+/// survives a crash), foreign keys, and waiting on locks rather than failing.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+    PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
+
+impl SqlStore {
+    /// Opens (creating if needed) a SQLite database file and applies pending migrations.
+    pub async fn sqlite(path: &Path) -> Result<SqlStore, StoreError> {
+        Self::connect(&format!("sqlite://{}?mode=rwc", path.display()), 4).await
     }
 
-    /// A private in-memory database, for tests.
-    pub async fn in_memory() -> Result<SqliteStore, StoreError> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?
-            .foreign_keys(true);
+    /// A private in-memory SQLite database, for tests.
+    pub async fn sqlite_in_memory() -> Result<SqlStore, StoreError> {
         // One connection: every in-memory connection would otherwise be its own database.
-        Self::connect(options, 1).await
+        Self::connect("sqlite::memory:", 1).await
     }
 
-    async fn connect(options: SqliteConnectOptions, max: u32) -> Result<SqliteStore, StoreError> {
-        let pool = SqlitePoolOptions::new()
+    /// Connects to PostgreSQL (`postgres://user@host:port/database`) and applies pending migrations.
+    pub async fn postgres(url: &str) -> Result<SqlStore, StoreError> {
+        Self::connect(url, 10).await
+    }
+
+    async fn connect(url: &str, max: u32) -> Result<SqlStore, StoreError> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new()
             .max_connections(max)
-            .connect_with(options)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if sqlite {
+                        sqlx::raw_sql(SQLITE_PRAGMAS).execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
             .await
             .map_err(unavailable)?;
-        sqlx::migrate!("./migrations/sqlite")
+        let migrator = if sqlite {
+            sqlx::migrate!("./migrations/sqlite")
+        } else {
+            sqlx::migrate!("./migrations/postgres")
+        };
+        migrator
             .run(&pool)
             .await
             .map_err(|e| StoreError::Unavailable(format!("apply migrations: {e}")))?;
-        Ok(SqliteStore { pool })
+        Ok(SqlStore { pool })
     }
 
     async fn tools_of(&self, server: &str) -> Result<Vec<ToolView>, StoreError> {
@@ -77,7 +93,7 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Store for SqlStore {
     async fn upsert_server(
         &self,
         reg: &RegisterServer,
@@ -186,7 +202,7 @@ impl Store for SqliteStore {
         .bind(&r.tool)
         .bind(&r.argument_digest)
         .bind(r.outcome.as_str())
-        .bind(r.is_error)
+        .bind(i64::from(r.is_error))
         .bind(&r.detail)
         .bind(r.latency_ms as i64)
         .execute(&self.pool)
@@ -221,7 +237,7 @@ impl Store for SqliteStore {
     }
 }
 
-fn server_from_row(row: &SqliteRow) -> Result<ServerView, StoreError> {
+fn server_from_row(row: &AnyRow) -> Result<ServerView, StoreError> {
     Ok(ServerView {
         name: row.get("name"),
         title: row.get("title"),
@@ -240,7 +256,7 @@ fn server_from_row(row: &SqliteRow) -> Result<ServerView, StoreError> {
     })
 }
 
-fn tool_from_row(row: &SqliteRow) -> Result<ToolView, StoreError> {
+fn tool_from_row(row: &AnyRow) -> Result<ToolView, StoreError> {
     let definition: ToolDefinition = parse_json(row.get("definition"))?;
     let policy_name: Option<String> = row.get("policy_name");
     let policy = match policy_name {
@@ -261,7 +277,7 @@ fn tool_from_row(row: &SqliteRow) -> Result<ToolView, StoreError> {
     })
 }
 
-fn audit_from_row(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
+fn audit_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
     let outcome: String = row.get("outcome");
     let latency: i64 = row.get("latency_ms");
     Ok(AuditRecord {
@@ -276,7 +292,7 @@ fn audit_from_row(row: &SqliteRow) -> Result<AuditRecord, StoreError> {
         argument_digest: row.get("argument_digest"),
         outcome: Outcome::parse(&outcome)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {outcome:?}")))?,
-        is_error: row.get("is_error"),
+        is_error: row.get::<i64, _>("is_error") != 0,
         detail: row.get("detail"),
         latency_ms: latency.max(0) as u64,
     })
