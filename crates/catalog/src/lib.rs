@@ -4,12 +4,16 @@
 //! This crate knows nothing about HTTP, SQL, clocks or MCP wire types; every other crate builds on it.
 
 mod access;
+mod digest;
 mod manifest;
+mod scan;
 
 pub use access::{
     Decision, Principal, ServerAccess, ToolAccess, decide_server, decide_tool, parse_groups,
 };
+pub use digest::json_digest;
 pub use manifest::{
     AccessSection, Manifest, PolicySection, Problem, Sensitivity, ServerSection, ToolSection,
     is_valid_name,
 };
+pub use scan::{Finding, scan_tool};

@@ -3,43 +3,10 @@
 
 use registry_api::Outcome;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 /// Hex SHA-256 of the canonical JSON (object keys sorted) of `arguments`.
 pub(crate) fn argument_digest(arguments: Option<&Value>) -> String {
-    let mut canonical = String::new();
-    write_canonical(arguments.unwrap_or(&Value::Null), &mut canonical);
-    hex::encode(Sha256::digest(canonical.as_bytes()))
-}
-
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[k], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(v, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
+    catalog::json_digest(arguments.unwrap_or(&Value::Null))
 }
 
 /// What a JSON-RPC response to `tools/call` says happened: outcome, isError, and a short detail.

@@ -212,7 +212,8 @@ pub(crate) async fn handle(
             let engine = gw.catalog.engine();
             let inspect = match decide(&engine, &server, &who, method.as_deref(), &message, &id) {
                 Ok(inspect) => inspect,
-                Err((record, denial)) => {
+                Err(denied) => {
+                    let (record, denial) = *denied;
                     // Audited before the caller hears of it, like every other call.
                     if let Some(record) = record {
                         gw.audit.record(record).await;
@@ -250,7 +251,7 @@ fn decide(
     method: Option<&str>,
     message: &Value,
     id: &Option<Value>,
-) -> Result<Inspect, (Option<AuditRecord>, Response)> {
+) -> Result<Inspect, Box<(Option<AuditRecord>, Response)>> {
     let (Some(method), Some(id)) = (method, id) else {
         return Ok(Inspect::Nothing); // a notification or a response to a server request
     };
@@ -303,7 +304,7 @@ fn decide(
                     &message,
                     verdict.policies.first().map(String::as_str),
                 );
-                return Err((Some(record), response));
+                return Err(Box::new((Some(record), response)));
             }
             Ok(Inspect::AuditCall(Box::new(CallContext {
                 record,
@@ -341,10 +342,10 @@ fn decide(
                     detail: Some(message.clone()),
                     latency_ms: 0,
                 };
-                Err((
+                Err(Box::new((
                     Some(record),
                     error::respond(StatusCode::OK, id, DENIED, &message),
-                ))
+                )))
             }
         }
     }

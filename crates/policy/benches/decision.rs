@@ -36,7 +36,7 @@ fn facts(i: usize) -> ServerFacts {
         .collect();
     ServerFacts {
         name: format!("server{i}"),
-        environment: if i % 3 == 0 {
+        environment: if i.is_multiple_of(3) {
             "dev".into()
         } else {
             "prod".into()

@@ -99,6 +99,10 @@ fn user(groups: &[&str]) -> Principal {
 }
 
 /// `allow by [...]` or `deny by [...]: reason`, for compact expectations.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one argument per request field keeps each expectation on one line"
+)]
 fn check(
     engine: &Engine,
     principal: &Principal,

@@ -36,13 +36,16 @@ pub fn policy_facts(server: &ServerView) -> ServerFacts {
     }
 }
 
+/// A server left out of the engine, with why: `(name, problems)`.
+pub type Excluded = (String, String);
+
 /// The policy engine over `servers`: the built-in platform policies, then `platform` (which must
 /// be valid), then each server's slice. Servers whose policies do not compile are left out, so
 /// every decision about them is a denial; they are returned with their problems.
 pub fn build_engine(
     platform: &str,
     servers: &[ServerView],
-) -> Result<(Engine, Vec<(String, String)>), Vec<Problem>> {
+) -> Result<(Engine, Vec<Excluded>), Vec<Problem>> {
     let mut policies = policy::validate_platform(SERVICES_READ_ONLY)?;
     if !platform.trim().is_empty() {
         policies.extend(policy::validate_platform(platform)?);

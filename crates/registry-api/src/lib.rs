@@ -5,7 +5,7 @@
 mod facts;
 
 use catalog::Manifest;
-pub use facts::{build_engine, policy_facts};
+pub use facts::{Excluded, build_engine, policy_facts};
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/servers`: register a server, or update it when the name is already known.
@@ -33,15 +33,16 @@ impl RegisterServer {
             .iter()
             .map(|definition| {
                 let meta = m.tools.get(&definition.name);
-                ToolView {
-                    definition: definition.clone(),
-                    minutes_saved: meta.map_or(0.0, |t| t.minutes_saved),
-                    sensitivity: meta.map_or("low", |t| t.sensitivity.as_str()).to_owned(),
-                    policy: m.tool_policy(&definition.name).map(|(name, p)| PolicyView {
-                        name: name.to_owned(),
-                        groups: p.groups.clone(),
-                    }),
-                }
+                let policy = m.tool_policy(&definition.name).map(|(name, p)| PolicyView {
+                    name: name.to_owned(),
+                    groups: p.groups.clone(),
+                });
+                ToolView::new(
+                    definition.clone(),
+                    meta.map_or(0.0, |t| t.minutes_saved),
+                    meta.map_or("low", |t| t.sensitivity.as_str()).to_owned(),
+                    policy,
+                )
             })
             .collect()
     }
@@ -103,6 +104,47 @@ pub struct ToolView {
     pub sensitivity: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<PolicyView>,
+    /// Hex SHA-256 of the canonical JSON of the definition (name, title, description, schemas,
+    /// annotations): what a review approves and the gateway pins.
+    #[serde(default)]
+    pub definition_hash: String,
+    /// What the automated GenAI checks found in the definition.
+    #[serde(default)]
+    pub findings: Vec<FindingView>,
+}
+
+/// One automated finding on a tool definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindingView {
+    pub code: String,
+    pub message: String,
+}
+
+impl ToolView {
+    /// A tool as the registry records it; the hash and the findings follow from the definition.
+    pub fn new(
+        definition: ToolDefinition,
+        minutes_saved: f64,
+        sensitivity: String,
+        policy: Option<PolicyView>,
+    ) -> ToolView {
+        let json = serde_json::to_value(&definition).expect("tool definitions always serialize");
+        let findings = catalog::scan_tool(&json)
+            .into_iter()
+            .map(|f| FindingView {
+                code: f.code.to_owned(),
+                message: f.message,
+            })
+            .collect();
+        ToolView {
+            definition_hash: catalog::json_digest(&json),
+            findings,
+            definition,
+            minutes_saved,
+            sensitivity,
+            policy,
+        }
+    }
 }
 
 /// Everything the registry knows about one server.

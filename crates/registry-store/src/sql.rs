@@ -269,12 +269,12 @@ fn tool_from_row(row: &AnyRow) -> Result<ToolView, StoreError> {
         }
         None => None,
     };
-    Ok(ToolView {
+    Ok(ToolView::new(
         definition,
-        minutes_saved: row.get("minutes_saved"),
-        sensitivity: row.get("sensitivity"),
+        row.get("minutes_saved"),
+        row.get("sensitivity"),
         policy,
-    })
+    ))
 }
 
 fn audit_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {

@@ -76,7 +76,7 @@ async fn call(
         .lines()
         .filter_map(|l| l.strip_prefix("data: "))
         .filter_map(|d| serde_json::from_str(d).ok())
-        .last();
+        .next_back();
     (
         status,
         json.unwrap_or_else(|| serde_json::from_str(&text).unwrap_or(Value::String(text))),
