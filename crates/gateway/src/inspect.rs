@@ -37,14 +37,14 @@ pub(crate) fn call_outcome(message: &Value) -> (Outcome, bool, Option<String>) {
     (Outcome::Ok, false, None)
 }
 
-/// Keeps only the tools `may_call` admits. The list now depends on the caller, so any caching hint
+/// Keeps only the tools `keep` admits. The list now depends on the caller, so any caching hint
 /// becomes `private` (it must never be shared across callers).
-pub(crate) fn filter_tools_list(message: &mut Value, may_call: impl Fn(&str) -> bool) {
+pub(crate) fn filter_tools_list(message: &mut Value, keep: impl Fn(&Value) -> bool) {
     let Some(result) = message.get_mut("result").and_then(Value::as_object_mut) else {
         return;
     };
     if let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) {
-        tools.retain(|t| t.get("name").and_then(Value::as_str).is_some_and(&may_call));
+        tools.retain(&keep);
     }
     if result.contains_key("cacheScope") {
         result.insert("cacheScope".into(), Value::String("private".into()));
@@ -183,7 +183,7 @@ mod tests {
     #[test]
     fn filters_tools_and_privatizes_the_cache_hint() {
         let mut m = json!({"id":1,"result":{"tools":[{"name":"a"},{"name":"b"},{"x":1}],"ttlMs":1000,"cacheScope":"public"}});
-        filter_tools_list(&mut m, |n| n == "b");
+        filter_tools_list(&mut m, |t| t["name"] == "b");
         assert_eq!(m["result"]["tools"], json!([{"name":"b"}]));
         assert_eq!(m["result"]["cacheScope"], "private");
         assert!(is_response_to(&m, &json!(1)));

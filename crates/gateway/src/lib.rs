@@ -1,6 +1,7 @@
 //! The Switchboard gateway: one MCP route per registered server (`/servers/{name}/mcp`). For every
 //! request it authenticates the end user's bearer JWT, gates the server by business group, filters
-//! `tools/list` to exactly the tools the caller may call, refuses denied `tools/call`s explicitly,
+//! `tools/list` to exactly the tools the caller may call and whose definitions match the
+//! registry's pinned ones, refuses denied `tools/call`s explicitly,
 //! forwards the rest to the server with its own signed identity assertion (never the user's
 //! token), and audits every tool call with its real outcome.
 //!
@@ -14,6 +15,7 @@ mod error;
 mod inspect;
 mod metadata;
 mod mtls;
+mod pins;
 mod proxy;
 mod sessions;
 mod sse;
@@ -56,6 +58,9 @@ pub struct GatewayConfig {
     pub catalog_refresh: Duration,
     /// Where audit records wait when the registry cannot take them.
     pub audit_spool: PathBuf,
+    /// Serve only tools whose live definition matches the registry's record (on by default;
+    /// off is for development against servers whose tools change faster than their records).
+    pub pin_tools: bool,
 }
 
 /// Trust in workloads (mTLS peers, by SPIFFE ID).
@@ -80,6 +85,7 @@ pub(crate) struct Gateway {
     pub(crate) allowed_hosts: Vec<String>,
     pub(crate) audit: AuditSink,
     pub(crate) sessions: sessions::SessionOwners,
+    pub(crate) pins: pins::Pins,
     pub(crate) upstream: reqwest::Client,
 }
 
@@ -114,6 +120,7 @@ pub async fn build(config: GatewayConfig, shutdown: Shutdown) -> anyhow::Result<
             .collect(),
         audit,
         sessions: sessions::SessionOwners::default(),
+        pins: pins::Pins::new(config.pin_tools),
         upstream,
     });
     Ok(router(gateway))

@@ -29,6 +29,7 @@ use crate::{
     },
     inspect,
     mtls::PeerIdentity,
+    pins::Pins,
     sse,
 };
 
@@ -210,7 +211,15 @@ pub(crate) async fn handle(
                 return error::respond(StatusCode::BAD_REQUEST, id, HEADER_MISMATCH, &mismatch);
             }
             let engine = gw.catalog.engine();
-            let inspect = match decide(&engine, &server, &who, method.as_deref(), &message, &id) {
+            let inspect = match decide(
+                &engine,
+                &gw.pins,
+                &server,
+                &who,
+                method.as_deref(),
+                &message,
+                &id,
+            ) {
                 Ok(inspect) => inspect,
                 Err(denied) => {
                     let (record, denial) = *denied;
@@ -246,6 +255,7 @@ pub(crate) async fn handle(
 /// record, for tool calls).
 fn decide(
     engine: &Engine,
+    pins: &Pins,
     server: &ServerView,
     who: &Caller,
     method: Option<&str>,
@@ -304,6 +314,15 @@ fn decide(
                     &message,
                     verdict.policies.first().map(String::as_str),
                 );
+                return Err(Box::new((Some(record), response)));
+            }
+            // Allowed by policy, but only the definition that was registered may be called.
+            if let Some(withheld) = pins.call_refusal(server, &tool) {
+                let message = withheld.to_string();
+                record.outcome = Outcome::Denied;
+                record.is_error = true;
+                record.detail = Some(message.clone());
+                let response = deny_response(&record, id, &message, Some("tool-pinning"));
                 return Err(Box::new((Some(record), response)));
             }
             Ok(Inspect::AuditCall(Box::new(CallContext {
@@ -632,6 +651,7 @@ async fn forward(
     let body = match id {
         Some(id) if filter_tools || guard.is_armed() => {
             let inspect = Inspection {
+                gw: gw.clone(),
                 engine: gw.catalog.engine(),
                 server: server.clone(),
                 who: who.clone(),
@@ -657,10 +677,11 @@ async fn forward(
 
 /// What the gateway looks for in one response.
 struct Inspection {
+    gw: Arc<Gateway>,
     engine: Arc<Engine>,
     server: Arc<ServerView>,
     who: Caller,
-    /// Filter a `tools/list` result to the caller's callable tools.
+    /// Filter a `tools/list` result to the caller's callable tools with pinned definitions.
     filter_tools: bool,
     /// The id of the request whose response is inspected.
     id: Value,
@@ -761,7 +782,14 @@ fn inspect_sse(inspect: Inspection, guard: CallGuard, response: reqwest::Respons
 async fn apply(inspect: &Inspection, guard: &mut CallGuard, message: &mut Value) {
     if inspect.filter_tools {
         let principal = inspect.who.principal();
-        inspect::filter_tools_list(message, |name| {
+        let pins = &inspect.gw.pins;
+        inspect::filter_tools_list(message, |tool| {
+            if pins.check_listed(&inspect.server, tool).is_err() {
+                return false;
+            }
+            let Some(name) = tool.get("name").and_then(Value::as_str) else {
+                return false;
+            };
             let request = PolicyRequest {
                 principal: &principal,
                 action: Action::List,

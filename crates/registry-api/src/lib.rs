@@ -89,6 +89,17 @@ pub struct ToolDefinition {
     pub annotations: Option<serde_json::Value>,
 }
 
+impl ToolDefinition {
+    /// The SHA-256 of the definition's canonical JSON (key order ignored): what a review
+    /// approves and what the gateway pins. Fields outside the definition (`_meta`, `icons`,
+    /// `execution`) are not part of it.
+    pub fn hash(&self) -> String {
+        // Serializing strings and JSON values cannot fail; a failure would hash `null`, which
+        // matches no real definition, so the tool would be withheld rather than trusted.
+        catalog::json_digest(&serde_json::to_value(self).unwrap_or_default())
+    }
+}
+
 /// A named policy as the registry resolved it from the manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyView {
@@ -128,7 +139,7 @@ impl ToolView {
         sensitivity: String,
         policy: Option<PolicyView>,
     ) -> ToolView {
-        let json = serde_json::to_value(&definition).expect("tool definitions always serialize");
+        let json = serde_json::to_value(&definition).unwrap_or_default();
         let findings = catalog::scan_tool(&json)
             .into_iter()
             .map(|f| FindingView {
@@ -137,7 +148,7 @@ impl ToolView {
             })
             .collect();
         ToolView {
-            definition_hash: catalog::json_digest(&json),
+            definition_hash: definition.hash(),
             findings,
             definition,
             minutes_saved,

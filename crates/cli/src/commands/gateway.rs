@@ -79,6 +79,10 @@ pub(crate) struct Args {
     /// names when listening on loopback, else any host.
     #[arg(long = "allowed-host")]
     allowed_hosts: Vec<String>,
+    /// `enforce`: serve only tools whose definitions match the registry's (a changed or new tool
+    /// is withheld until reviewed). `off`: serve whatever servers list.
+    #[arg(long, value_enum, default_value_t = Pinning::Enforce, env = "SWITCHBOARD_TOOL_PINNING")]
+    tool_pinning: Pinning,
     /// Seconds between catalog refreshes.
     #[arg(long, default_value_t = 5)]
     catalog_refresh_secs: u64,
@@ -87,6 +91,13 @@ pub(crate) struct Args {
     ready_file: Option<PathBuf>,
     #[command(flatten)]
     data: DataDir,
+}
+
+/// Whether the gateway pins tool definitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Pinning {
+    Enforce,
+    Off,
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
@@ -130,6 +141,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         },
         catalog_refresh: Duration::from_secs(args.catalog_refresh_secs.max(1)),
         audit_spool: args.data.data_dir.join("audit-spool.jsonl"),
+        pin_tools: args.tool_pinning == Pinning::Enforce,
     };
     let shutdown = service_kit::shutdown_on_signal();
     let mut ready =

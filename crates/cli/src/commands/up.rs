@@ -115,6 +115,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         },
         catalog_refresh: Duration::from_secs(5),
         audit_spool: data_dir.join("audit-spool.jsonl"),
+        pin_tools: true,
     };
     let gateway_task = spawn_component(
         &shutdown,

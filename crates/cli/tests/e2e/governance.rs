@@ -353,3 +353,105 @@ async fn a_call_whose_client_goes_away_is_still_audited_once() {
         "the client disconnected before the result"
     );
 }
+
+/// Tool pinning: the gateway serves a tool only while the definition the server lists matches the
+/// registry's record. Here the record changes under a running server (as if someone edited what
+/// was reviewed); the gateway withholds the tool and refuses its calls, naming why, until the
+/// record and the server agree again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tool_whose_definition_differs_from_the_registry_is_withheld() {
+    use registry_api::{RegisterServer, ToolDefinition};
+    use registry_client::{Credentials, RegistryClient};
+
+    let mut platform = Platform::start();
+    platform.start_knowledge(FINANCE_DOCS);
+    let url = format!("{}/servers/finance-docs/mcp", platform.gateway_url);
+    let lead = platform.token("lena", &["finance", "finance-leads"]);
+    let registry = RegistryClient::new(
+        &platform.registry_url,
+        Credentials::Static(platform.token("ops", &["platform-admins"])),
+    );
+    let served = registry.get_server("finance-docs").await.unwrap();
+    let original: Vec<ToolDefinition> = served.tools.iter().map(|t| t.definition.clone()).collect();
+    let register = |tools: Vec<ToolDefinition>| RegisterServer {
+        manifest: catalog::Manifest::parse(FINANCE_DOCS).unwrap(),
+        endpoint: served.endpoint.clone(),
+        environment: served.environment.clone(),
+        tools,
+        policies: served.policies.clone(),
+    };
+    let listed = |modern| {
+        let url = url.clone();
+        let lead = lead.clone();
+        async move {
+            let client = connect(&url, &lead, modern).await;
+            let mut names = tool_names(&client).await;
+            names.sort();
+            let call = call(&client, "search_docs", json!({"query": "presto"})).await;
+            client.cancel().await.unwrap();
+            (names, call)
+        }
+    };
+    let (names, call_result) = listed(true).await;
+    assert_eq!(names, ["get_doc", "search_docs"]);
+    assert!(call_result.is_ok());
+
+    // The registry's record of search_docs no longer matches what the server serves.
+    let mut edited = original.clone();
+    for tool in &mut edited {
+        if tool.name == "search_docs" {
+            tool.description = Some("Searches finance runbooks (reviewed wording).".into());
+        }
+    }
+    registry.register(&register(edited)).await.unwrap();
+    let mut withheld = None;
+    for _ in 0..40 {
+        let (names, call_result) = listed(false).await;
+        if names == ["get_doc"] {
+            withheld = Some(call_result);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let refused = withheld
+        .expect("the gateway kept serving a tool whose definition changed")
+        .unwrap_err();
+    assert_eq!(refused.code.0, -32003);
+    assert!(
+        refused
+            .message
+            .contains("the definition of tool `search_docs` changed since it was registered"),
+        "{}",
+        refused.message
+    );
+    assert_eq!(refused.data.unwrap()["policy"], "tool-pinning");
+    // The other tool, unchanged, is still served, and the refusal is audited.
+    let (names, _) = listed(true).await;
+    assert_eq!(names, ["get_doc"]);
+    let records = platform.audit("finance-docs");
+    assert!(records.iter().any(|r| {
+        r["tool"] == "search_docs"
+            && r["outcome"] == "denied"
+            && r["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("withheld")
+    }));
+
+    // The record is restored to what the server serves: the tool comes back.
+    registry.register(&register(original)).await.unwrap();
+    let mut restored = false;
+    for _ in 0..40 {
+        let (names, call_result) = listed(true).await;
+        if names == ["get_doc", "search_docs"] {
+            assert!(call_result.is_ok(), "{call_result:?}");
+            restored = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(
+        restored,
+        "the tool did not come back once its record matched"
+    );
+}
