@@ -41,6 +41,9 @@ pub trait Store: Send + Sync + 'static {
     /// Appends an audit record durably. Writing the same id twice stores it once.
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
+    /// A cheap fingerprint of the catalog (how many servers, and when each last changed): it
+    /// differs whenever a server is registered or re-registered, by any registry replica.
+    async fn catalog_version(&self) -> Result<String, StoreError>;
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }

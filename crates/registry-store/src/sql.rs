@@ -211,6 +211,20 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn catalog_version(&self) -> Result<String, StoreError> {
+        // SUM over BIGINT is NUMERIC in PostgreSQL, which the Any driver cannot decode: cast.
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS servers, CAST(COALESCE(SUM(updated_at_ms), 0) AS BIGINT) AS changed \
+             FROM servers",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let servers: i64 = row.try_get("servers").map_err(unavailable)?;
+        let changed: i64 = row.try_get("changed").map_err(unavailable)?;
+        Ok(format!("{servers}:{changed}"))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

@@ -153,6 +153,7 @@ where
 async fn servers_round_trip_and_update() {
     on_both(|place| async move {
         let store = place.open().await;
+        let empty = store.catalog_version().await.unwrap();
         let first = store
             .upsert_server(&registration("v1"), 1000)
             .await
@@ -165,6 +166,8 @@ async fn servers_round_trip_and_update() {
         );
         assert_eq!(first.tools[0].minutes_saved, 10.0);
         assert_eq!(first.tools[1].sensitivity, "low");
+        let registered = store.catalog_version().await.unwrap();
+        assert_ne!(registered, empty);
 
         let second = store
             .upsert_server(&registration("v2"), 2000)
@@ -173,6 +176,10 @@ async fn servers_round_trip_and_update() {
         assert_eq!(second.description, "v2");
         assert_eq!(second.registered_at_ms, 1000);
         assert_eq!(second.updated_at_ms, 2000);
+        // Re-registration changes the fingerprint too, and reading does not.
+        let updated = store.catalog_version().await.unwrap();
+        assert_ne!(updated, registered);
+        assert_eq!(store.catalog_version().await.unwrap(), updated);
         assert_eq!(store.list_servers().await.unwrap().len(), 1);
         assert!(matches!(
             store.get_server("nope").await,

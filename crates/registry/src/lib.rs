@@ -5,7 +5,7 @@
 mod http;
 mod service;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use arc_swap::ArcSwap;
 use identity::Verifier;
@@ -40,9 +40,70 @@ pub struct RegistryState {
     pub dev_issuer_jwks: Option<serde_json::Value>,
     /// The platform policies as configured (the built-in ones come first when compiled).
     pub platform_policies: String,
-    /// The policy engine over every registered server, rebuilt on each registration.
-    engine: ArcSwap<Engine>,
+    /// Every registered server and the policy engine over them, rebuilt on each registration
+    /// here and whenever the store's catalog changes (another replica registered a server).
+    snapshot: ArcSwap<Snapshot>,
+    /// One reload at a time, so an older catalog never replaces a newer one.
+    reloading: tokio::sync::Mutex<()>,
 }
+
+/// The catalog as of one reload: what discovery and listings read without touching the store.
+#[derive(Default)]
+pub struct Snapshot {
+    pub servers: Vec<registry_api::ServerView>,
+    pub engine: Arc<Engine>,
+    /// The store's `catalog_version` this snapshot was read at.
+    version: String,
+    /// Discovery answers already computed against this snapshot, by caller.
+    discoveries: std::sync::Mutex<DiscoveryCache>,
+}
+
+/// Serialized discovery answers for one snapshot, keyed by `(user, groups, surface)`: the answer
+/// is a pure function of the snapshot and the caller, and AI clients ask it often. Bounded by
+/// size; a full cache starts over.
+#[derive(Default)]
+struct DiscoveryCache {
+    answers: std::collections::HashMap<(String, Vec<String>, String), axum::body::Bytes>,
+    bytes: usize,
+}
+
+/// The most memory the discovery answers of one snapshot may hold.
+const DISCOVERY_CACHE_BYTES: usize = 64 << 20;
+
+impl Snapshot {
+    /// The serialized discovery answer for the caller, computed by `answer` once per snapshot.
+    pub fn discovery(
+        &self,
+        user: &str,
+        groups: &[String],
+        surface: &str,
+        answer: impl FnOnce() -> serde_json::Result<Vec<u8>>,
+    ) -> serde_json::Result<axum::body::Bytes> {
+        let key = (user.to_owned(), groups.to_vec(), surface.to_owned());
+        let cache = |c: &mut DiscoveryCache| c.answers.get(&key).cloned();
+        let lock = || {
+            self.discoveries
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(hit) = cache(&mut lock()) {
+            return Ok(hit);
+        }
+        let computed = axum::body::Bytes::from(answer()?);
+        let mut cached = lock();
+        if cached.bytes + computed.len() > DISCOVERY_CACHE_BYTES {
+            *cached = DiscoveryCache::default();
+        }
+        if computed.len() <= DISCOVERY_CACHE_BYTES {
+            cached.bytes += computed.len();
+            cached.answers.insert(key, computed.clone());
+        }
+        Ok(computed)
+    }
+}
+
+/// How often a registry checks whether another replica changed the catalog.
+pub const CATALOG_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 impl RegistryState {
     /// Validates the platform policies and loads every stored server's policies.
@@ -54,20 +115,30 @@ impl RegistryState {
             auditor_groups: config.auditor_groups,
             dev_issuer_jwks: config.dev_issuer_jwks,
             platform_policies: config.platform_policies,
-            engine: ArcSwap::from_pointee(Engine::default()),
+            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            reloading: tokio::sync::Mutex::new(()),
         };
-        state.reload_policies().await?;
+        state.reload().await?;
         Ok(Arc::new(state))
     }
 
     /// The policy engine as of the last (re)load.
     pub fn engine(&self) -> Arc<Engine> {
-        self.engine.load_full()
+        self.snapshot.load().engine.clone()
     }
 
-    /// Rebuilds the engine from the platform policies and every stored server. A server whose
-    /// stored policies no longer compile is left out (every decision about it is a denial).
-    pub async fn reload_policies(&self) -> anyhow::Result<()> {
+    /// The catalog and its engine as of the last (re)load.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Re-reads every stored server and rebuilds the engine from the platform policies and their
+    /// policies. A server whose stored policies no longer compile is left out (every decision
+    /// about it is a denial).
+    pub async fn reload(&self) -> anyhow::Result<()> {
+        let _one_at_a_time = self.reloading.lock().await;
+        // The version is read first: a change racing with the listing is seen again next time.
+        let version = self.store.catalog_version().await?;
         let servers = self.store.list_servers().await?;
         let (engine, broken) = registry_api::build_engine(&self.platform_policies, &servers)
             .map_err(|problems| {
@@ -79,8 +150,42 @@ impl RegistryState {
         for (server, problems) in broken {
             tracing::error!(%server, %problems, "a stored server's policies do not load");
         }
-        self.engine.store(Arc::new(engine));
+        self.snapshot.store(Arc::new(Snapshot {
+            servers,
+            engine: Arc::new(engine),
+            version,
+            discoveries: Default::default(),
+        }));
         Ok(())
+    }
+
+    /// Reloads when the store's catalog differs from the snapshot's.
+    pub async fn reload_if_changed(&self) -> anyhow::Result<bool> {
+        let version = self.store.catalog_version().await?;
+        if version == self.snapshot.load().version {
+            return Ok(false);
+        }
+        self.reload().await?;
+        Ok(true)
+    }
+
+    /// Checks for catalog changes made elsewhere every `every`, until `shutdown`.
+    pub fn spawn_refresh(self: &Arc<Self>, every: Duration, shutdown: Shutdown) {
+        let state = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tick.tick() => {
+                        if let Err(e) = state.reload_if_changed().await {
+                            tracing::warn!(error = %e, "failed to check the catalog for changes");
+                        }
+                    }
+                }
+            }
+        });
     }
 }
 
@@ -90,6 +195,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    state.spawn_refresh(CATALOG_CHECK_INTERVAL, shutdown.clone());
     tracing::info!(addr = %listener.local_addr()?, "registry listening");
     service_kit::serve(listener, router(state), shutdown).await
 }

@@ -73,10 +73,10 @@ pub(crate) fn discover(
     engine: &Engine,
     who: &Principal,
     surface: &str,
-    servers: Vec<ServerView>,
+    servers: &[ServerView],
 ) -> Vec<DiscoveredServer> {
     servers
-        .into_iter()
+        .iter()
         .filter(|s| decide(engine, who, &s.name, None, surface, None, None).allowed)
         .map(|s| {
             let tools = s
@@ -98,12 +98,12 @@ pub(crate) fn discover(
                 .collect();
             DiscoveredServer {
                 gateway_path: gateway_path(&s.name),
-                name: s.name,
-                title: s.title,
-                description: s.description,
-                owner_team: s.owner_team,
-                support_channel: s.support_channel,
-                environment: s.environment,
+                name: s.name.clone(),
+                title: s.title.clone(),
+                description: s.description.clone(),
+                owner_team: s.owner_team.clone(),
+                support_channel: s.support_channel.clone(),
+                environment: s.environment.clone(),
                 tools,
             }
         })

@@ -18,11 +18,17 @@ const ISSUER: &str = "urn:test";
 struct Fixture {
     key: SigningKey,
     router: axum::Router,
+    state: Arc<RegistryState>,
 }
 
 impl Fixture {
     async fn new() -> Fixture {
-        let key = SigningKey::generate().unwrap();
+        let store = Arc::new(SqlStore::sqlite_in_memory().await.unwrap());
+        Fixture::over(store, SigningKey::generate().unwrap()).await
+    }
+
+    /// A registry replica over `store`, trusting tokens signed by `key`.
+    async fn over(store: Arc<SqlStore>, key: SigningKey) -> Fixture {
         let verifier = Verifier::new(
             "switchboard",
             vec![TrustedIssuer::new(
@@ -32,16 +38,18 @@ impl Fixture {
         )
         .unwrap();
         let state = RegistryConfig {
-            store: Arc::new(SqlStore::sqlite_in_memory().await.unwrap()),
+            store,
             verifier,
             writer_groups: vec!["platform-admins".into()],
             auditor_groups: vec!["auditors".into()],
             dev_issuer_jwks: None,
             platform_policies: String::new(),
         };
+        let state = RegistryState::new(state).await.unwrap();
         Fixture {
             key,
-            router: super::router(RegistryState::new(state).await.unwrap()),
+            router: super::router(state.clone()),
+            state,
         }
     }
 
@@ -467,4 +475,38 @@ async fn tools_carry_their_definition_hash_and_automated_findings() {
         tables["definition_hash"],
         server["tools"][0]["definition_hash"]
     );
+}
+
+#[tokio::test]
+async fn replicas_over_one_store_see_each_others_registrations() {
+    let store = Arc::new(SqlStore::sqlite_in_memory().await.unwrap());
+    let a = Fixture::over(store.clone(), SigningKey::generate().unwrap()).await;
+    let b = Fixture::over(store, SigningKey::generate().unwrap()).await;
+    let admin = a.token("ops", &["platform-admins"]);
+    let (status, body) = a
+        .call("POST", "/v1/servers", Some(&admin), Some(registration()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let discovered = |f: &Fixture| {
+        let (router, token) = (f.router.clone(), f.token("fiona", &["finance"]));
+        async move {
+            let request = Request::get("/v1/discovery")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap();
+            let response = router.oneshot(request).await.unwrap();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            body["servers"].as_array().unwrap().len()
+        }
+    };
+    // The replica that registered serves it at once; the other one after its next check.
+    assert_eq!(discovered(&a).await, 1);
+    assert_eq!(discovered(&b).await, 0);
+    assert!(b.state.reload_if_changed().await.unwrap());
+    assert_eq!(discovered(&b).await, 1);
+    assert!(!b.state.reload_if_changed().await.unwrap());
+    let fiona = b.token("fiona", &["finance"]);
+    let (_, listed) = b.call("GET", "/v1/servers", Some(&fiona), None).await;
+    assert_eq!(listed["servers"][0]["name"], "presto");
 }

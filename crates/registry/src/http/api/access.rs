@@ -6,6 +6,8 @@ use std::sync::Arc;
 use axum::{
     Json,
     extract::{Query, State, rejection::QueryRejection},
+    http::header,
+    response::{IntoResponse, Response},
 };
 use policy::Principal;
 use registry_api::{
@@ -42,23 +44,31 @@ pub(crate) async fn check(
 pub(crate) async fn discovery(
     State(state): State<Arc<RegistryState>>,
     caller: Caller,
-) -> Result<Json<Discovery>, ApiError> {
+) -> Result<Response, ApiError> {
     let Caller(who, surface) = caller;
-    let principal = Principal::User {
-        id: who.user.clone(),
-        groups: who.groups.clone(),
-    };
-    let servers = service::discover(
-        &state.engine(),
-        &principal,
-        &surface,
-        state.store.list_servers().await?,
-    );
-    Ok(Json(Discovery {
-        user: who.user,
-        groups: who.groups,
-        servers,
-    }))
+    let snapshot = state.snapshot();
+    let body = snapshot
+        .discovery(&who.user, &who.groups, &surface, || {
+            let principal = Principal::User {
+                id: who.user.clone(),
+                groups: who.groups.clone(),
+            };
+            let servers =
+                service::discover(&snapshot.engine, &principal, &surface, &snapshot.servers);
+            serde_json::to_vec(&Discovery {
+                user: who.user.clone(),
+                groups: who.groups.clone(),
+                servers,
+            })
+        })
+        .map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("could not encode the discovery answer: {e}"),
+            )
+        })?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 pub(crate) async fn policy_check(

@@ -68,12 +68,12 @@ pub(crate) async fn register(
     }
     let now = now_ms();
     let server = state.store.upsert_server(&registration, now).await?;
-    state.reload_policies().await.map_err(|e| {
+    state.reload().await.map_err(|e| {
         tracing::error!(error = %e, "failed to reload policies");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
-            "the server was stored but policies could not be reloaded",
+            "the server was stored but the catalog could not be reloaded",
         )
     })?;
     tracing::info!(server = %server.name, by = %caller.0.user, tools = server.tools.len(), "registered server");
@@ -85,7 +85,7 @@ pub(crate) async fn list(
     _caller: Caller,
 ) -> Result<Json<ServerList>, ApiError> {
     Ok(Json(ServerList {
-        servers: state.store.list_servers().await?,
+        servers: state.snapshot().servers.clone(),
     }))
 }
 
