@@ -79,13 +79,9 @@ impl AuditSink {
     /// Re-sends spooled records every few seconds until `shutdown`.
     pub fn spawn_drain(&self, shutdown: Shutdown) {
         let sink = self.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(DRAIN_EVERY) => sink.drain().await,
-                }
-            }
+        service_kit::spawn_every(DRAIN_EVERY, shutdown, move || {
+            let sink = sink.clone();
+            async move { sink.drain().await }
         });
     }
 

@@ -133,17 +133,11 @@ impl CatalogCache {
 
     pub fn spawn_refresh(&self, every: Duration, shutdown: Shutdown) {
         let cache = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tick.tick() => {
-                        if let Err(e) = cache.refresh().await {
-                            tracing::warn!(error = %e, "failed to refresh the catalog");
-                        }
-                    }
+        service_kit::spawn_every(every, shutdown, move || {
+            let cache = cache.clone();
+            async move {
+                if let Err(e) = cache.refresh().await {
+                    tracing::warn!(error = %e, "failed to refresh the catalog");
                 }
             }
         });

@@ -172,17 +172,11 @@ impl RegistryState {
     /// Checks for catalog changes made elsewhere every `every`, until `shutdown`.
     pub fn spawn_refresh(self: &Arc<Self>, every: Duration, shutdown: Shutdown) {
         let state = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tick.tick() => {
-                        if let Err(e) = state.reload_if_changed().await {
-                            tracing::warn!(error = %e, "failed to check the catalog for changes");
-                        }
-                    }
+        service_kit::spawn_every(every, shutdown, move || {
+            let state = state.clone();
+            async move {
+                if let Err(e) = state.reload_if_changed().await {
+                    tracing::warn!(error = %e, "failed to check the catalog for changes");
                 }
             }
         });

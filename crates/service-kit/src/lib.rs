@@ -60,6 +60,25 @@ pub async fn serve(
     .context("serve HTTP")
 }
 
+/// Runs `task` every `every` (the first run after one period; a slow run delays the next rather
+/// than bunching them) until `shutdown`. For background refreshes and re-sends.
+pub fn spawn_every<F, Fut>(every: std::time::Duration, shutdown: Shutdown, mut task: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => task().await,
+            }
+        }
+    });
+}
+
 /// A shutdown token that fires on Ctrl-C or SIGTERM.
 pub fn shutdown_on_signal() -> Shutdown {
     let token = Shutdown::new();
