@@ -17,8 +17,9 @@ use serde_json::Value;
 pub(crate) struct Pins {
     /// Off only when an operator turned pinning off (`--tool-pinning off`).
     enforce: bool,
-    /// `(server, tool)` → the hash of the definition the server last listed, for tools whose
-    /// listed definition did not match the registry's.
+    /// `(server, tool)` → the hash of the definition the server last listed, for registered
+    /// tools whose listed definition did not match the registry's (so at most one entry per tool
+    /// in the catalog).
     drifted: Mutex<HashMap<(String, String), String>>,
 }
 
@@ -69,9 +70,15 @@ impl Pins {
                 pinned: p.definition_hash.clone(),
                 live: live_hash.clone(),
             },
-            None => Withheld::Unregistered {
-                tool: live.name.clone(),
-            },
+            None => {
+                // Refused by name alone (see `call_refusal`), so nothing is remembered: a server
+                // listing endless new names cannot grow the gateway's memory.
+                tracing::debug!(server = %server.name, tool = %live.name,
+                    "tool withheld: the registry has no record of it");
+                return Err(Withheld::Unregistered {
+                    tool: live.name.clone(),
+                });
+            }
         };
         if drifted.insert(key, live_hash.clone()).as_ref() != Some(&live_hash) {
             // Logged once per change, not on every listing.
