@@ -357,16 +357,7 @@ impl Engine {
 
     /// Whether `tools/list` shows the tool: listing it and calling it without arguments are allowed.
     pub fn visible(&self, request: &Request<'_>) -> Verdict {
-        let list = self.decide(&Request {
-            action: Action::List,
-            args: None,
-            ..*request
-        });
-        if !list.allowed {
-            return list;
-        }
-        self.decide(&Request {
-            action: Action::Call,
+        self.callable(&Request {
             args: None,
             ..*request
         })
