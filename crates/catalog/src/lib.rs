@@ -13,7 +13,7 @@ pub use access::{
 };
 pub use digest::json_digest;
 pub use manifest::{
-    AccessSection, Manifest, PolicySection, Problem, Sensitivity, ServerSection, ToolSection,
-    is_valid_name,
+    AccessSection, DataClassification, Manifest, PolicySection, Problem, Sensitivity,
+    ServerSection, ToolSection, is_valid_name,
 };
 pub use scan::{Finding, scan_tool};

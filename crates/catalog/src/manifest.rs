@@ -33,6 +33,37 @@ pub struct ServerSection {
     pub support_channel: String,
     #[serde(default = "default_version")]
     pub version: String,
+    /// Where the server's documentation lives.
+    #[serde(default)]
+    pub docs_url: Option<String>,
+    /// The most sensitive class of data the server reads or returns.
+    #[serde(default)]
+    pub data_classification: DataClassification,
+    /// The server's sensitivity tier: how much harm a misuse of it could do.
+    #[serde(default)]
+    pub sensitivity: Sensitivity,
+}
+
+/// The classes of data a server may handle, least sensitive first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataClassification {
+    Public,
+    #[default]
+    Internal,
+    Confidential,
+    Restricted,
+}
+
+impl DataClassification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataClassification::Public => "public",
+            DataClassification::Internal => "internal",
+            DataClassification::Confidential => "confidential",
+            DataClassification::Restricted => "restricted",
+        }
+    }
 }
 
 fn default_version() -> String {
@@ -70,7 +101,7 @@ pub struct ToolSection {
     pub policy: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Sensitivity {
     #[default]
@@ -149,6 +180,14 @@ impl Manifest {
             if value.trim().is_empty() {
                 problem(field.into(), "must not be empty".into());
             }
+        }
+        if let Some(url) = &self.server.docs_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            problem(
+                "server.docs_url".into(),
+                format!("must be an http(s) URL, got {url:?}"),
+            );
         }
         for (name, policy) in &self.policies {
             if policy.groups.is_empty() {

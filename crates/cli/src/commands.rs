@@ -4,8 +4,10 @@
 mod gateway;
 mod policy;
 mod registry;
+mod review;
 mod server;
 mod servers;
+mod teams;
 mod token;
 mod up;
 
@@ -36,8 +38,12 @@ enum Command {
     Server(server::Args),
     /// Mint a development token from the local development issuer.
     Token(token::Args),
-    /// List or show servers in a registry.
+    /// List, show or register servers in a registry.
     Servers(servers::Args),
+    /// The review queue: list, approve and reject the reviews servers pass before production.
+    Review(review::Args),
+    /// Teams that own servers: list, or create and change one.
+    Teams(teams::Args),
     /// Explain policy decisions: what would be decided and by which policies, who can call a tool.
     Policy(policy::Args),
 }
@@ -63,6 +69,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Server(args) => server::run(args).await,
         Command::Token(args) => token::run(args),
         Command::Servers(args) => servers::run(args).await,
+        Command::Review(args) => review::run(args).await,
+        Command::Teams(args) => teams::run(args).await,
         Command::Policy(args) => policy::run(args).await,
     }
 }
@@ -101,6 +109,44 @@ impl RegistryAccess {
             &self.registry_url,
             registry_client::Credentials::Static(token),
         ))
+    }
+}
+
+/// Who governs the catalog, shared by `up` and the registry.
+#[derive(clap::Args)]
+pub(crate) struct GovernanceArgs {
+    /// Groups that may create and change teams.
+    #[arg(long, value_delimiter = ',', default_values_t = [crate::dev::ADMINS_GROUP.to_owned()])]
+    admin_groups: Vec<String>,
+    /// Who decides a kind of review: `KIND=GROUP[,GROUP...]` with KIND `security`,
+    /// `legal-privacy` or `genai`. Repeat per kind; kinds not named keep their default groups
+    /// (`security-reviewers`, `privacy-reviewers`, `genai-reviewers`).
+    #[arg(long = "reviewers")]
+    reviewers: Vec<String>,
+    /// Surfaces that count as development: there, owners reach their servers and tools before
+    /// they are approved for production.
+    #[arg(long, value_delimiter = ',', default_values_t = ["dev".to_owned()])]
+    dev_surfaces: Vec<String>,
+}
+
+impl GovernanceArgs {
+    pub(crate) fn governance(&self) -> anyhow::Result<::registry::Governance> {
+        let mut governance = ::registry::Governance::new(self.admin_groups.clone());
+        governance.dev_surfaces = self.dev_surfaces.clone();
+        for value in &self.reviewers {
+            let (kind, groups) = value.split_once('=').ok_or_else(|| {
+                anyhow::anyhow!("--reviewers takes KIND=GROUP[,GROUP...], got {value:?}")
+            })?;
+            let kind = registry_api::ReviewKind::parse(kind).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--reviewers: unknown review kind {kind:?}; use security, legal-privacy or genai"
+                )
+            })?;
+            governance
+                .reviewer_groups
+                .insert(kind, catalog::parse_groups(groups));
+        }
+        Ok(governance)
     }
 }
 

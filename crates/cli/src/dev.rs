@@ -44,3 +44,16 @@ pub(crate) fn trusted_issuer(key: &SigningKey) -> identity::TrustedIssuer {
         identity::KeySource::Static(identity::jwks_document(&[key])),
     )
 }
+
+/// Registry credentials minting a short development token for `user` in `groups` per request.
+pub(crate) fn credentials(
+    key: SigningKey,
+    user: &str,
+    groups: Vec<String>,
+) -> registry_client::Credentials {
+    let key = std::sync::Arc::new(key);
+    let user = user.to_owned();
+    registry_client::Credentials::Mint(std::sync::Arc::new(move || {
+        mint(&key, &user, groups.clone(), 300).map_err(|e| e.to_string())
+    }))
+}

@@ -9,7 +9,7 @@ use std::{
 
 use arc_swap::ArcSwap;
 use policy::Engine;
-use registry_api::ServerView;
+use registry_api::{PlatformPolicies, ServerView};
 use registry_client::{ClientError, RegistryClient};
 use service_kit::Shutdown;
 
@@ -27,8 +27,9 @@ struct Inner {
     /// The policy engine over the same snapshot of servers and the platform policies.
     engine: ArcSwap<Engine>,
     /// The platform policies the engine was built with.
-    platform: ArcSwap<String>,
-    last_refresh: tokio::sync::Mutex<Option<Instant>>,
+    platform: ArcSwap<PlatformPolicies>,
+    /// When the catalog was last read, and the registry's catalog version it was read at.
+    last_refresh: tokio::sync::Mutex<(Option<Instant>, String)>,
     loaded: std::sync::atomic::AtomicBool,
 }
 
@@ -39,25 +40,32 @@ impl CatalogCache {
                 registry,
                 servers: ArcSwap::from_pointee(HashMap::new()),
                 engine: ArcSwap::from_pointee(Engine::default()),
-                platform: ArcSwap::from_pointee(String::new()),
-                last_refresh: tokio::sync::Mutex::new(None),
+                platform: ArcSwap::from_pointee(PlatformPolicies::default()),
+                last_refresh: tokio::sync::Mutex::new((None, String::new())),
                 loaded: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
 
-    /// Re-reads the catalog. Refreshes are serialized, so an older read can never overwrite a
-    /// newer one.
-    pub async fn refresh(&self) -> Result<usize, ClientError> {
+    /// Re-reads the catalog if the registry's catalog version moved. Refreshes are serialized,
+    /// so an older read can never overwrite a newer one. Returns whether anything changed.
+    pub async fn refresh(&self) -> Result<bool, ClientError> {
         let mut last = self.inner.last_refresh.lock().await;
         self.refresh_locked(&mut last).await
     }
 
-    async fn refresh_locked(&self, last: &mut Option<Instant>) -> Result<usize, ClientError> {
+    async fn refresh_locked(
+        &self,
+        (last, known_version): &mut (Option<Instant>, String),
+    ) -> Result<bool, ClientError> {
         *last = Some(Instant::now());
+        // Polling the version is cheap; the catalog itself is read only when it moved.
+        let version = self.inner.registry.catalog_version().await?;
+        if self.is_loaded() && version == *known_version {
+            return Ok(false);
+        }
         let servers = self.inner.registry.list_servers().await?;
         let platform = self.inner.registry.platform_policies().await?;
-        let count = servers.len();
         let current = self.inner.servers.load();
         let unchanged = *self.inner.platform.load_full() == platform
             && current.len() == servers.len()
@@ -66,7 +74,8 @@ impl CatalogCache {
                 .all(|s| current.get(&s.name).is_some_and(|known| **known == *s));
         if unchanged && self.is_loaded() {
             // Nothing moved: keep the engine, and with it the callers' cached entities.
-            return Ok(count);
+            *known_version = version;
+            return Ok(false);
         }
         let engine = match registry_api::build_engine(&platform, &servers) {
             Ok((engine, broken)) => {
@@ -95,7 +104,8 @@ impl CatalogCache {
         self.inner
             .loaded
             .store(true, std::sync::atomic::Ordering::Release);
-        Ok(count)
+        *known_version = version;
+        Ok(true)
     }
 
     /// The policy engine of the current snapshot.
@@ -115,20 +125,33 @@ impl CatalogCache {
         if let Some(s) = self.inner.servers.load().get(name) {
             return Some(s.clone());
         }
-        let mut last = self.inner.last_refresh.lock().await;
-        if let Some(s) = self.inner.servers.load().get(name) {
-            return Some(s.clone());
+        {
+            let _last = self.inner.last_refresh.lock().await;
+            if let Some(s) = self.inner.servers.load().get(name) {
+                return Some(s.clone());
+            }
         }
-        if let Some(at) = *last
+        self.recheck().await;
+        self.inner.servers.load().get(name).cloned()
+    }
+
+    /// Looks at the registry again, at most once per cooldown (callers share one check), for
+    /// when a request is refused by what may be stale: an unknown server, or one not yet
+    /// approved. Returns whether the catalog changed.
+    pub async fn recheck(&self) -> bool {
+        let mut last = self.inner.last_refresh.lock().await;
+        if let Some(at) = last.0
             && at.elapsed() < MISS_REFRESH_COOLDOWN
         {
             tokio::time::sleep(MISS_REFRESH_COOLDOWN - at.elapsed()).await;
         }
-        if let Err(e) = self.refresh_locked(&mut last).await {
-            tracing::warn!(error = %e, "failed to refresh the catalog");
+        match self.refresh_locked(&mut last).await {
+            Ok(changed) => changed,
+            Err(e) => {
+                tracing::warn!(error = %e, "failed to refresh the catalog");
+                false
+            }
         }
-        drop(last);
-        self.inner.servers.load().get(name).cloned()
     }
 
     pub fn spawn_refresh(&self, every: Duration, shutdown: Shutdown) {

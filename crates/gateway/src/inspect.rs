@@ -39,12 +39,12 @@ pub(crate) fn call_outcome(message: &Value) -> (Outcome, bool, Option<String>) {
 
 /// Keeps only the tools `keep` admits. The list now depends on the caller, so any caching hint
 /// becomes `private` (it must never be shared across callers).
-pub(crate) fn filter_tools_list(message: &mut Value, keep: impl Fn(&Value) -> bool) {
+pub(crate) fn filter_tools_list(message: &mut Value, mut keep: impl FnMut(&Value) -> bool) {
     let Some(result) = message.get_mut("result").and_then(Value::as_object_mut) else {
         return;
     };
     if let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) {
-        tools.retain(&keep);
+        tools.retain(|t| keep(t));
     }
     if result.contains_key("cacheScope") {
         result.insert("cacheScope".into(), Value::String("private".into()));

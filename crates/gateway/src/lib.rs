@@ -86,6 +86,8 @@ pub(crate) struct Gateway {
     pub(crate) audit: AuditSink,
     pub(crate) sessions: sessions::SessionOwners,
     pub(crate) pins: pins::Pins,
+    /// For reporting changed tool definitions.
+    pub(crate) registry: RegistryClient,
     pub(crate) upstream: reqwest::Client,
 }
 
@@ -98,6 +100,7 @@ pub async fn build(config: GatewayConfig, shutdown: Shutdown) -> anyhow::Result<
         tracing::warn!(error = %e, "could not read the catalog yet");
     }
     catalog.spawn_refresh(config.catalog_refresh, shutdown.clone());
+    let registry = config.registry.clone();
     let audit = AuditSink::new(config.registry, config.audit_spool)?;
     audit.spawn_drain(shutdown.clone());
     let upstream = reqwest::Client::builder()
@@ -121,6 +124,7 @@ pub async fn build(config: GatewayConfig, shutdown: Shutdown) -> anyhow::Result<
         audit,
         sessions: sessions::SessionOwners::default(),
         pins: pins::Pins::new(config.pin_tools),
+        registry,
         upstream,
     });
     Ok(router(gateway))

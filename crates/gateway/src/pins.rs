@@ -5,7 +5,7 @@
 //! again. The gateway learns what a server serves from the `tools/list` responses it relays.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Mutex, PoisonError},
 };
 
@@ -21,7 +21,13 @@ pub(crate) struct Pins {
     /// tools whose listed definition did not match the registry's (so at most one entry per tool
     /// in the catalog).
     drifted: Mutex<HashMap<(String, String), String>>,
+    /// `(server, tool, hash)` of definitions already reported to the registry, so each is
+    /// reported once; bounded, starting over when full.
+    reported: Mutex<HashSet<(String, String, String)>>,
 }
+
+/// The most reported definitions remembered before starting over.
+const REPORTED_CAPACITY: usize = 4096;
 
 /// Why a listed tool is withheld.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,7 +49,28 @@ impl Pins {
         Pins {
             enforce,
             drifted: Mutex::default(),
+            reported: Mutex::default(),
         }
+    }
+
+    /// The definition of a withheld tool, the first time it is seen, for reporting to the
+    /// registry (which records it and opens its review); `None` once reported.
+    pub(crate) fn to_report(&self, server: &str, tool: &Value) -> Option<ToolDefinition> {
+        let definition = serde_json::from_value::<ToolDefinition>(tool.clone()).ok()?;
+        let key = (
+            server.to_owned(),
+            definition.name.clone(),
+            definition.hash(),
+        );
+        let mut reported = self.reported.lock().unwrap_or_else(PoisonError::into_inner);
+        if reported.contains(&key) {
+            return None;
+        }
+        if reported.len() >= REPORTED_CAPACITY {
+            reported.clear();
+        }
+        reported.insert(key);
+        Some(definition)
     }
 
     /// Checks one tool from a server's `tools/list` result against the registry's record.
@@ -161,6 +188,13 @@ mod tests {
             updated_at_ms: 0,
             tools,
             policies: String::new(),
+            docs_url: None,
+            data_classification: "internal".into(),
+            sensitivity: "low".into(),
+            revision: 1,
+            approved: true,
+            owner_users: Vec::new(),
+            owner_groups: Vec::new(),
         }
     }
 

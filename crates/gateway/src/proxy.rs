@@ -29,7 +29,7 @@ use crate::{
     },
     inspect,
     mtls::PeerIdentity,
-    pins::Pins,
+    pins::{Pins, Withheld},
     sse,
 };
 
@@ -210,16 +210,35 @@ pub(crate) async fn handle(
                 let id = id.as_ref().unwrap_or(&Value::Null);
                 return error::respond(StatusCode::BAD_REQUEST, id, HEADER_MISMATCH, &mismatch);
             }
-            let engine = gw.catalog.engine();
-            let inspect = match decide(
-                &engine,
+            let mut server = server;
+            let mut decision = decide(
+                &gw.catalog.engine(),
                 &gw.pins,
                 &server,
                 &who,
                 method.as_deref(),
                 &message,
                 &id,
-            ) {
+            );
+            // A refusal of something not yet approved may be stale (a review was just decided):
+            // look at the registry again, once per cooldown, and decide again if it moved.
+            if decision.is_err()
+                && awaits_approval(&server)
+                && gw.catalog.recheck().await
+                && let Some(latest) = gw.catalog.server(&name).await
+            {
+                server = latest;
+                decision = decide(
+                    &gw.catalog.engine(),
+                    &gw.pins,
+                    &server,
+                    &who,
+                    method.as_deref(),
+                    &message,
+                    &id,
+                );
+            }
+            let inspect = match decision {
                 Ok(inspect) => inspect,
                 Err(denied) => {
                     let (record, denial) = *denied;
@@ -249,6 +268,11 @@ pub(crate) async fn handle(
             "use POST, GET or DELETE",
         ),
     }
+}
+
+/// Whether the server, or one of its tools, is not approved for production yet.
+fn awaits_approval(server: &ServerView) -> bool {
+    !server.approved || server.tools.iter().any(|t| !t.approved)
 }
 
 /// Applies the policies to one message; returns what to inspect, or the denial (with its audit
@@ -783,8 +807,14 @@ async fn apply(inspect: &Inspection, guard: &mut CallGuard, message: &mut Value)
     if inspect.filter_tools {
         let principal = inspect.who.principal();
         let pins = &inspect.gw.pins;
+        let mut observed = Vec::new();
         inspect::filter_tools_list(message, |tool| {
-            if pins.check_listed(&inspect.server, tool).is_err() {
+            if let Err(withheld) = pins.check_listed(&inspect.server, tool) {
+                if !matches!(withheld, Withheld::Malformed)
+                    && let Some(definition) = pins.to_report(&inspect.server.name, tool)
+                {
+                    observed.push(definition);
+                }
                 return false;
             }
             let Some(name) = tool.get("name").and_then(Value::as_str) else {
@@ -801,11 +831,32 @@ async fn apply(inspect: &Inspection, guard: &mut CallGuard, message: &mut Value)
             };
             inspect.engine.visible(&request).allowed
         });
+        if !observed.is_empty() {
+            report_observed(&inspect.gw, &inspect.server.name, observed);
+        }
     }
     if guard.is_armed() {
         let (outcome, is_error, detail) = inspect::call_outcome(message);
         guard.finish(outcome, is_error, detail).await;
     }
+}
+
+/// Tells the registry, in the background, which definitions the server serves that differ from
+/// its record: the registry records them and opens their review, and the gateway keeps them
+/// withheld from production until they are approved.
+fn report_observed(gw: &Arc<Gateway>, server: &str, tools: Vec<registry_api::ToolDefinition>) {
+    let (registry, server) = (gw.registry.clone(), server.to_owned());
+    tokio::spawn(async move {
+        let names: Vec<String> = tools.iter().map(|t| t.name.clone()).collect();
+        match registry.report_observed_tools(&server, tools).await {
+            Ok(_) => {
+                tracing::info!(%server, tools = ?names, "reported changed tool definitions to the registry for review")
+            }
+            Err(e) => {
+                tracing::warn!(%server, tools = ?names, error = %e, "could not report changed tool definitions to the registry")
+            }
+        }
+    });
 }
 
 /// Owns the audit record of one `tools/call` until it is written. Dropped unwritten (the client

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use catalog::{ServerAccess, ToolAccess, decide_tool};
 use policy::{
-    Action, Engine, NamedPolicy, Principal, Request, SERVICES_READ_ONLY, ServerFacts, ToolFacts,
-    compile_server, validate_platform,
+    Action, Approval, Engine, NamedPolicy, Principal, Request, SERVICES_READ_ONLY, ServerFacts,
+    ToolFacts, compile_server, validate_platform,
 };
 use serde_json::json;
 
@@ -32,6 +32,7 @@ fn facts(i: usize) -> ServerFacts {
             input_schema: Some(
                 json!({"type": "object", "properties": {"table": {"type": "string"}}}),
             ),
+            approved: true,
         })
         .collect();
     ServerFacts {
@@ -59,6 +60,7 @@ fn facts(i: usize) -> ServerFacts {
                unless {{ principal in Mcp::Group::"{}" }};"#,
             group(3)
         ),
+        approval: Approval::approved(),
     }
 }
 

@@ -26,6 +26,8 @@ pub struct ToolFacts {
     pub policy: Option<NamedPolicy>,
     /// The tool's JSON Schema, which types the arguments policies may test.
     pub input_schema: Option<Value>,
+    /// Whether the tool's current definition is the one its last review approved.
+    pub approved: bool,
 }
 
 /// What the policies need to know about one server.
@@ -39,6 +41,28 @@ pub struct ServerFacts {
     pub tools: Vec<ToolFacts>,
     /// The server's own Cedar policies (may be empty).
     pub policies: String,
+    /// Whether it, and which of its tools, production surfaces may reach.
+    pub approval: Approval,
+}
+
+/// What production-approval gating needs: whether the server is approved for production, who
+/// owns it, and which surfaces count as development (where owners reach what is not approved).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Approval {
+    pub approved: bool,
+    pub owner_users: Vec<String>,
+    pub owner_groups: Vec<String>,
+    pub dev_surfaces: Vec<String>,
+}
+
+impl Approval {
+    /// An approved server (with every tool approved, nothing is gated).
+    pub fn approved() -> Approval {
+        Approval {
+            approved: true,
+            ..Approval::default()
+        }
+    }
 }
 
 /// One thing wrong with a policy, named by its id.
@@ -107,6 +131,16 @@ pub fn compile_server(facts: &ServerFacts) -> Result<Vec<Policy>, Vec<Problem>> 
             format!(
                 "forbid(principal, action, resource in {server}) unless {{ {} }};",
                 membership(&facts.allowed_groups)
+            ),
+            &mut problems,
+        );
+    }
+    if !facts.approval.approved || facts.tools.iter().any(|t| !t.approved) {
+        add(
+            format!("{s}/production-approval"),
+            format!(
+                "forbid(principal, action, resource in {server}) unless {{ resource.approved || {} }};",
+                owners_on_dev_surfaces(&facts.approval)
             ),
             &mut problems,
         );
@@ -261,6 +295,40 @@ fn membership(groups: &[String]) -> String {
         .map(|g| format!("principal in Mcp::Group::{}", quote(g)))
         .collect::<Vec<_>>()
         .join(" || ")
+}
+
+/// The condition "an owner calling from a development surface", or `false` when nobody could be.
+fn owners_on_dev_surfaces(approval: &Approval) -> String {
+    let set = |items: Vec<String>| format!("[{}]", items.join(", "));
+    let mut owners: Vec<String> = Vec::new();
+    if !approval.owner_groups.is_empty() {
+        owners.push(format!(
+            "principal in {}",
+            set(approval
+                .owner_groups
+                .iter()
+                .map(|g| format!("Mcp::Group::{}", quote(g)))
+                .collect())
+        ));
+    }
+    if !approval.owner_users.is_empty() {
+        owners.push(format!(
+            "principal in {}",
+            set(approval
+                .owner_users
+                .iter()
+                .map(|u| format!("Mcp::User::{}", quote(u)))
+                .collect())
+        ));
+    }
+    if owners.is_empty() || approval.dev_surfaces.is_empty() {
+        return "false".into();
+    }
+    format!(
+        "({}.contains(context.surface) && ({}))",
+        set(approval.dev_surfaces.iter().map(|d| quote(d)).collect()),
+        owners.join(" || ")
+    )
 }
 
 /// A Cedar string literal.

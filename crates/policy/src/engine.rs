@@ -259,6 +259,10 @@ impl Engine {
                 ("name".into(), text(&facts.name)),
                 ("environment".into(), text(&facts.environment)),
                 ("owner_team".into(), text(&facts.owner_team)),
+                (
+                    "approved".into(),
+                    RestrictedExpression::new_bool(facts.approval.approved),
+                ),
             ]),
             HashSet::new(),
         )
@@ -282,6 +286,12 @@ impl Engine {
                         (
                             "policy".into(),
                             text(tool.policy.as_ref().map_or("", |p| p.name.as_str())),
+                        ),
+                        (
+                            "approved".into(),
+                            RestrictedExpression::new_bool(
+                                facts.approval.approved && tool.approved,
+                            ),
                         ),
                     ]),
                     HashSet::from([server_uid.clone()]),

@@ -21,7 +21,7 @@ mod schema;
 
 pub use cedar_policy::Policy;
 pub use compile::{
-    NamedPolicy, Problem, ServerFacts, ToolFacts, compile_server, validate_platform,
+    Approval, NamedPolicy, Problem, ServerFacts, ToolFacts, compile_server, validate_platform,
 };
 pub use engine::{Action, Engine, Principal, Request, Verdict, WhoCan};
 pub use schema::SCHEMA;

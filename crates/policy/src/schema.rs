@@ -20,6 +20,7 @@ namespace Mcp {
     name: String,
     environment: String,
     owner_team: String,
+    approved: Bool,
   };
   entity Tool in [Server] = {
     name: String,
@@ -28,6 +29,7 @@ namespace Mcp {
     read_only: Bool,
     sensitivity: String,
     policy: String,
+    approved: Bool,
   };
   type Args = ARGS;
   type Context = {

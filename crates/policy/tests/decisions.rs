@@ -3,8 +3,8 @@
 //! validation that reports every problem.
 
 use policy::{
-    Action, Engine, NamedPolicy, Principal, Request, SERVICES_READ_ONLY, ServerFacts, ToolFacts,
-    compile_server, validate_platform,
+    Action, Approval, Engine, NamedPolicy, Principal, Request, SERVICES_READ_ONLY, ServerFacts,
+    ToolFacts, compile_server, validate_platform,
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -36,6 +36,7 @@ fn tool(name: &str, read_only: bool, policy: Option<(&str, &[&str])>, schema: Va
             groups: g.iter().map(|s| s.to_string()).collect(),
         }),
         input_schema: Some(schema),
+        approved: true,
     }
 }
 
@@ -61,6 +62,7 @@ fn presto() -> ServerFacts {
             ),
         ],
         policies: PRESTO_POLICIES.into(),
+        approval: Approval::approved(),
     }
 }
 
@@ -72,6 +74,7 @@ fn scratch() -> ServerFacts {
         allowed_groups: vec![],
         tools: vec![tool("echo", true, None, json!({"type": "object"}))],
         policies: String::new(),
+        approval: Approval::approved(),
     }
 }
 

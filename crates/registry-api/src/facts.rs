@@ -1,12 +1,13 @@
 //! What the policy engine needs to know about a registered server, read from its registry view.
 
-use policy::{Engine, NamedPolicy, Problem, SERVICES_READ_ONLY, ServerFacts, ToolFacts};
+use policy::{Approval, Engine, NamedPolicy, Problem, SERVICES_READ_ONLY, ServerFacts, ToolFacts};
 
-use crate::ServerView;
+use crate::{PlatformPolicies, ServerView};
 
 /// The policy facts of `server`: its gating, its tools (read-only as their `readOnlyHint` says,
-/// their named policies and input schemas) and its own Cedar policies.
-pub fn policy_facts(server: &ServerView) -> ServerFacts {
+/// their named policies and input schemas, whether they are approved), its own Cedar policies,
+/// and its production approval with `dev_surfaces` the surfaces where owners reach it before.
+pub fn policy_facts(server: &ServerView, dev_surfaces: &[String]) -> ServerFacts {
     ServerFacts {
         name: server.name.clone(),
         environment: server.environment.clone(),
@@ -30,30 +31,37 @@ pub fn policy_facts(server: &ServerView) -> ServerFacts {
                     groups: p.groups.clone(),
                 }),
                 input_schema: Some(tool.definition.input_schema.clone()),
+                approved: tool.approved,
             })
             .collect(),
         policies: server.policies.clone(),
+        approval: Approval {
+            approved: server.approved,
+            owner_users: server.owner_users.clone(),
+            owner_groups: server.owner_groups.clone(),
+            dev_surfaces: dev_surfaces.to_vec(),
+        },
     }
 }
 
 /// A server left out of the engine, with why: `(name, problems)`.
 pub type Excluded = (String, String);
 
-/// The policy engine over `servers`: the built-in platform policies, then `platform` (which must
-/// be valid), then each server's slice. Servers whose policies do not compile are left out, so
-/// every decision about them is a denial; they are returned with their problems.
+/// The policy engine over `servers`: the built-in platform policies, then `platform`'s (which
+/// must be valid), then each server's slice. Servers whose policies do not compile are left out,
+/// so every decision about them is a denial; they are returned with their problems.
 pub fn build_engine(
-    platform: &str,
+    platform: &PlatformPolicies,
     servers: &[ServerView],
 ) -> Result<(Engine, Vec<Excluded>), Vec<Problem>> {
     let mut policies = policy::validate_platform(SERVICES_READ_ONLY)?;
-    if !platform.trim().is_empty() {
-        policies.extend(policy::validate_platform(platform)?);
+    if !platform.policies.trim().is_empty() {
+        policies.extend(policy::validate_platform(&platform.policies)?);
     }
     let mut engine = Engine::new(policies);
     let mut broken = Vec::new();
     for server in servers {
-        let facts = policy_facts(server);
+        let facts = policy_facts(server, &platform.dev_surfaces);
         let loaded = policy::compile_server(&facts)
             .map_err(|problems| {
                 problems

@@ -3,9 +3,14 @@
 //! ever added, never renamed or removed.
 
 mod facts;
+mod governance;
 
 use catalog::Manifest;
 pub use facts::{Excluded, build_engine, policy_facts};
+pub use governance::{
+    ChangeList, ChangeRecord, DecideReview, Review, ReviewFinding, ReviewKind, ReviewList,
+    ReviewScope, ReviewState, RoundPlan, Team, TeamList, access_digest, merge_observed, plan_round,
+};
 use serde::{Deserialize, Serialize};
 
 /// `POST /v1/servers`: register a server, or update it when the name is already known.
@@ -57,6 +62,9 @@ impl RegisterServer {
             owner_team: s.owner_team.clone(),
             support_channel: s.support_channel.clone(),
             version: s.version.clone(),
+            docs_url: s.docs_url.clone(),
+            data_classification: s.data_classification.as_str().to_owned(),
+            sensitivity: s.sensitivity.as_str().to_owned(),
             endpoint: self.endpoint.clone(),
             environment: self.environment.clone(),
             allowed_groups: self.manifest.access.allowed_groups.clone(),
@@ -65,6 +73,10 @@ impl RegisterServer {
             updated_at_ms: 0,
             tools: self.tool_views(),
             policies: self.policies.clone(),
+            revision: 0,
+            approved: false,
+            owner_users: Vec::new(),
+            owner_groups: Vec::new(),
         }
     }
 }
@@ -100,6 +112,14 @@ impl ToolDefinition {
     }
 }
 
+/// `POST /v1/servers/{name}/observed-tools`: tool definitions a server was seen serving (by
+/// the gateway relaying its `tools/list`) that differ from the registry's record or are not in
+/// it. The registry records them, which opens their review; until approved they are withheld.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ObservedTools {
+    pub tools: Vec<ToolDefinition>,
+}
+
 /// A named policy as the registry resolved it from the manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyView {
@@ -122,6 +142,13 @@ pub struct ToolView {
     /// What the automated GenAI checks found in the definition.
     #[serde(default)]
     pub findings: Vec<FindingView>,
+    /// The hash of the definition the last completed review approved, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_hash: Option<String>,
+    /// Whether the current definition is the approved one (and so may be served to production
+    /// surfaces once the server is approved).
+    #[serde(default)]
+    pub approved: bool,
 }
 
 /// One automated finding on a tool definition.
@@ -154,7 +181,16 @@ impl ToolView {
             minutes_saved,
             sensitivity,
             policy,
+            approved_hash: None,
+            approved: false,
         }
+    }
+
+    /// The tool with the hash of its approved definition.
+    pub fn with_approved_hash(mut self, approved_hash: Option<String>) -> ToolView {
+        self.approved = approved_hash.as_deref() == Some(self.definition_hash.as_str());
+        self.approved_hash = approved_hash;
+        self
     }
 }
 
@@ -168,6 +204,14 @@ pub struct ServerView {
     pub owner_team: String,
     pub support_channel: String,
     pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docs_url: Option<String>,
+    /// `public`, `internal`, `confidential` or `restricted`.
+    #[serde(default = "default_classification")]
+    pub data_classification: String,
+    /// The server's sensitivity tier: `low`, `medium` or `high`.
+    #[serde(default = "default_sensitivity")]
+    pub sensitivity: String,
     pub endpoint: String,
     pub environment: String,
     /// Empty means every authenticated caller may use the server.
@@ -179,6 +223,35 @@ pub struct ServerView {
     /// The server's own Cedar policies.
     #[serde(default)]
     pub policies: String,
+    /// Bumped by every registration that changes what the server is or serves.
+    #[serde(default)]
+    pub revision: i64,
+    /// Approved for production: every review the server's access and data handling needs is
+    /// approved. Production surfaces reach only approved servers, and only their approved tools.
+    #[serde(default)]
+    pub approved: bool,
+    /// The owner team's owners (users), who may use the server from development surfaces
+    /// before it is approved.
+    #[serde(default)]
+    pub owner_users: Vec<String>,
+    /// The owner team's member groups, likewise.
+    #[serde(default)]
+    pub owner_groups: Vec<String>,
+}
+
+fn default_classification() -> String {
+    "internal".to_owned()
+}
+
+fn default_sensitivity() -> String {
+    "low".to_owned()
+}
+
+impl ServerView {
+    /// Whether `who` belongs to the server's owner team (an owner, or in a member group).
+    pub fn is_owned_by(&self, who: &catalog::Principal) -> bool {
+        self.owner_users.contains(&who.user) || who.in_any(&self.owner_groups)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -368,7 +441,18 @@ pub struct WhoCan {
 }
 
 /// `GET /v1/policies/platform`: the policies that apply to every server.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PlatformPolicies {
     pub policies: String,
+    /// The surfaces that count as development: owners reach servers and tools that are not yet
+    /// approved for production only from these.
+    #[serde(default)]
+    pub dev_surfaces: Vec<String>,
+}
+
+/// `GET /v1/catalog/version`: a fingerprint of the catalog and platform policies that changes
+/// whenever anything the gateway decides with does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatalogVersion {
+    pub version: String,
 }

@@ -4,8 +4,9 @@
 use std::{sync::Arc, time::Duration};
 
 use registry_api::{
-    AccessAnswer, AuditPage, AuditRecord, Discovery, ErrorBody, PlatformPolicies, PolicyAnswer,
-    PolicyQuery, RegisterServer, ServerList, ServerView, WhoCan, WhoCanQuery,
+    AccessAnswer, AuditPage, AuditRecord, CatalogVersion, ChangeList, ChangeRecord, DecideReview,
+    Discovery, ErrorBody, PlatformPolicies, PolicyAnswer, PolicyQuery, RegisterServer, Review,
+    ReviewList, ServerList, ServerView, Team, TeamList, WhoCan, WhoCanQuery,
 };
 use serde::de::DeserializeOwned;
 
@@ -94,17 +95,102 @@ impl RegistryClient {
             .await
     }
 
-    /// The Cedar policies that apply to every server.
-    pub async fn platform_policies(&self) -> Result<String, ClientError> {
-        let body: PlatformPolicies = self
-            .send(self.http.get(self.url("/v1/policies/platform")))
+    /// The Cedar policies that apply to every server, and the development surfaces.
+    pub async fn platform_policies(&self) -> Result<PlatformPolicies, ClientError> {
+        self.send(self.http.get(self.url("/v1/policies/platform")))
+            .await
+    }
+
+    /// A fingerprint of the catalog and platform policies, cheap to poll.
+    pub async fn catalog_version(&self) -> Result<String, ClientError> {
+        let body: CatalogVersion = self
+            .send(self.http.get(self.url("/v1/catalog/version")))
             .await?;
-        Ok(body.policies)
+        Ok(body.version)
     }
 
     pub async fn get_server(&self, name: &str) -> Result<ServerView, ClientError> {
-        self.send(self.http.get(self.url(&format!("/v1/servers/{name}"))))
+        self.send(self.http.get(self.path(&["v1", "servers", name])?))
             .await
+    }
+
+    /// Reports definitions the server was seen serving that differ from the registry's record.
+    pub async fn report_observed_tools(
+        &self,
+        server: &str,
+        tools: Vec<registry_api::ToolDefinition>,
+    ) -> Result<ServerView, ClientError> {
+        let request = self
+            .http
+            .post(self.path(&["v1", "servers", server, "observed-tools"])?);
+        self.send(request.json(&registry_api::ObservedTools { tools }))
+            .await
+    }
+
+    pub async fn put_team(&self, team: &Team) -> Result<Team, ClientError> {
+        let request = self.http.put(self.path(&["v1", "teams", &team.name])?);
+        self.send(request.json(team)).await
+    }
+
+    pub async fn list_teams(&self) -> Result<Vec<Team>, ClientError> {
+        let list: TeamList = self.send(self.http.get(self.url("/v1/teams"))).await?;
+        Ok(list.teams)
+    }
+
+    /// Reviews, newest first, optionally of one server and in one state (`pending`, ...).
+    pub async fn list_reviews(
+        &self,
+        server: Option<&str>,
+        state: Option<&str>,
+    ) -> Result<Vec<Review>, ClientError> {
+        let mut query = vec![("limit", "1000")];
+        if let Some(s) = server {
+            query.push(("server", s));
+        }
+        if let Some(s) = state {
+            query.push(("state", s));
+        }
+        let list: ReviewList = self
+            .send(self.http.get(self.url("/v1/reviews")).query(&query))
+            .await?;
+        Ok(list.reviews)
+    }
+
+    pub async fn get_review(&self, id: &str) -> Result<Review, ClientError> {
+        self.send(self.http.get(self.path(&["v1", "reviews", id])?))
+            .await
+    }
+
+    /// Approves (or rejects) review `id` with a comment.
+    pub async fn decide_review(
+        &self,
+        id: &str,
+        approve: bool,
+        comment: &str,
+    ) -> Result<Review, ClientError> {
+        let verb = if approve { "approve" } else { "reject" };
+        let request = self.http.post(self.path(&["v1", "reviews", id, verb])?);
+        self.send(request.json(&DecideReview {
+            comment: comment.to_owned(),
+        }))
+        .await
+    }
+
+    /// Catalog changes, newest first, optionally about one subject (`server:<name>`, ...).
+    pub async fn changes(
+        &self,
+        subject: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ChangeRecord>, ClientError> {
+        let limit = limit.to_string();
+        let mut query = vec![("limit", limit.as_str())];
+        if let Some(s) = subject {
+            query.push(("subject", s));
+        }
+        let list: ChangeList = self
+            .send(self.http.get(self.url("/v1/changes")).query(&query))
+            .await?;
+        Ok(list.changes)
     }
 
     pub async fn access(
@@ -164,6 +250,20 @@ impl RegistryClient {
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The URL of `segments` under the base, each percent-encoded, so a name can never step
+    /// outside its place in the path.
+    fn path(&self, segments: &[&str]) -> Result<reqwest::Url, ClientError> {
+        let mut url = reqwest::Url::parse(&self.base)
+            .map_err(|e| ClientError::Transport(format!("registry URL {:?}: {e}", self.base)))?;
+        url.path_segments_mut()
+            .map_err(|()| {
+                ClientError::Transport(format!("registry URL {:?} cannot take a path", self.base))
+            })?
+            .pop_if_empty()
+            .extend(segments);
+        Ok(url)
     }
 
     fn authorized(

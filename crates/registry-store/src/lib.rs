@@ -4,7 +4,9 @@
 mod sql;
 
 use async_trait::async_trait;
-use registry_api::{AuditRecord, RegisterServer, ServerView};
+use registry_api::{
+    AuditRecord, ChangeRecord, RegisterServer, Review, ReviewState, ServerView, Team,
+};
 
 pub use sql::SqlStore;
 
@@ -18,6 +20,26 @@ pub enum StoreError {
     Unavailable(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The request contradicts what is stored (an unknown owner team, say).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Which reviews to read, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ReviewFilter {
+    pub server: Option<String>,
+    pub state: Option<ReviewState>,
+    pub limit: u32,
+}
+
+/// Which catalog changes to read, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeFilter {
+    /// `server:<name>`, `team:<name>` or `review:<id>`; a server's subject also matches its
+    /// reviews.
+    pub subject: Option<String>,
+    pub limit: u32,
 }
 
 /// Which audit records to read, newest first.
@@ -30,20 +52,47 @@ pub struct AuditFilter {
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Registers a server, or replaces its metadata and tools when it exists.
+    /// Registers a server, or replaces its metadata and tools when it exists, in one
+    /// transaction with what follows from it: the review round [`registry_api::plan_round`]
+    /// asks for (superseding undecided reviews), the loss of production approval when the
+    /// round is a server round, and a change record by `actor`. Approved tool hashes carry over
+    /// by tool name. The owner team must exist.
     async fn upsert_server(
         &self,
         registration: &RegisterServer,
+        actor: &str,
         now_ms: i64,
     ) -> Result<ServerView, StoreError>;
     async fn list_servers(&self) -> Result<Vec<ServerView>, StoreError>;
     async fn get_server(&self, name: &str) -> Result<ServerView, StoreError>;
+    /// The server's registration as last stored: manifest, endpoint, environment, policies, and
+    /// the tool definitions on record.
+    async fn get_registration(&self, name: &str) -> Result<RegisterServer, StoreError>;
     /// Appends an audit record durably. Writing the same id twice stores it once.
     async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
-    /// A cheap fingerprint of the catalog (how many servers, and when each last changed): it
-    /// differs whenever a server is registered or re-registered, by any registry replica.
+    /// A cheap fingerprint of the catalog (how many servers and teams, and when each last
+    /// changed): it differs whenever a server is registered, changed or approved, or a team
+    /// changes, by any registry replica.
     async fn catalog_version(&self) -> Result<String, StoreError>;
+    /// Creates or replaces a team (owners, member groups, support channel).
+    async fn put_team(&self, team: &Team, actor: &str, now_ms: i64) -> Result<Team, StoreError>;
+    async fn list_teams(&self) -> Result<Vec<Team>, StoreError>;
+    async fn get_team(&self, name: &str) -> Result<Team, StoreError>;
+    async fn list_reviews(&self, filter: &ReviewFilter) -> Result<Vec<Review>, StoreError>;
+    async fn get_review(&self, id: &str) -> Result<Review, StoreError>;
+    /// Approves or rejects a pending review (a decided one is a conflict). When the approval
+    /// completes its round, the round's tool definitions are pinned as approved and, for a
+    /// server round, the server becomes approved for production; all in one transaction.
+    async fn decide_review(
+        &self,
+        id: &str,
+        approve: bool,
+        actor: &str,
+        comment: &str,
+        now_ms: i64,
+    ) -> Result<Review, StoreError>;
+    async fn list_changes(&self, filter: &ChangeFilter) -> Result<Vec<ChangeRecord>, StoreError>;
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -2,24 +2,46 @@
 //! that an acknowledged audit record or registration survives a crash) or PostgreSQL, with the
 //! same queries.
 
-use std::path::Path;
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::Path,
+};
 
 use async_trait::async_trait;
 use registry_api::{
-    AuditRecord, Outcome, PolicyView, RegisterServer, ServerView, ToolDefinition, ToolView,
+    AuditRecord, ChangeRecord, Outcome, PolicyView, RegisterServer, Review, ReviewFinding,
+    ReviewKind, ReviewScope, ReviewState, ServerView, Team, ToolDefinition, ToolView,
 };
 use sqlx::{
-    AnyPool, Row,
+    AnyConnection, AnyPool, Row,
     any::{AnyPoolOptions, AnyRow},
 };
 
-use crate::{AuditFilter, Store, StoreError};
+use crate::{AuditFilter, ChangeFilter, ReviewFilter, Store, StoreError};
 
-/// The server columns, as a macro so queries built from it stay `&'static str`.
+/// The server columns, with the owner team's owners, as a macro so queries built from it stay
+/// `&'static str`.
 macro_rules! server_columns {
     () => {
-        "SELECT name, title, description, owner_team, support_channel, version, endpoint,
-         environment, allowed_groups, status, registered_at_ms, updated_at_ms, policies FROM servers"
+        "SELECT s.name, s.title, s.description, s.owner_team, s.support_channel, s.version,
+         s.endpoint, s.environment, s.allowed_groups, s.status, s.registered_at_ms,
+         s.updated_at_ms, s.policies, s.docs_url, s.data_classification, s.sensitivity,
+         s.revision, s.approved, t.owners AS team_owners, t.member_groups AS team_groups
+         FROM servers s LEFT JOIN teams t ON t.name = s.owner_team"
+    };
+}
+
+macro_rules! tool_columns {
+    () => {
+        "SELECT server, definition, minutes_saved, sensitivity, policy_name, policy_groups,
+         approved_hash FROM tools"
+    };
+}
+
+macro_rules! review_columns {
+    () => {
+        "SELECT id, server, round, scope, kind, state, reason, tools, findings, opened_at_ms,
+         decided_by, decided_at_ms, comment FROM reviews"
     };
 }
 
@@ -79,17 +101,82 @@ impl SqlStore {
         Ok(SqlStore { pool })
     }
 
-    async fn tools_of(&self, server: &str) -> Result<Vec<ToolView>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT definition, minutes_saved, sensitivity, policy_name, policy_groups
-             FROM tools WHERE server = $1 ORDER BY position",
-        )
-        .bind(server)
-        .fetch_all(&self.pool)
+    /// The server named `name` with its tools, read on `conn` (inside a transaction, when the
+    /// caller holds one).
+    async fn read_server(
+        conn: &mut AnyConnection,
+        name: &str,
+    ) -> Result<Option<ServerView>, StoreError> {
+        let Some(row) = sqlx::query(concat!(server_columns!(), " WHERE s.name = $1"))
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        let mut server = server_from_row(&row)?;
+        let rows = sqlx::query(concat!(
+            tool_columns!(),
+            " WHERE server = $1 ORDER BY position"
+        ))
+        .bind(name)
+        .fetch_all(&mut *conn)
         .await
         .map_err(unavailable)?;
-        rows.iter().map(tool_from_row).collect()
+        server.tools = rows.iter().map(tool_from_row).collect::<Result<_, _>>()?;
+        Ok(Some(server))
     }
+
+    /// Locks the server's row until the transaction ends (PostgreSQL; SQLite serializes writers),
+    /// so concurrent registrations and review decisions on one server apply one after another.
+    async fn lock_server(conn: &mut AnyConnection, name: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE servers SET revision = revision WHERE name = $1")
+            .bind(name)
+            .execute(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+/// Appends a change record inside the caller's transaction.
+async fn record_change(
+    conn: &mut AnyConnection,
+    now_ms: i64,
+    actor: &str,
+    subject: &str,
+    action: &str,
+    detail: serde_json::Value,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO changes (time_ms, actor, subject, action, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(now_ms)
+    .bind(actor)
+    .bind(subject)
+    .bind(action)
+    .bind(json(&detail))
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+/// The parts of a server that a registration sets, for telling whether it changed anything.
+fn registered_content(server: &ServerView) -> ServerView {
+    let mut s = server.clone();
+    s.registered_at_ms = 0;
+    s.updated_at_ms = 0;
+    s.revision = 0;
+    s.approved = false;
+    s.owner_users.clear();
+    s.owner_groups.clear();
+    for t in &mut s.tools {
+        t.approved_hash = None;
+        t.approved = false;
+    }
+    s
 }
 
 #[async_trait]
@@ -97,23 +184,75 @@ impl Store for SqlStore {
     async fn upsert_server(
         &self,
         reg: &RegisterServer,
+        actor: &str,
         now_ms: i64,
     ) -> Result<ServerView, StoreError> {
         let m = &reg.manifest;
+        let name = &m.server.name;
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        Self::lock_server(&mut tx, name).await?;
+        let team = sqlx::query("SELECT owners, member_groups FROM teams WHERE name = $1")
+            .bind(&m.server.owner_team)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        let Some(team) = team else {
+            return Err(StoreError::Invalid(format!(
+                "server.owner_team: team {:?} is not registered; create it first (PUT /v1/teams/{})",
+                m.server.owner_team, m.server.owner_team
+            )));
+        };
+        let previous = Self::read_server(&mut tx, name).await?;
+        let mut next = reg.preview();
+        next.owner_users = parse_json(team.get("owners"))?;
+        next.owner_groups = parse_json(team.get("member_groups"))?;
+        next.approved = previous.as_ref().is_some_and(|p| p.approved);
+        next.tools = next
+            .tools
+            .into_iter()
+            .map(|t| {
+                let approved = previous.as_ref().and_then(|p| {
+                    p.tools
+                        .iter()
+                        .find(|old| old.definition.name == t.definition.name)
+                        .and_then(|old| old.approved_hash.clone())
+                });
+                t.with_approved_hash(approved)
+            })
+            .collect();
+        let changed = previous
+            .as_ref()
+            .is_none_or(|p| registered_content(p) != registered_content(&next));
+        if !changed {
+            // Nothing new: no revision, no change record, no reviews.
+            tx.commit().await.map_err(unavailable)?;
+            return Ok(previous.expect("an unchanged server exists"));
+        }
+        let plan = registry_api::plan_round(previous.as_ref(), &next);
+        let revision = previous.as_ref().map_or(1, |p| p.revision + 1);
+        if plan
+            .as_ref()
+            .is_some_and(|p| p.scope == ReviewScope::Server)
+        {
+            next.approved = false;
+        }
         sqlx::query(
             "INSERT INTO servers (name, title, description, owner_team, support_channel, version, endpoint,
-                                  environment, allowed_groups, manifest, status, registered_at_ms, updated_at_ms, policies)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $11, $12)
+                                  environment, allowed_groups, manifest, status, registered_at_ms, updated_at_ms,
+                                  policies, docs_url, data_classification, sensitivity, revision, approved)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'active', $11, $11, $12, $13, $14, $15, $16, $17)
              ON CONFLICT (name) DO UPDATE SET
                 title = excluded.title, description = excluded.description, owner_team = excluded.owner_team,
                 support_channel = excluded.support_channel, version = excluded.version,
                 endpoint = excluded.endpoint, environment = excluded.environment,
                 allowed_groups = excluded.allowed_groups, manifest = excluded.manifest,
                 status = excluded.status, updated_at_ms = excluded.updated_at_ms,
-                policies = excluded.policies",
+                policies = excluded.policies, docs_url = excluded.docs_url,
+                data_classification = excluded.data_classification,
+                sensitivity = excluded.sensitivity, revision = excluded.revision,
+                approved = excluded.approved",
         )
-        .bind(&m.server.name)
+        .bind(name)
         .bind(&m.server.title)
         .bind(&m.server.description)
         .bind(&m.server.owner_team)
@@ -125,20 +264,26 @@ impl Store for SqlStore {
         .bind(json(m))
         .bind(now_ms)
         .bind(&reg.policies)
+        .bind(&next.docs_url)
+        .bind(&next.data_classification)
+        .bind(&next.sensitivity)
+        .bind(revision)
+        .bind(i64::from(next.approved))
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?;
         sqlx::query("DELETE FROM tools WHERE server = $1")
-            .bind(&m.server.name)
+            .bind(name)
             .execute(&mut *tx)
             .await
             .map_err(unavailable)?;
-        for (position, tool) in reg.tool_views().iter().enumerate() {
+        for (position, tool) in next.tools.iter().enumerate() {
             sqlx::query(
-                "INSERT INTO tools (server, name, position, definition, minutes_saved, sensitivity, policy_name, policy_groups)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO tools (server, name, position, definition, minutes_saved, sensitivity, policy_name,
+                                    policy_groups, definition_hash, approved_hash)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
-            .bind(&m.server.name)
+            .bind(name)
             .bind(&tool.definition.name)
             .bind(position as i64)
             .bind(json(&tool.definition))
@@ -146,6 +291,8 @@ impl Store for SqlStore {
             .bind(&tool.sensitivity)
             .bind(tool.policy.as_ref().map(|p| p.name.as_str()))
             .bind(tool.policy.as_ref().map(|p| json(&p.groups)))
+            .bind(&tool.definition_hash)
+            .bind(&tool.approved_hash)
             .execute(&mut *tx)
             .await
             .map_err(|e| match e {
@@ -155,34 +302,409 @@ impl Store for SqlStore {
                 e => unavailable(e),
             })?;
         }
+        let subject = format!("server:{name}");
+        let action = if previous.is_some() {
+            "server.updated"
+        } else {
+            "server.registered"
+        };
+        record_change(
+            &mut tx,
+            now_ms,
+            actor,
+            &subject,
+            action,
+            serde_json::json!({
+                "revision": revision,
+                "endpoint": reg.endpoint,
+                "environment": reg.environment,
+                "tools": next.tools.iter().map(|t| (&t.definition.name, &t.definition_hash)).collect::<BTreeMap<_, _>>(),
+            }),
+        )
+        .await?;
+        let tools_changed = previous.as_ref().is_some_and(|p| {
+            p.tools.len() != next.tools.len()
+                || p.tools.iter().zip(&next.tools).any(|(a, b)| {
+                    a.definition.name != b.definition.name || a.definition_hash != b.definition_hash
+                })
+        });
+        if plan.is_some() || tools_changed {
+            let superseded = sqlx::query(
+                "UPDATE reviews SET state = 'superseded', decided_at_ms = $2
+                 WHERE server = $1 AND state = 'pending'",
+            )
+            .bind(name)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .rows_affected();
+            if superseded > 0 {
+                record_change(
+                    &mut tx,
+                    now_ms,
+                    actor,
+                    &subject,
+                    "review.superseded",
+                    serde_json::json!({ "reviews": superseded, "by_revision": revision }),
+                )
+                .await?;
+            }
+        }
+        if let Some(plan) = plan {
+            if plan.scope == ReviewScope::Server && previous.as_ref().is_some_and(|p| p.approved) {
+                record_change(
+                    &mut tx,
+                    now_ms,
+                    actor,
+                    &subject,
+                    "server.approval_revoked",
+                    serde_json::json!({ "reason": plan.reason }),
+                )
+                .await?;
+            }
+            let findings: Vec<ReviewFinding> = next
+                .tools
+                .iter()
+                .filter(|t| plan.tools.contains_key(&t.definition.name))
+                .flat_map(|t| {
+                    t.findings.iter().map(|f| ReviewFinding {
+                        tool: t.definition.name.clone(),
+                        code: f.code.clone(),
+                        message: f.message.clone(),
+                    })
+                })
+                .collect();
+            for kind in &plan.kinds {
+                let id = format!("{name}.{revision}.{}", kind.as_str());
+                let kind_findings: &[ReviewFinding] = if *kind == ReviewKind::Genai {
+                    &findings
+                } else {
+                    &[]
+                };
+                sqlx::query(
+                    "INSERT INTO reviews (id, server, round, scope, kind, state, reason, tools, findings, opened_at_ms)
+                     VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9)",
+                )
+                .bind(&id)
+                .bind(name)
+                .bind(revision)
+                .bind(plan.scope.as_str())
+                .bind(kind.as_str())
+                .bind(&plan.reason)
+                .bind(json(&plan.tools))
+                .bind(json(kind_findings))
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+                record_change(
+                    &mut tx,
+                    now_ms,
+                    actor,
+                    &format!("review:{id}"),
+                    "review.opened",
+                    serde_json::json!({ "server": name, "reason": plan.reason, "findings": kind_findings.len() }),
+                )
+                .await?;
+            }
+        }
+        let server = Self::read_server(&mut tx, name)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("server {name}")))?;
         tx.commit().await.map_err(unavailable)?;
-        self.get_server(&m.server.name).await
+        Ok(server)
     }
 
     async fn list_servers(&self) -> Result<Vec<ServerView>, StoreError> {
-        let rows = sqlx::query(concat!(server_columns!(), " ORDER BY name"))
+        let rows = sqlx::query(concat!(server_columns!(), " ORDER BY s.name"))
             .fetch_all(&self.pool)
             .await
             .map_err(unavailable)?;
-        let mut servers = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut server = server_from_row(row)?;
-            server.tools = self.tools_of(&server.name).await?;
-            servers.push(server);
+        let mut servers = rows
+            .iter()
+            .map(server_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        // Every tool in one query rather than one per server.
+        let tool_rows = sqlx::query(concat!(tool_columns!(), " ORDER BY server, position"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        let mut by_server: HashMap<String, Vec<ToolView>> = HashMap::new();
+        for row in &tool_rows {
+            let server: String = row.get("server");
+            by_server
+                .entry(server)
+                .or_default()
+                .push(tool_from_row(row)?);
+        }
+        for server in &mut servers {
+            server.tools = by_server.remove(&server.name).unwrap_or_default();
         }
         Ok(servers)
     }
 
     async fn get_server(&self, name: &str) -> Result<ServerView, StoreError> {
-        let row = sqlx::query(concat!(server_columns!(), " WHERE name = $1"))
+        let mut conn = self.pool.acquire().await.map_err(unavailable)?;
+        Self::read_server(&mut conn, name)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("server {name}")))
+    }
+
+    async fn get_registration(&self, name: &str) -> Result<RegisterServer, StoreError> {
+        let row = sqlx::query(
+            "SELECT manifest, endpoint, environment, policies FROM servers WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| StoreError::NotFound(format!("server {name}")))?;
+        let tools = sqlx::query("SELECT definition FROM tools WHERE server = $1 ORDER BY position")
             .bind(name)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(RegisterServer {
+            manifest: parse_json(row.get("manifest"))?,
+            endpoint: row.get("endpoint"),
+            environment: row.get("environment"),
+            policies: row.get("policies"),
+            tools: tools
+                .iter()
+                .map(|t| parse_json(t.get("definition")))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    async fn put_team(&self, team: &Team, actor: &str, now_ms: i64) -> Result<Team, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        sqlx::query(
+            "INSERT INTO teams (name, title, owners, member_groups, support_channel, created_at_ms, updated_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $6)
+             ON CONFLICT (name) DO UPDATE SET
+                title = excluded.title, owners = excluded.owners, member_groups = excluded.member_groups,
+                support_channel = excluded.support_channel, updated_at_ms = excluded.updated_at_ms",
+        )
+        .bind(&team.name)
+        .bind(&team.title)
+        .bind(json(&team.owners))
+        .bind(json(&team.member_groups))
+        .bind(&team.support_channel)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        record_change(
+            &mut tx,
+            now_ms,
+            actor,
+            &format!("team:{}", team.name),
+            "team.saved",
+            serde_json::json!({
+                "owners": team.owners,
+                "member_groups": team.member_groups,
+                "support_channel": team.support_channel,
+            }),
+        )
+        .await?;
+        tx.commit().await.map_err(unavailable)?;
+        self.get_team(&team.name).await
+    }
+
+    async fn list_teams(&self) -> Result<Vec<Team>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, title, owners, member_groups, support_channel, updated_at_ms FROM teams ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(team_from_row).collect()
+    }
+
+    async fn get_team(&self, name: &str) -> Result<Team, StoreError> {
+        let row = sqlx::query(
+            "SELECT name, title, owners, member_groups, support_channel, updated_at_ms FROM teams WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| StoreError::NotFound(format!("team {name}")))?;
+        team_from_row(&row)
+    }
+
+    async fn list_reviews(&self, filter: &ReviewFilter) -> Result<Vec<Review>, StoreError> {
+        let rows = sqlx::query(concat!(
+            review_columns!(),
+            " WHERE ($1 IS NULL OR server = $1) AND ($2 IS NULL OR state = $2)
+              ORDER BY opened_at_ms DESC, id LIMIT $3"
+        ))
+        .bind(&filter.server)
+        .bind(filter.state.map(ReviewState::as_str))
+        .bind(i64::from(filter.limit.clamp(1, 10_000)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(review_from_row).collect()
+    }
+
+    async fn get_review(&self, id: &str) -> Result<Review, StoreError> {
+        let row = sqlx::query(concat!(review_columns!(), " WHERE id = $1"))
+            .bind(id)
             .fetch_optional(&self.pool)
             .await
             .map_err(unavailable)?
-            .ok_or_else(|| StoreError::NotFound(format!("server {name}")))?;
-        let mut server = server_from_row(&row)?;
-        server.tools = self.tools_of(name).await?;
-        Ok(server)
+            .ok_or_else(|| StoreError::NotFound(format!("review {id}")))?;
+        review_from_row(&row)
+    }
+
+    async fn decide_review(
+        &self,
+        id: &str,
+        approve: bool,
+        actor: &str,
+        comment: &str,
+        now_ms: i64,
+    ) -> Result<Review, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let server = sqlx::query("SELECT server FROM reviews WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| StoreError::NotFound(format!("review {id}")))?
+            .get::<String, _>("server");
+        Self::lock_server(&mut tx, &server).await?;
+        // Read after the lock, so a registration that superseded it meanwhile is seen.
+        let row = sqlx::query(concat!(review_columns!(), " WHERE id = $1"))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        let review = review_from_row(&row)?;
+        if review.state != ReviewState::Pending {
+            return Err(StoreError::Conflict(format!(
+                "review {id} is {} already; only pending reviews can be decided",
+                review.state.as_str()
+            )));
+        }
+        let state = if approve {
+            ReviewState::Approved
+        } else {
+            ReviewState::Rejected
+        };
+        sqlx::query(
+            "UPDATE reviews SET state = $2, decided_by = $3, decided_at_ms = $4, comment = $5 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(state.as_str())
+        .bind(actor)
+        .bind(now_ms)
+        .bind(comment)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        record_change(
+            &mut tx,
+            now_ms,
+            actor,
+            &format!("review:{id}"),
+            &format!("review.{}", state.as_str()),
+            serde_json::json!({ "server": server, "comment": comment }),
+        )
+        .await?;
+        let round = sqlx::query("SELECT state FROM reviews WHERE server = $1 AND round = $2")
+            .bind(&server)
+            .bind(review.round)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        let complete = round
+            .iter()
+            .all(|r| r.get::<String, _>("state") == ReviewState::Approved.as_str());
+        if complete {
+            // Pin exactly the definitions the round reviewed (a tool changed since keeps its old
+            // pin; its change opened a newer round, which superseded this one).
+            for (tool, hash) in &review.tools {
+                sqlx::query(
+                    "UPDATE tools SET approved_hash = $3
+                     WHERE server = $1 AND name = $2 AND definition_hash = $3",
+                )
+                .bind(&server)
+                .bind(tool)
+                .bind(hash)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+            }
+            if review.scope == ReviewScope::Server {
+                sqlx::query("UPDATE servers SET approved = 1 WHERE name = $1")
+                    .bind(&server)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(unavailable)?;
+            }
+            sqlx::query("UPDATE servers SET updated_at_ms = $2 WHERE name = $1")
+                .bind(&server)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(unavailable)?;
+            record_change(
+                &mut tx,
+                now_ms,
+                actor,
+                &format!("server:{server}"),
+                if review.scope == ReviewScope::Server {
+                    "server.approved"
+                } else {
+                    "tools.approved"
+                },
+                serde_json::json!({ "round": review.round, "tools": review.tools }),
+            )
+            .await?;
+        }
+        let row = sqlx::query(concat!(review_columns!(), " WHERE id = $1"))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        let decided = review_from_row(&row)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(decided)
+    }
+
+    async fn list_changes(&self, filter: &ChangeFilter) -> Result<Vec<ChangeRecord>, StoreError> {
+        // A server's history includes its reviews (`review:<server>.<round>.<kind>`).
+        let reviews_of = filter
+            .subject
+            .as_deref()
+            .and_then(|s| s.strip_prefix("server:"))
+            .map(|name| format!("review:{name}.%"));
+        let rows = sqlx::query(
+            "SELECT seq, time_ms, actor, subject, action, detail FROM changes
+             WHERE ($1 IS NULL OR subject = $1 OR subject LIKE $2)
+             ORDER BY seq DESC LIMIT $3",
+        )
+        .bind(&filter.subject)
+        .bind(reviews_of.unwrap_or_default())
+        .bind(i64::from(filter.limit.clamp(1, 10_000)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| {
+                Ok(ChangeRecord {
+                    seq: row.get("seq"),
+                    time_ms: row.get("time_ms"),
+                    actor: row.get("actor"),
+                    subject: row.get("subject"),
+                    action: row.get("action"),
+                    detail: parse_json(row.get("detail"))?,
+                })
+            })
+            .collect()
     }
 
     async fn append_audit(&self, r: &AuditRecord) -> Result<(), StoreError> {
@@ -214,15 +736,22 @@ impl Store for SqlStore {
     async fn catalog_version(&self) -> Result<String, StoreError> {
         // SUM over BIGINT is NUMERIC in PostgreSQL, which the Any driver cannot decode: cast.
         let row = sqlx::query(
-            "SELECT COUNT(*) AS servers, CAST(COALESCE(SUM(updated_at_ms), 0) AS BIGINT) AS changed \
-             FROM servers",
+            "SELECT (SELECT COUNT(*) FROM servers) AS servers,
+                    (SELECT CAST(COALESCE(SUM(updated_at_ms), 0) AS BIGINT) FROM servers) AS changed,
+                    (SELECT COUNT(*) FROM teams) AS teams,
+                    (SELECT CAST(COALESCE(SUM(updated_at_ms), 0) AS BIGINT) FROM teams) AS teams_changed",
         )
         .fetch_one(&self.pool)
         .await
         .map_err(unavailable)?;
-        let servers: i64 = row.try_get("servers").map_err(unavailable)?;
-        let changed: i64 = row.try_get("changed").map_err(unavailable)?;
-        Ok(format!("{servers}:{changed}"))
+        let number = |column: &str| row.try_get::<i64, _>(column).map_err(unavailable);
+        Ok(format!(
+            "{}:{}:{}:{}",
+            number("servers")?,
+            number("changed")?,
+            number("teams")?,
+            number("teams_changed")?
+        ))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -267,6 +796,51 @@ fn server_from_row(row: &AnyRow) -> Result<ServerView, StoreError> {
         updated_at_ms: row.get("updated_at_ms"),
         tools: Vec::new(),
         policies: row.get("policies"),
+        docs_url: row.get("docs_url"),
+        data_classification: row.get("data_classification"),
+        sensitivity: row.get("sensitivity"),
+        revision: row.get("revision"),
+        approved: row.get::<i64, _>("approved") != 0,
+        owner_users: parse_json(
+            &row.get::<Option<String>, _>("team_owners")
+                .unwrap_or_else(|| "[]".into()),
+        )?,
+        owner_groups: parse_json(
+            &row.get::<Option<String>, _>("team_groups")
+                .unwrap_or_else(|| "[]".into()),
+        )?,
+    })
+}
+
+fn team_from_row(row: &AnyRow) -> Result<Team, StoreError> {
+    Ok(Team {
+        name: row.get("name"),
+        title: row.get("title"),
+        owners: parse_json(row.get("owners"))?,
+        member_groups: parse_json(row.get("member_groups"))?,
+        support_channel: row.get("support_channel"),
+        updated_at_ms: row.get("updated_at_ms"),
+    })
+}
+
+fn review_from_row(row: &AnyRow) -> Result<Review, StoreError> {
+    let text = |column: &str| row.get::<String, _>(column);
+    let corrupt =
+        |what: &str, value: String| StoreError::Corrupt(format!("unknown review {what} {value:?}"));
+    Ok(Review {
+        id: text("id"),
+        server: text("server"),
+        round: row.get("round"),
+        scope: ReviewScope::parse(&text("scope")).ok_or_else(|| corrupt("scope", text("scope")))?,
+        kind: ReviewKind::parse(&text("kind")).ok_or_else(|| corrupt("kind", text("kind")))?,
+        state: ReviewState::parse(&text("state")).ok_or_else(|| corrupt("state", text("state")))?,
+        reason: text("reason"),
+        tools: parse_json(row.get("tools"))?,
+        findings: parse_json(row.get("findings"))?,
+        opened_at_ms: row.get("opened_at_ms"),
+        decided_by: row.get("decided_by"),
+        decided_at_ms: row.get("decided_at_ms"),
+        comment: row.get("comment"),
     })
 }
 
@@ -288,7 +862,8 @@ fn tool_from_row(row: &AnyRow) -> Result<ToolView, StoreError> {
         row.get("minutes_saved"),
         row.get("sensitivity"),
         policy,
-    ))
+    )
+    .with_approved_hash(row.get("approved_hash")))
 }
 
 fn audit_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {

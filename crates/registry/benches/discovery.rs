@@ -74,8 +74,36 @@ async fn run() {
             .unwrap(),
     );
     let seeded = Instant::now();
+    for t in 0..40 {
+        let team = registry_api::Team {
+            name: format!("team{t}"),
+            title: None,
+            owners: vec![format!("owner{t}")],
+            member_groups: Vec::new(),
+            support_channel: "#help".into(),
+            updated_at_ms: 0,
+        };
+        store.put_team(&team, "bench", 0).await.unwrap();
+    }
     for i in 0..SERVERS {
-        store.upsert_server(&registration(i), 0).await.unwrap();
+        store
+            .upsert_server(&registration(i), "bench", 0)
+            .await
+            .unwrap();
+    }
+    // Every server passes its reviews, so discovery answers with all of them.
+    let pending = store
+        .list_reviews(&registry_store::ReviewFilter {
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for review in pending {
+        store
+            .decide_review(&review.id, true, "reviewer", "", 0)
+            .await
+            .unwrap();
     }
     println!(
         "seeded {SERVERS} servers x {TOOLS} tools in {:.1} s",
@@ -97,6 +125,7 @@ async fn run() {
         auditor_groups: Vec::new(),
         dev_issuer_jwks: None,
         platform_policies: String::new(),
+        governance: registry::Governance::new(vec!["platform-admins".into()]),
     })
     .await
     .unwrap();

@@ -22,12 +22,31 @@ pub fn router(state: Arc<RegistryState>) -> Router {
         )
         .route("/v1/servers/{name}", get(api::servers::get))
         .route("/v1/servers/{name}/tools", get(api::servers::tools))
+        .route(
+            "/v1/servers/{name}/observed-tools",
+            post(api::servers::observed_tools),
+        )
+        .route(
+            "/v1/servers/{name}/reviews",
+            get(api::governance::server_reviews),
+        )
         .route("/v1/access", get(api::access::check))
         .route("/v1/discovery", get(api::access::discovery))
         .route("/v1/policy/check", get(api::access::policy_check))
         .route("/v1/policy/who-can", get(api::access::who_can))
         .route("/v1/policies/platform", get(api::access::platform_policies))
         .route("/v1/audit", post(api::audit::append).get(api::audit::list))
+        .route("/v1/catalog/version", get(api::access::catalog_version))
+        .route("/v1/teams", get(api::governance::list_teams))
+        .route(
+            "/v1/teams/{name}",
+            get(api::governance::get_team).put(api::governance::put_team),
+        )
+        .route("/v1/reviews", get(api::governance::list_reviews))
+        .route("/v1/reviews/{id}", get(api::governance::get_review))
+        .route("/v1/reviews/{id}/approve", post(api::governance::approve))
+        .route("/v1/reviews/{id}/reject", post(api::governance::reject))
+        .route("/v1/changes", get(api::governance::list_changes))
         .route("/dev-issuer/jwks.json", get(dev_issuer_jwks))
         .with_state(state);
     let store = state_store;

@@ -5,7 +5,7 @@
 mod http;
 mod service;
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use arc_swap::ArcSwap;
 use identity::Verifier;
@@ -29,6 +29,43 @@ pub struct RegistryConfig {
     pub dev_issuer_jwks: Option<serde_json::Value>,
     /// Cedar policies that apply to every server (beyond the built-in ones).
     pub platform_policies: String,
+    pub governance: Governance,
+}
+
+/// Who governs the catalog: who manages teams, who reviews what, and which surfaces are for
+/// development (where owners reach servers and tools not yet approved for production).
+#[derive(Debug, Clone)]
+pub struct Governance {
+    /// Callers in any of these groups may create and change teams.
+    pub admin_groups: Vec<String>,
+    /// Per review kind, the groups whose members may decide it.
+    pub reviewer_groups: BTreeMap<registry_api::ReviewKind, Vec<String>>,
+    pub dev_surfaces: Vec<String>,
+}
+
+impl Governance {
+    /// Teams managed by `admin_groups`; reviews by `security-reviewers`, `privacy-reviewers`
+    /// and `genai-reviewers`; the `dev` surface for development.
+    pub fn new(admin_groups: Vec<String>) -> Governance {
+        use registry_api::ReviewKind;
+        Governance {
+            admin_groups,
+            reviewer_groups: BTreeMap::from([
+                (ReviewKind::Security, vec!["security-reviewers".to_owned()]),
+                (
+                    ReviewKind::LegalPrivacy,
+                    vec!["privacy-reviewers".to_owned()],
+                ),
+                (ReviewKind::Genai, vec!["genai-reviewers".to_owned()]),
+            ]),
+            dev_surfaces: vec!["dev".to_owned()],
+        }
+    }
+
+    /// The groups that may decide reviews of `kind`.
+    pub fn reviewers(&self, kind: registry_api::ReviewKind) -> &[String] {
+        self.reviewer_groups.get(&kind).map_or(&[], Vec::as_slice)
+    }
 }
 
 /// Everything the registry needs at run time.
@@ -38,8 +75,10 @@ pub struct RegistryState {
     pub writer_groups: Vec<String>,
     pub auditor_groups: Vec<String>,
     pub dev_issuer_jwks: Option<serde_json::Value>,
-    /// The platform policies as configured (the built-in ones come first when compiled).
-    pub platform_policies: String,
+    /// The platform policies as configured (the built-in ones come first when compiled), with
+    /// the development surfaces.
+    pub platform: registry_api::PlatformPolicies,
+    pub governance: Governance,
     /// Every registered server and the policy engine over them, rebuilt on each registration
     /// here and whenever the store's catalog changes (another replica registered a server).
     snapshot: ArcSwap<Snapshot>,
@@ -114,7 +153,11 @@ impl RegistryState {
             writer_groups: config.writer_groups,
             auditor_groups: config.auditor_groups,
             dev_issuer_jwks: config.dev_issuer_jwks,
-            platform_policies: config.platform_policies,
+            platform: registry_api::PlatformPolicies {
+                policies: config.platform_policies,
+                dev_surfaces: config.governance.dev_surfaces.clone(),
+            },
+            governance: config.governance,
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             reloading: tokio::sync::Mutex::new(()),
         };
@@ -140,8 +183,8 @@ impl RegistryState {
         // The version is read first: a change racing with the listing is seen again next time.
         let version = self.store.catalog_version().await?;
         let servers = self.store.list_servers().await?;
-        let (engine, broken) = registry_api::build_engine(&self.platform_policies, &servers)
-            .map_err(|problems| {
+        let (engine, broken) =
+            registry_api::build_engine(&self.platform, &servers).map_err(|problems| {
                 anyhow::anyhow!(
                     "the platform policies are invalid: {}",
                     service::describe(&problems)
@@ -157,6 +200,14 @@ impl RegistryState {
             discoveries: Default::default(),
         }));
         Ok(())
+    }
+
+    /// A fingerprint of everything the gateway decides with: the catalog as of the snapshot and
+    /// the platform policies. It changes whenever either does.
+    pub fn catalog_version(&self) -> String {
+        let platform =
+            catalog::json_digest(&serde_json::to_value(&self.platform).unwrap_or_default());
+        format!("{}:{}", self.snapshot.load().version, &platform[..16])
     }
 
     /// Reloads when the store's catalog differs from the snapshot's.

@@ -83,8 +83,9 @@ pub(crate) struct Args {
     /// is withheld until reviewed). `off`: serve whatever servers list.
     #[arg(long, value_enum, default_value_t = Pinning::Enforce, env = "SWITCHBOARD_TOOL_PINNING")]
     tool_pinning: Pinning,
-    /// Seconds between catalog refreshes.
-    #[arg(long, default_value_t = 5)]
+    /// Seconds between checks of the registry's catalog version (the catalog itself is re-read
+    /// only when it changed).
+    #[arg(long, default_value_t = 2)]
     catalog_refresh_secs: u64,
     /// Write `{"url": ...}` here once listening.
     #[arg(long)]
@@ -191,9 +192,5 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
 
 /// Credentials that mint a short-lived service token from the development issuer per request.
 pub(crate) fn dev_service_credentials(key: SigningKey, service: &str) -> Credentials {
-    let key = std::sync::Arc::new(key);
-    let service = service.to_owned();
-    Credentials::Mint(std::sync::Arc::new(move || {
-        dev::mint(&key, &service, vec![dev::SERVICES_GROUP.into()], 300).map_err(|e| e.to_string())
-    }))
+    dev::credentials(key, service, vec![dev::SERVICES_GROUP.into()])
 }

@@ -7,7 +7,7 @@ use registry::{RegistryConfig, RegistryState};
 use registry_store::SqlStore;
 
 use crate::{
-    commands::{DataDir, Trust, read_policies, write_ready},
+    commands::{DataDir, GovernanceArgs, Trust, read_policies, write_ready},
     dev,
 };
 
@@ -34,6 +34,8 @@ pub(crate) struct Args {
     /// Cedar policies that apply to every server (surfaces, environments, bot channels).
     #[arg(long)]
     platform_policies: Option<PathBuf>,
+    #[command(flatten)]
+    governance: GovernanceArgs,
     /// Write `{"url": ...}` here once listening.
     #[arg(long)]
     ready_file: Option<PathBuf>,
@@ -66,6 +68,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         auditor_groups: args.auditor_groups,
         dev_issuer_jwks: dev_jwks,
         platform_policies: read_policies(args.platform_policies.as_deref())?,
+        governance: args.governance.governance()?,
     };
     let state = RegistryState::new(state).await?;
     let listener = service_kit::bind(args.listen).await?;

@@ -237,6 +237,7 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let listener = service_kit::bind(common.listen).await?;
     let addr = listener.local_addr()?;
+    let name = manifest.server.name.clone();
     let endpoint = common
         .endpoint
         .clone()
@@ -271,7 +272,7 @@ async fn serve(
     }
     write_ready(
         common.ready_file.as_deref(),
-        serde_json::json!({ "url": format!("http://{addr}"), "endpoint": endpoint }),
+        serde_json::json!({ "url": format!("http://{addr}"), "endpoint": endpoint, "name": name }),
     )?;
     tracing::info!(%endpoint, "serving MCP");
     serving.await?

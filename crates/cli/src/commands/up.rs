@@ -14,8 +14,8 @@ use server_sdk::IdentityMode;
 
 use crate::{
     commands::{
-        DataDir, ExternalTrust, gateway::dev_service_credentials, read_policies, server,
-        write_ready,
+        DataDir, ExternalTrust, GovernanceArgs, gateway::dev_service_credentials, read_policies,
+        server, write_ready,
     },
     dev,
 };
@@ -50,6 +50,8 @@ pub(crate) struct Args {
     /// Cedar policies that apply to every server (surfaces, environments, bot channels).
     #[arg(long)]
     platform_policies: Option<PathBuf>,
+    #[command(flatten)]
+    governance: GovernanceArgs,
     /// Also trust these external issuers (for example your company's OpenID Connect provider).
     #[command(flatten)]
     trust: ExternalTrust,
@@ -82,6 +84,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let gateway_url = format!("http://{}", gateway_listener.local_addr()?);
     let knowledge_url = format!("http://{}", knowledge_listener.local_addr()?);
 
+    let governance = args.governance.governance()?;
     let registry_state = RegistryConfig {
         store: Arc::new(SqlStore::sqlite(&data_dir.join("registry.db")).await?),
         verifier: platform_verifier()?,
@@ -89,6 +92,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         auditor_groups: vec![dev::ADMINS_GROUP.into()],
         dev_issuer_jwks: Some(dev_jwks.clone()),
         platform_policies: read_policies(args.platform_policies.as_deref())?,
+        governance: governance.clone(),
     };
     let registry_state = RegistryState::new(registry_state).await?;
     let registry_task = spawn_component(
@@ -113,7 +117,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         } else {
             Vec::new()
         },
-        catalog_refresh: Duration::from_secs(5),
+        catalog_refresh: Duration::from_secs(1),
         audit_spool: data_dir.join("audit-spool.jsonl"),
         pin_tools: true,
     };
@@ -138,6 +142,24 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         service_kit::serve(knowledge_listener, router, shutdown.clone()),
     );
 
+    // Governance on a laptop: the sample teams, and the bundled servers approved by `up`
+    // itself (recorded as such), so production surfaces work out of the box.
+    let reviewer_groups: Vec<String> = governance
+        .reviewer_groups
+        .values()
+        .flatten()
+        .cloned()
+        .collect();
+    let admin = RegistryClient::new(
+        &registry_url,
+        dev::credentials(
+            dev::load_key(&data_dir)?,
+            "switchboard-up",
+            governance.admin_groups.clone(),
+        ),
+    );
+    wait_for_registry(&admin).await?;
+    seed_teams(&admin).await?;
     let (manifest, tools) = knowledge.registration_parts();
     let registrar = RegistryClient::new(
         &registry_url,
@@ -150,7 +172,23 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         tools,
         policies: String::new(),
     };
-    register_with_retry(&registrar, &registration).await?;
+    registrar.register(&registration).await?;
+    let reviewer = RegistryClient::new(
+        &registry_url,
+        dev::credentials(dev::load_key(&data_dir)?, "switchboard-up", reviewer_groups),
+    );
+    for review in reviewer
+        .list_reviews(Some(&server_name), Some("pending"))
+        .await?
+    {
+        reviewer
+            .decide_review(
+                &review.id,
+                true,
+                "bundled with Switchboard; approved by `switchboard up`",
+            )
+            .await?;
+    }
 
     let token = dev::mint(
         &dev_key,
@@ -188,14 +226,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The registry task may not have started accepting yet; retry briefly.
-async fn register_with_retry(
-    client: &RegistryClient,
-    registration: &RegisterServer,
-) -> anyhow::Result<()> {
+/// The registry task may not have started accepting yet; wait briefly.
+async fn wait_for_registry(client: &RegistryClient) -> anyhow::Result<()> {
     let mut last = None;
     for _ in 0..50 {
-        match client.register(registration).await {
+        match client.list_teams().await {
             Ok(_) => return Ok(()),
             Err(e @ registry_client::ClientError::Api { .. }) => return Err(e.into()),
             Err(e) => {
@@ -205,10 +240,30 @@ async fn register_with_retry(
         }
     }
     Err(anyhow::anyhow!(
-        "register {}: {}",
-        registration.manifest.server.name,
+        "the registry did not start: {}",
         last.map(|e| e.to_string()).unwrap_or_default()
     ))
+}
+
+/// The bundled sample teams (`sample/teams.toml`) that do not exist yet.
+async fn seed_teams(client: &RegistryClient) -> anyhow::Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Sample {
+        team: Vec<registry_api::Team>,
+    }
+    let sample: Sample = toml::from_str(include_str!("../../sample/teams.toml"))?;
+    let existing: Vec<String> = client
+        .list_teams()
+        .await?
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    for team in sample.team {
+        if !existing.contains(&team.name) {
+            client.put_team(&team).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs one component; when it stops, for whatever reason, the others are told to stop too.

@@ -198,7 +198,33 @@ impl Platform {
         ]);
         let (process, ready) = spawn(self.dir.path(), &name, &all);
         self.processes.push(process);
+        self.approve(ready["name"].as_str().unwrap());
         ready["url"].as_str().unwrap().to_owned()
+    }
+
+    /// A development token for a reviewer in every reviewer group.
+    pub fn reviewer_token(&self, user: &str) -> String {
+        self.token(
+            user,
+            &["security-reviewers", "privacy-reviewers", "genai-reviewers"],
+        )
+    }
+
+    /// Approves every pending review of `server` with `switchboard review approve`, so it is
+    /// approved for production.
+    pub fn approve(&self, server: &str) {
+        let token = self.reviewer_token("reviewer");
+        let (code, out) = self.cli(&[
+            "review",
+            "approve",
+            "--server",
+            server,
+            "--comment",
+            "test",
+            "--token",
+            &token,
+        ]);
+        assert_eq!(code, 0, "{out}");
     }
 
     /// The registry's audit records (newest first), read with an auditor's token.

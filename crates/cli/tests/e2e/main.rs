@@ -11,4 +11,5 @@ mod governance;
 mod harness;
 mod oidc;
 mod policies;
+mod reviews;
 mod spiffe;

@@ -2,4 +2,5 @@
 
 pub(crate) mod access;
 pub(crate) mod audit;
+pub(crate) mod governance;
 pub(crate) mod servers;

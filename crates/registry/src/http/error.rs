@@ -51,6 +51,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
             StoreError::Conflict(what) => ApiError::new(StatusCode::CONFLICT, "conflict", what),
+            StoreError::Invalid(what) => ApiError::invalid(what),
             StoreError::Unavailable(_) | StoreError::Corrupt(_) => {
                 tracing::error!(error = %e, "registry store failed");
                 ApiError::new(

@@ -44,8 +44,26 @@ impl Fixture {
             auditor_groups: vec!["auditors".into()],
             dev_issuer_jwks: None,
             platform_policies: String::new(),
+            governance: crate::Governance::new(vec!["platform-admins".into()]),
         };
         let state = RegistryState::new(state).await.unwrap();
+        state
+            .store
+            .put_team(
+                &registry_api::Team {
+                    name: "data".into(),
+                    title: None,
+                    owners: vec!["dana".into()],
+                    member_groups: vec!["data-eng".into()],
+                    support_channel: "#data".into(),
+                    updated_at_ms: 0,
+                },
+                "setup",
+                1,
+            )
+            .await
+            .unwrap();
+        state.reload().await.unwrap();
         Fixture {
             key,
             router: super::router(state.clone()),
@@ -58,6 +76,45 @@ impl Fixture {
         self.key
             .sign(&Claims::new(ISSUER, user, "switchboard", groups, 60))
             .unwrap()
+    }
+
+    /// Registers `registration` as an admin and passes every review it opens.
+    async fn register_approved(&self, registration: serde_json::Value) -> serde_json::Value {
+        let admin = self.token("ops", &["platform-admins"]);
+        let (status, body) = self
+            .call("POST", "/v1/servers", Some(&admin), Some(registration))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        self.approve_all(body["name"].as_str().unwrap()).await;
+        body
+    }
+
+    /// Approves every pending review of `server` as a reviewer in every reviewer group.
+    async fn approve_all(&self, server: &str) {
+        let reviewer = self.token(
+            "rita",
+            &["security-reviewers", "privacy-reviewers", "genai-reviewers"],
+        );
+        let (_, list) = self
+            .call(
+                "GET",
+                &format!("/v1/reviews?server={server}&state=pending"),
+                Some(&reviewer),
+                None,
+            )
+            .await;
+        for review in list["reviews"].as_array().unwrap() {
+            let id = review["id"].as_str().unwrap();
+            let (status, body) = self
+                .call(
+                    "POST",
+                    &format!("/v1/reviews/{id}/approve"),
+                    Some(&reviewer),
+                    Some(serde_json::json!({"comment": "ok"})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
     }
 
     async fn call(
@@ -183,8 +240,7 @@ async fn registration_problems_are_all_reported() {
 async fn access_and_discovery_follow_groups_and_policies() {
     let f = Fixture::new().await;
     let admin = f.token("ops", &["platform-admins"]);
-    f.call("POST", "/v1/servers", Some(&admin), Some(registration()))
-        .await;
+    f.register_approved(registration()).await;
 
     let (_, answer) = f
         .call(
@@ -348,8 +404,7 @@ async fn policy_check_and_who_can_explain_decisions() {
         when { context.surface == "bot" && !(context has channel && context.channel == "presto-help") };
     "#
     .into();
-    let (status, body) = f.call("POST", "/v1/servers", Some(&admin), Some(reg)).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    f.register_approved(reg).await;
 
     let check = |query: &str| format!("/v1/policy/check?{query}");
     let (_, answer) = f
@@ -482,11 +537,7 @@ async fn replicas_over_one_store_see_each_others_registrations() {
     let store = Arc::new(SqlStore::sqlite_in_memory().await.unwrap());
     let a = Fixture::over(store.clone(), SigningKey::generate().unwrap()).await;
     let b = Fixture::over(store, SigningKey::generate().unwrap()).await;
-    let admin = a.token("ops", &["platform-admins"]);
-    let (status, body) = a
-        .call("POST", "/v1/servers", Some(&admin), Some(registration()))
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    a.register_approved(registration()).await;
     let discovered = |f: &Fixture| {
         let (router, token) = (f.router.clone(), f.token("fiona", &["finance"]));
         async move {
@@ -509,4 +560,235 @@ async fn replicas_over_one_store_see_each_others_registrations() {
     let fiona = b.token("fiona", &["finance"]);
     let (_, listed) = b.call("GET", "/v1/servers", Some(&fiona), None).await;
     assert_eq!(listed["servers"][0]["name"], "presto");
+}
+
+#[tokio::test]
+async fn teams_are_managed_by_admins_with_every_problem_reported() {
+    let f = Fixture::new().await;
+    let team = serde_json::json!({"owners": ["ann"], "member_groups": ["ads-eng"], "support_channel": "#ads"});
+    let (status, _) = f
+        .call(
+            "PUT",
+            "/v1/teams/ads",
+            Some(&f.token("eve", &["eng"])),
+            Some(team.clone()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let admin = f.token("ops", &["platform-admins"]);
+    let (status, saved) = f
+        .call("PUT", "/v1/teams/ads", Some(&admin), Some(team))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    assert_eq!(saved["name"], "ads");
+    let (status, body) = f
+        .call(
+            "PUT",
+            "/v1/teams/Bad",
+            Some(&admin),
+            Some(serde_json::json!({"support_channel": " "})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let message = body["message"].as_str().unwrap();
+    for expected in [
+        "is not a valid team name",
+        "support_channel: must not be empty",
+        "at least one owner or member group",
+    ] {
+        assert!(message.contains(expected), "{message}");
+    }
+    let (status, body) = f
+        .call(
+            "PUT",
+            "/v1/teams/ads",
+            Some(&admin),
+            Some(serde_json::json!({"name": "other", "owners": ["a"], "support_channel": "#x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (_, teams) = f.call("GET", "/v1/teams", Some(&admin), None).await;
+    assert_eq!(teams["teams"].as_array().unwrap().len(), 2);
+    // A server's owner team must exist.
+    let mut orphan = registration();
+    orphan["manifest"]["server"]["owner_team"] = "nobody".into();
+    let (status, body) = f
+        .call("POST", "/v1/servers", Some(&admin), Some(orphan))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("team \"nobody\" is not registered"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn production_surfaces_reach_only_approved_servers_and_owners_test_on_dev() {
+    let f = Fixture::new().await;
+    let admin = f.token("ops", &["platform-admins"]);
+    let (status, server) = f
+        .call("POST", "/v1/servers", Some(&admin), Some(registration()))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{server}");
+    assert_eq!(server["approved"], false);
+    let version = async |f: &Fixture| {
+        let (_, v) = f
+            .call("GET", "/v1/catalog/version", Some(&admin), None)
+            .await;
+        v["version"].as_str().unwrap().to_owned()
+    };
+    let before = version(&f).await;
+
+    let discovery = |user: &str, groups: &[&str], surface: Option<&str>| {
+        let mut claims = Claims::new(
+            ISSUER,
+            user,
+            "switchboard",
+            groups.iter().map(|g| g.to_string()).collect(),
+            60,
+        );
+        claims.surface = surface.map(str::to_owned);
+        let token = f.key.sign(&claims).unwrap();
+        let f = &f;
+        async move {
+            let (_, found) = f.call("GET", "/v1/discovery", Some(&token), None).await;
+            found["servers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["name"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    // Not approved: nobody on a production surface; owners (a member group) on dev only.
+    assert!(discovery("fin", &["finance"], None).await.is_empty());
+    assert!(
+        discovery("dev", &["finance", "data-eng"], None)
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        discovery("dev", &["finance", "data-eng"], Some("dev")).await,
+        ["presto"]
+    );
+    assert!(discovery("fin", &["finance"], Some("dev")).await.is_empty());
+    let (_, answer) = f
+        .call(
+            "GET",
+            "/v1/policy/check?user=fin&groups=finance&server=presto&tool=tables",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(answer["allowed"], false);
+    assert_eq!(
+        answer["policies"],
+        serde_json::json!(["presto/production-approval"])
+    );
+
+    // Reviews: only the kind's reviewers decide, owners never, and a rejection needs a reason.
+    let (_, list) = f
+        .call("GET", "/v1/reviews?state=pending", Some(&admin), None)
+        .await;
+    let reviews = list["reviews"].as_array().unwrap();
+    assert_eq!(reviews.len(), 3);
+    let security = reviews.iter().find(|r| r["kind"] == "security").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let approve = format!("/v1/reviews/{security}/approve");
+    let reject = format!("/v1/reviews/{security}/reject");
+    let (status, body) = f
+        .call(
+            "POST",
+            &approve,
+            Some(&f.token("gina", &["genai-reviewers"])),
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("security-reviewers")
+    );
+    let (status, body) = f
+        .call(
+            "POST",
+            &approve,
+            Some(&f.token("dana", &["security-reviewers"])),
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("owns presto"));
+    let sam = f.token("sam", &["security-reviewers"]);
+    let (status, body) = f
+        .call(
+            "POST",
+            &reject,
+            Some(&sam),
+            Some(serde_json::json!({"comment": " "})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = f
+        .call(
+            "POST",
+            "/v1/reviews/presto.9.security/approve",
+            Some(&sam),
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    f.approve_all("presto").await;
+    assert_ne!(version(&f).await, before);
+    assert_eq!(discovery("fin", &["finance"], None).await, ["presto"]);
+    let (_, server) = f
+        .call("GET", "/v1/servers/presto", Some(&admin), None)
+        .await;
+    assert_eq!(server["approved"], true);
+    assert_eq!(server["tools"][0]["approved"], true);
+    let (status, body) = f
+        .call(
+            "POST",
+            &reject,
+            Some(&sam),
+            Some(serde_json::json!({"comment": "late"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    // The server's history says who did what.
+    let (_, history) = f
+        .call(
+            "GET",
+            "/v1/changes?subject=server:presto",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let actions: Vec<(&str, &str)> = history["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["actor"].as_str().unwrap(), c["action"].as_str().unwrap()))
+        .collect();
+    assert!(
+        actions.contains(&("ops", "server.registered")),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("rita", "review.approved")),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("rita", "server.approved")),
+        "{actions:?}"
+    );
 }

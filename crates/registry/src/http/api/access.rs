@@ -134,7 +134,15 @@ pub(crate) async fn platform_policies(
     State(state): State<Arc<RegistryState>>,
     _caller: Caller,
 ) -> Json<PlatformPolicies> {
-    Json(PlatformPolicies {
-        policies: state.platform_policies.clone(),
+    Json(state.platform.clone())
+}
+
+/// `GET /v1/catalog/version`: cheap to poll; the gateway re-reads the catalog only when it moves.
+pub(crate) async fn catalog_version(
+    State(state): State<Arc<RegistryState>>,
+    _caller: Caller,
+) -> Json<registry_api::CatalogVersion> {
+    Json(registry_api::CatalogVersion {
+        version: state.catalog_version(),
     })
 }

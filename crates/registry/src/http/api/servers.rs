@@ -7,7 +7,7 @@ use axum::{
     extract::{Path, State, rejection::JsonRejection},
     http::StatusCode,
 };
-use registry_api::{RegisterServer, ServerList, ServerView, ToolView};
+use registry_api::{ObservedTools, RegisterServer, ServerList, ServerView, ToolView};
 
 use crate::{
     RegistryState,
@@ -21,6 +21,19 @@ pub(crate) async fn register(
 ) -> Result<(StatusCode, Json<ServerView>), ApiError> {
     caller.require_any(&state.writer_groups, "register servers")?;
     let Json(registration) = body.map_err(|e| ApiError::invalid(e.body_text()))?;
+    validate(&state, &registration)?;
+    let server = state
+        .store
+        .upsert_server(&registration, &caller.0.user, now_ms())
+        .await?;
+    reload(&state, "the server was stored").await?;
+    tracing::info!(server = %server.name, by = %caller.0.user, tools = server.tools.len(), "registered server");
+    Ok((StatusCode::OK, Json(server)))
+}
+
+/// Every problem with a registration, reported at once: the manifest, the environment and
+/// endpoint, tools listed twice or described but not served, and the Cedar policies.
+fn validate(state: &RegistryState, registration: &RegisterServer) -> Result<(), ApiError> {
     let mut problems: Vec<String> = registration
         .manifest
         .validate()
@@ -58,26 +71,48 @@ pub(crate) async fn register(
         }
     }
     if problems.is_empty()
-        && let Err(policy_problems) =
-            policy::compile_server(&registry_api::policy_facts(&registration.preview()))
+        && let Err(policy_problems) = policy::compile_server(&registry_api::policy_facts(
+            &registration.preview(),
+            &state.platform.dev_surfaces,
+        ))
     {
         problems.extend(policy_problems.iter().map(|p| format!("policies: {p}")));
     }
-    if !problems.is_empty() {
-        return Err(ApiError::invalid(problems.join("; ")));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(problems.join("; ")))
     }
-    let now = now_ms();
-    let server = state.store.upsert_server(&registration, now).await?;
-    state.reload().await.map_err(|e| {
-        tracing::error!(error = %e, "failed to reload policies");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the server was stored but the catalog could not be reloaded",
-        )
-    })?;
-    tracing::info!(server = %server.name, by = %caller.0.user, tools = server.tools.len(), "registered server");
-    Ok((StatusCode::OK, Json(server)))
+}
+
+/// `POST /v1/servers/{name}/observed-tools`: the gateway saw the server serve these definitions.
+/// Recording them opens their review (they stay withheld from production until approved).
+pub(crate) async fn observed_tools(
+    State(state): State<Arc<RegistryState>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: Result<Json<ObservedTools>, JsonRejection>,
+) -> Result<Json<ServerView>, ApiError> {
+    caller.require_any(&state.writer_groups, "report observed tools")?;
+    let Json(observed) = body.map_err(|e| ApiError::invalid(e.body_text()))?;
+    if observed.tools.len() > 1000 {
+        return Err(ApiError::invalid(
+            "tools: at most 1000 definitions per report",
+        ));
+    }
+    let mut registration = state.store.get_registration(&name).await?;
+    if !registry_api::merge_observed(&mut registration, &observed.tools) {
+        return Ok(Json(state.store.get_server(&name).await?));
+    }
+    validate(&state, &registration)?;
+    let server = state
+        .store
+        .upsert_server(&registration, &caller.0.user, now_ms())
+        .await?;
+    reload(&state, "the observed tools were recorded").await?;
+    tracing::warn!(server = %name, by = %caller.0.user, tools = observed.tools.len(),
+        "recorded tool definitions observed live that differ from the registry's; they await review");
+    Ok(Json(server))
 }
 
 pub(crate) async fn list(
@@ -103,6 +138,18 @@ pub(crate) async fn tools(
     Path(name): Path<String>,
 ) -> Result<Json<Vec<ToolView>>, ApiError> {
     Ok(Json(state.store.get_server(&name).await?.tools))
+}
+
+/// Rebuilds the snapshot after a write, so the writer's next read sees it.
+pub(crate) async fn reload(state: &RegistryState, done: &str) -> Result<(), ApiError> {
+    state.reload().await.map_err(|e| {
+        tracing::error!(error = %e, "failed to reload the catalog");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("{done} but the catalog could not be reloaded"),
+        )
+    })
 }
 
 pub(crate) fn now_ms() -> i64 {

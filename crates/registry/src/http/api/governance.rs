@@ -1,0 +1,229 @@
+//! `/v1/teams`, `/v1/reviews` and `/v1/changes`: who owns servers, the reviews a server passes
+//! before production, and the history of every change to the catalog.
+
+use std::sync::Arc;
+
+use axum::{
+    Json,
+    extract::{Path, Query, State, rejection::JsonRejection, rejection::QueryRejection},
+};
+use registry_api::{ChangeList, DecideReview, Review, ReviewList, ReviewState, Team, TeamList};
+use registry_store::{ChangeFilter, ReviewFilter};
+use serde::Deserialize;
+
+use crate::{
+    RegistryState,
+    http::{
+        api::servers::{now_ms, reload},
+        auth::Caller,
+        error::ApiError,
+    },
+};
+
+pub(crate) async fn list_teams(
+    State(state): State<Arc<RegistryState>>,
+    _caller: Caller,
+) -> Result<Json<TeamList>, ApiError> {
+    Ok(Json(TeamList {
+        teams: state.store.list_teams().await?,
+    }))
+}
+
+pub(crate) async fn get_team(
+    State(state): State<Arc<RegistryState>>,
+    _caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Team>, ApiError> {
+    Ok(Json(state.store.get_team(&name).await?))
+}
+
+/// `PUT /v1/teams/{name}`: create or replace a team (admins only). The body's `name`, if given,
+/// must match the path.
+pub(crate) async fn put_team(
+    State(state): State<Arc<RegistryState>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Json<Team>, ApiError> {
+    caller.require_any(&state.governance.admin_groups, "manage teams")?;
+    let Json(mut body) = body.map_err(|e| ApiError::invalid(e.body_text()))?;
+    match body.get("name") {
+        None => {
+            body["name"] = serde_json::Value::String(name.clone());
+        }
+        Some(n) if n.as_str() == Some(name.as_str()) => {}
+        Some(n) => {
+            return Err(ApiError::invalid(format!(
+                "name: the body names team {n}, the path {name:?}"
+            )));
+        }
+    }
+    let team: Team =
+        serde_json::from_value(body).map_err(|e| ApiError::invalid(format!("team: {e}")))?;
+    let problems = team.problems();
+    if !problems.is_empty() {
+        return Err(ApiError::invalid(problems.join("; ")));
+    }
+    let saved = state
+        .store
+        .put_team(&team, &caller.0.user, now_ms())
+        .await?;
+    reload(&state, "the team was saved").await?;
+    tracing::info!(team = %saved.name, by = %caller.0.user, "saved team");
+    Ok(Json(saved))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ReviewQuery {
+    #[serde(default)]
+    server: Option<String>,
+    /// `pending`, `approved`, `rejected` or `superseded`.
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default = "default_limit")]
+    limit: u32,
+}
+
+fn default_limit() -> u32 {
+    200
+}
+
+/// `GET /v1/reviews?server=&state=&limit=`: the review queue (newest first).
+pub(crate) async fn list_reviews(
+    State(state): State<Arc<RegistryState>>,
+    _caller: Caller,
+    query: Result<Query<ReviewQuery>, QueryRejection>,
+) -> Result<Json<ReviewList>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let review_state = match q.state.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(ReviewState::parse(s).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "state: must be pending, approved, rejected or superseded, got {s:?}"
+            ))
+        })?),
+    };
+    let reviews = state
+        .store
+        .list_reviews(&ReviewFilter {
+            server: q.server,
+            state: review_state,
+            limit: q.limit,
+        })
+        .await?;
+    Ok(Json(ReviewList { reviews }))
+}
+
+pub(crate) async fn server_reviews(
+    State(state): State<Arc<RegistryState>>,
+    _caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<ReviewList>, ApiError> {
+    state.store.get_server(&name).await?;
+    let reviews = state
+        .store
+        .list_reviews(&ReviewFilter {
+            server: Some(name),
+            state: None,
+            limit: 1000,
+        })
+        .await?;
+    Ok(Json(ReviewList { reviews }))
+}
+
+pub(crate) async fn get_review(
+    State(state): State<Arc<RegistryState>>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Review>, ApiError> {
+    Ok(Json(state.store.get_review(&id).await?))
+}
+
+pub(crate) async fn approve(
+    State(state): State<Arc<RegistryState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Json<DecideReview>, JsonRejection>,
+) -> Result<Json<Review>, ApiError> {
+    decide(&state, &caller, &id, true, body).await
+}
+
+pub(crate) async fn reject(
+    State(state): State<Arc<RegistryState>>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Json<DecideReview>, JsonRejection>,
+) -> Result<Json<Review>, ApiError> {
+    decide(&state, &caller, &id, false, body).await
+}
+
+/// Decides a review for `caller`, who must be in the review kind's reviewer groups and must not
+/// own the server (nobody reviews their own server).
+pub(crate) async fn decide(
+    state: &RegistryState,
+    caller: &Caller,
+    id: &str,
+    approve: bool,
+    body: Result<Json<DecideReview>, JsonRejection>,
+) -> Result<Json<Review>, ApiError> {
+    let comment = match body {
+        Ok(Json(d)) => d.comment,
+        // An empty body is an approval without comment.
+        Err(JsonRejection::MissingJsonContentType(_)) => String::new(),
+        Err(e) => return Err(ApiError::invalid(e.body_text())),
+    };
+    let comment = comment.trim().to_owned();
+    if !approve && comment.is_empty() {
+        return Err(ApiError::invalid(
+            "comment: a rejection must say what the owners need to change",
+        ));
+    }
+    if comment.chars().count() > 4000 {
+        return Err(ApiError::invalid("comment: at most 4000 characters"));
+    }
+    let review = state.store.get_review(id).await?;
+    caller.require_any(
+        state.governance.reviewers(review.kind),
+        &format!("decide {} reviews", review.kind.as_str()),
+    )?;
+    let server = state.store.get_server(&review.server).await?;
+    if server.owner_users.contains(&caller.0.user) {
+        return Err(ApiError::forbidden(format!(
+            "{} owns {} and may not review it",
+            caller.0.user, server.name
+        )));
+    }
+    let decided = state
+        .store
+        .decide_review(id, approve, &caller.0.user, &comment, now_ms())
+        .await?;
+    reload(state, "the decision was stored").await?;
+    tracing::info!(review = %id, by = %caller.0.user, state = decided.state.as_str(), "decided review");
+    Ok(Json(decided))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ChangeQuery {
+    /// `server:<name>` (with its reviews), `team:<name>` or `review:<id>`.
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default = "default_limit")]
+    limit: u32,
+}
+
+/// `GET /v1/changes?subject=&limit=`: who changed what in the catalog, newest first.
+pub(crate) async fn list_changes(
+    State(state): State<Arc<RegistryState>>,
+    _caller: Caller,
+    query: Result<Query<ChangeQuery>, QueryRejection>,
+) -> Result<Json<ChangeList>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let changes = state
+        .store
+        .list_changes(&ChangeFilter {
+            subject: q.subject.filter(|s| !s.is_empty()),
+            limit: q.limit,
+        })
+        .await?;
+    Ok(Json(ChangeList { changes }))
+}
