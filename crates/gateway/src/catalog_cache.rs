@@ -113,6 +113,11 @@ impl CatalogCache {
         self.inner.engine.load_full()
     }
 
+    /// Every server in the current snapshot.
+    pub fn servers(&self) -> Vec<Arc<ServerView>> {
+        self.inner.servers.load().values().cloned().collect()
+    }
+
     /// Whether the catalog has been read from the registry at least once.
     pub fn is_loaded(&self) -> bool {
         self.inner.loaded.load(std::sync::atomic::Ordering::Acquire)

@@ -16,6 +16,7 @@ mod inspect;
 mod metadata;
 mod mtls;
 mod pins;
+mod probe;
 mod proxy;
 mod sessions;
 mod sse;
@@ -33,6 +34,7 @@ pub use catalog_cache::CatalogCache;
 pub use mtls::{
     MtlsCertificates, MtlsFiles, MtlsSource, PeerIdentity, serve as serve_mtls, tls_config,
 };
+pub use probe::{PROBE_USER, ProbeConfig};
 
 /// Everything the gateway needs at run time.
 pub struct GatewayConfig {
@@ -61,6 +63,8 @@ pub struct GatewayConfig {
     /// Serve only tools whose live definition matches the registry's record (on by default;
     /// off is for development against servers whose tools change faster than their records).
     pub pin_tools: bool,
+    /// Live status probes of every server.
+    pub probes: ProbeConfig,
 }
 
 /// Trust in workloads (mTLS peers, by SPIFFE ID).
@@ -127,6 +131,7 @@ pub async fn build(config: GatewayConfig, shutdown: Shutdown) -> anyhow::Result<
         registry,
         upstream,
     });
+    probe::spawn(gateway.clone(), config.probes, shutdown);
     Ok(router(gateway))
 }
 

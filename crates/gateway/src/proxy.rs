@@ -832,7 +832,7 @@ async fn apply(inspect: &Inspection, guard: &mut CallGuard, message: &mut Value)
             inspect.engine.visible(&request).allowed
         });
         if !observed.is_empty() {
-            report_observed(&inspect.gw, &inspect.server.name, observed);
+            report_observed(inspect.gw.registry.clone(), &inspect.server.name, observed);
         }
     }
     if guard.is_armed() {
@@ -844,8 +844,12 @@ async fn apply(inspect: &Inspection, guard: &mut CallGuard, message: &mut Value)
 /// Tells the registry, in the background, which definitions the server serves that differ from
 /// its record: the registry records them and opens their review, and the gateway keeps them
 /// withheld from production until they are approved.
-fn report_observed(gw: &Arc<Gateway>, server: &str, tools: Vec<registry_api::ToolDefinition>) {
-    let (registry, server) = (gw.registry.clone(), server.to_owned());
+pub(crate) fn report_observed(
+    registry: registry_client::RegistryClient,
+    server: &str,
+    tools: Vec<registry_api::ToolDefinition>,
+) {
+    let server = server.to_owned();
     tokio::spawn(async move {
         let names: Vec<String> = tools.iter().map(|t| t.name.clone()).collect();
         match registry.report_observed_tools(&server, tools).await {

@@ -120,6 +120,36 @@ pub struct ObservedTools {
     pub tools: Vec<ToolDefinition>,
 }
 
+/// `POST /v1/servers/{name}/status`, `GET /v1/status`: the outcome of the last live probe of a
+/// server (the gateway connects as `switchboard-probe`, discovers or initializes, and lists
+/// tools).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveStatus {
+    pub server: String,
+    /// Whether the last probe completed.
+    pub ok: bool,
+    /// How long the last probe took end to end.
+    pub latency_ms: u64,
+    /// Why the last probe failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub checked_at_ms: i64,
+    /// When a probe last succeeded, if ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ok_at_ms: Option<i64>,
+    /// How many tools the server listed.
+    #[serde(default)]
+    pub tools: u32,
+    /// The protocol version the server answered with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusList {
+    pub statuses: Vec<LiveStatus>,
+}
+
 /// A named policy as the registry resolved it from the manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PolicyView {

@@ -127,6 +127,24 @@ impl RegistryClient {
             .await
     }
 
+    /// Records the outcome of a live probe of `status.server`.
+    pub async fn report_status(
+        &self,
+        status: &registry_api::LiveStatus,
+    ) -> Result<registry_api::LiveStatus, ClientError> {
+        let request = self
+            .http
+            .post(self.path(&["v1", "servers", &status.server, "status"])?);
+        self.send(request.json(status)).await
+    }
+
+    /// The last live probe of every server.
+    pub async fn statuses(&self) -> Result<Vec<registry_api::LiveStatus>, ClientError> {
+        let list: registry_api::StatusList =
+            self.send(self.http.get(self.url("/v1/status"))).await?;
+        Ok(list.statuses)
+    }
+
     pub async fn put_team(&self, team: &Team) -> Result<Team, ClientError> {
         let request = self.http.put(self.path(&["v1", "teams", &team.name])?);
         self.send(request.json(team)).await

@@ -5,7 +5,7 @@ mod sql;
 
 use async_trait::async_trait;
 use registry_api::{
-    AuditRecord, ChangeRecord, RegisterServer, Review, ReviewState, ServerView, Team,
+    AuditRecord, ChangeRecord, LiveStatus, RegisterServer, Review, ReviewState, ServerView, Team,
 };
 
 pub use sql::SqlStore;
@@ -92,6 +92,9 @@ pub trait Store: Send + Sync + 'static {
         comment: &str,
         now_ms: i64,
     ) -> Result<Review, StoreError>;
+    /// Records the outcome of a live probe (keeping when the server was last seen healthy).
+    async fn put_status(&self, status: &LiveStatus) -> Result<LiveStatus, StoreError>;
+    async fn list_statuses(&self) -> Result<Vec<LiveStatus>, StoreError>;
     async fn list_changes(&self, filter: &ChangeFilter) -> Result<Vec<ChangeRecord>, StoreError>;
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -9,8 +9,9 @@ use std::{
 
 use async_trait::async_trait;
 use registry_api::{
-    AuditRecord, ChangeRecord, Outcome, PolicyView, RegisterServer, Review, ReviewFinding,
-    ReviewKind, ReviewScope, ReviewState, ServerView, Team, ToolDefinition, ToolView,
+    AuditRecord, ChangeRecord, LiveStatus, Outcome, PolicyView, RegisterServer, Review,
+    ReviewFinding, ReviewKind, ReviewScope, ReviewState, ServerView, Team, ToolDefinition,
+    ToolView,
 };
 use sqlx::{
     AnyConnection, AnyPool, Row,
@@ -673,6 +674,60 @@ impl Store for SqlStore {
         let decided = review_from_row(&row)?;
         tx.commit().await.map_err(unavailable)?;
         Ok(decided)
+    }
+
+    async fn put_status(&self, status: &LiveStatus) -> Result<LiveStatus, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO server_status (server, ok, latency_ms, error, checked_at_ms, last_ok_at_ms, tools, protocol_version)
+             SELECT $1, $2, $3, $4, $5, CASE WHEN $2 = 1 THEN $5 ELSE NULL END, $6, $7
+             WHERE EXISTS (SELECT 1 FROM servers WHERE name = $1)
+             ON CONFLICT (server) DO UPDATE SET
+                ok = excluded.ok, latency_ms = excluded.latency_ms, error = excluded.error,
+                checked_at_ms = excluded.checked_at_ms,
+                last_ok_at_ms = COALESCE(excluded.last_ok_at_ms, server_status.last_ok_at_ms),
+                tools = excluded.tools, protocol_version = excluded.protocol_version",
+        )
+        .bind(&status.server)
+        .bind(i64::from(status.ok))
+        .bind(status.latency_ms.min(i64::MAX as u64) as i64)
+        .bind(&status.error)
+        .bind(status.checked_at_ms)
+        .bind(i64::from(status.tools))
+        .bind(&status.protocol_version)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("server {}", status.server)));
+        }
+        self.list_statuses()
+            .await?
+            .into_iter()
+            .find(|s| s.server == status.server)
+            .ok_or_else(|| StoreError::NotFound(format!("server {}", status.server)))
+    }
+
+    async fn list_statuses(&self) -> Result<Vec<LiveStatus>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT server, ok, latency_ms, error, checked_at_ms, last_ok_at_ms, tools, protocol_version
+             FROM server_status ORDER BY server",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(rows
+            .iter()
+            .map(|row| LiveStatus {
+                server: row.get("server"),
+                ok: row.get::<i64, _>("ok") != 0,
+                latency_ms: row.get::<i64, _>("latency_ms").max(0) as u64,
+                error: row.get("error"),
+                checked_at_ms: row.get("checked_at_ms"),
+                last_ok_at_ms: row.get("last_ok_at_ms"),
+                tools: row.get::<i64, _>("tools").clamp(0, i64::from(u32::MAX)) as u32,
+                protocol_version: row.get("protocol_version"),
+            })
+            .collect())
     }
 
     async fn list_changes(&self, filter: &ChangeFilter) -> Result<Vec<ChangeRecord>, StoreError> {

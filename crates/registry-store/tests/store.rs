@@ -468,3 +468,44 @@ async fn team_changes_reach_their_servers() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn live_status_keeps_the_last_healthy_time() {
+    on_both(|place| async move {
+        let store = place.open().await;
+        store.put_team(&team(), "admin", 1).await.unwrap();
+        store
+            .upsert_server(&registration("v1"), "ops", 2)
+            .await
+            .unwrap();
+        let version = store.catalog_version().await.unwrap();
+        let mut status = registry_api::LiveStatus {
+            server: "presto".into(),
+            ok: true,
+            latency_ms: 12,
+            error: None,
+            checked_at_ms: 100,
+            last_ok_at_ms: None,
+            tools: 2,
+            protocol_version: Some("2026-07-28".into()),
+        };
+        let saved = store.put_status(&status).await.unwrap();
+        assert_eq!(saved.last_ok_at_ms, Some(100));
+        status.ok = false;
+        status.error = Some("connect: refused".into());
+        status.checked_at_ms = 200;
+        let saved = store.put_status(&status).await.unwrap();
+        assert!(!saved.ok);
+        assert_eq!(saved.last_ok_at_ms, Some(100));
+        assert_eq!(saved.error.as_deref(), Some("connect: refused"));
+        assert_eq!(store.list_statuses().await.unwrap(), vec![saved]);
+        // Probe results are not catalog changes.
+        assert_eq!(store.catalog_version().await.unwrap(), version);
+        status.server = "nope".into();
+        assert!(matches!(
+            store.put_status(&status).await,
+            Err(StoreError::NotFound(_))
+        ));
+    })
+    .await;
+}

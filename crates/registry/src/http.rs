@@ -27,6 +27,11 @@ pub fn router(state: Arc<RegistryState>) -> Router {
             post(api::servers::observed_tools),
         )
         .route(
+            "/v1/servers/{name}/status",
+            get(api::servers::status).post(api::servers::put_status),
+        )
+        .route("/v1/status", get(api::servers::statuses))
+        .route(
             "/v1/servers/{name}/reviews",
             get(api::governance::server_reviews),
         )

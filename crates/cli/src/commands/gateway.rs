@@ -83,6 +83,13 @@ pub(crate) struct Args {
     /// is withheld until reviewed). `off`: serve whatever servers list.
     #[arg(long, value_enum, default_value_t = Pinning::Enforce, env = "SWITCHBOARD_TOOL_PINNING")]
     tool_pinning: Pinning,
+    /// Seconds between live status probes of every server (0: no probes).
+    #[arg(long, default_value_t = 30)]
+    probe_every_secs: u64,
+    /// Hosts live status probes may reach: a name or address, or `*.domain` for every name under
+    /// it. Repeat or separate with commas. Servers elsewhere are reported as not probed.
+    #[arg(long = "probe-host", value_delimiter = ',')]
+    probe_hosts: Vec<String>,
     /// Seconds between checks of the registry's catalog version (the catalog itself is re-read
     /// only when it changed).
     #[arg(long, default_value_t = 2)]
@@ -143,6 +150,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         catalog_refresh: Duration::from_secs(args.catalog_refresh_secs.max(1)),
         audit_spool: args.data.data_dir.join("audit-spool.jsonl"),
         pin_tools: args.tool_pinning == Pinning::Enforce,
+        probes: gateway::ProbeConfig {
+            every: (args.probe_every_secs > 0).then(|| Duration::from_secs(args.probe_every_secs)),
+            allowed_hosts: args.probe_hosts,
+        },
     };
     let shutdown = service_kit::shutdown_on_signal();
     let mut ready =

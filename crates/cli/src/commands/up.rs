@@ -52,6 +52,9 @@ pub(crate) struct Args {
     platform_policies: Option<PathBuf>,
     #[command(flatten)]
     governance: GovernanceArgs,
+    /// Seconds between live status probes of every server (0: no probes).
+    #[arg(long, default_value_t = 10)]
+    probe_every_secs: u64,
     /// Also trust these external issuers (for example your company's OpenID Connect provider).
     #[command(flatten)]
     trust: ExternalTrust,
@@ -120,6 +123,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         catalog_refresh: Duration::from_secs(1),
         audit_spool: data_dir.join("audit-spool.jsonl"),
         pin_tools: true,
+        probes: gateway::ProbeConfig {
+            every: (args.probe_every_secs > 0).then(|| Duration::from_secs(args.probe_every_secs)),
+            allowed_hosts: gateway::loopback_hosts(),
+        },
     };
     let gateway_task = spawn_component(
         &shutdown,

@@ -369,3 +369,72 @@ async fn a_new_server_passes_three_reviews_before_production_and_a_changed_tool_
     assert!(said("gateway", "server.updated"), "{history:?}");
     assert!(said("sam", "tools.approved"), "{history:?}");
 }
+
+/// Live status: the gateway probes every registered server (discover or initialize, then
+/// tools/list) and the registry shows latency and the last error; endpoints off the probe
+/// allow-list (loopback under `up`) are never contacted.
+#[tokio::test(flavor = "multi_thread")]
+async fn servers_are_probed_live_and_only_on_allow_listed_hosts() {
+    let platform = Platform::start_with(&["--probe-every-secs", "1"]);
+    let dir = platform.dir.path();
+    let tools = dir.join("tools.json");
+    std::fs::write(
+        &tools,
+        json!([{"name": "ping", "inputSchema": {"type": "object", "additionalProperties": false}}])
+            .to_string(),
+    )
+    .unwrap();
+    for (name, endpoint) in [
+        // Loopback, but nothing listens there.
+        ("ghost", "http://127.0.0.1:9/mcp"),
+        // A documentation address: off the allow-list, so never contacted.
+        ("outside", "http://203.0.113.7/mcp"),
+    ] {
+        let manifest = dir.join(format!("{name}.toml"));
+        std::fs::write(
+            &manifest,
+            format!(
+                "[server]\nname = \"{name}\"\ndescription = \"d\"\nowner_team = \"switchboard\"\nsupport_channel = \"#s\"\n[tools.ping]\nminutes_saved = 0\n"
+            ),
+        )
+        .unwrap();
+        let (code, out) = platform.cli(&[
+            "servers",
+            "register",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--endpoint",
+            endpoint,
+            "--tools",
+            tools.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{out}");
+    }
+    let registry = registry_client::RegistryClient::new(
+        &platform.registry_url,
+        registry_client::Credentials::Static(platform.token("developer", &["employees"])),
+    );
+    let statuses = eventually("every server has been probed", || async {
+        let statuses = registry.statuses().await.unwrap();
+        (statuses.len() == 3).then_some(statuses)
+    })
+    .await;
+    let of = |name: &str| statuses.iter().find(|s| s.server == name).unwrap();
+    let knowledge = of("knowledge");
+    assert!(knowledge.ok, "{knowledge:?}");
+    assert_eq!(knowledge.tools, 2);
+    assert_eq!(knowledge.protocol_version.as_deref(), Some("2026-07-28"));
+    assert!(knowledge.last_ok_at_ms.is_some());
+    let ghost = of("ghost");
+    assert!(!ghost.ok);
+    assert!(
+        ghost.error.as_deref().unwrap().starts_with("connect"),
+        "{ghost:?}"
+    );
+    let outside = of("outside");
+    assert!(!outside.ok);
+    assert_eq!(
+        outside.error.as_deref(),
+        Some("not probed: host 203.0.113.7 is not on the probe allow-list")
+    );
+}

@@ -7,7 +7,9 @@ use axum::{
     extract::{Path, State, rejection::JsonRejection},
     http::StatusCode,
 };
-use registry_api::{ObservedTools, RegisterServer, ServerList, ServerView, ToolView};
+use registry_api::{
+    LiveStatus, ObservedTools, RegisterServer, ServerList, ServerView, StatusList, ToolView,
+};
 
 use crate::{
     RegistryState,
@@ -113,6 +115,52 @@ pub(crate) async fn observed_tools(
     tracing::warn!(server = %name, by = %caller.0.user, tools = observed.tools.len(),
         "recorded tool definitions observed live that differ from the registry's; they await review");
     Ok(Json(server))
+}
+
+/// `POST /v1/servers/{name}/status`: the outcome of a live probe (the gateway's prober).
+pub(crate) async fn put_status(
+    State(state): State<Arc<RegistryState>>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: Result<Json<LiveStatus>, JsonRejection>,
+) -> Result<Json<LiveStatus>, ApiError> {
+    caller.require_any(&state.writer_groups, "report server status")?;
+    let Json(mut status) = body.map_err(|e| ApiError::invalid(e.body_text()))?;
+    status.server = name;
+    if let Some(error) = &mut status.error {
+        // Bounded: an error text comes from a remote server.
+        if let Some((cut, _)) = error.char_indices().nth(1000) {
+            error.truncate(cut);
+        }
+    }
+    Ok(Json(state.store.put_status(&status).await?))
+}
+
+/// `GET /v1/status`: the last live probe of every server.
+pub(crate) async fn statuses(
+    State(state): State<Arc<RegistryState>>,
+    _caller: Caller,
+) -> Result<Json<StatusList>, ApiError> {
+    Ok(Json(StatusList {
+        statuses: state.store.list_statuses().await?,
+    }))
+}
+
+/// `GET /v1/servers/{name}/status`.
+pub(crate) async fn status(
+    State(state): State<Arc<RegistryState>>,
+    _caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<LiveStatus>, ApiError> {
+    state.store.get_server(&name).await?;
+    state
+        .store
+        .list_statuses()
+        .await?
+        .into_iter()
+        .find(|s| s.server == name)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("server {name} has not been probed yet")))
 }
 
 pub(crate) async fn list(

@@ -1,0 +1,242 @@
+//! Live status: the gateway probes each server in the catalog on a schedule, as it would carry a
+//! call (`server/discover`, falling back to `initialize`, then `tools/list`, with a signed
+//! assertion for the `switchboard-probe` identity), and reports latency and the last error to
+//! the registry. Tools it finds changed are reported for review like those seen in traffic.
+//! **Invariant:** a probe goes only to endpoints whose host is on the operator's allow-list and
+//! never follows redirects, so a registration cannot point the prober at arbitrary hosts.
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use identity::{ASSERTION_HEADER, Claims, FORWARDED_GROUPS_HEADER, FORWARDED_USER_HEADER};
+use registry_api::{LiveStatus, ServerView};
+use rmcp::{
+    model::ProtocolVersion,
+    service::{ClientLifecycleMode, ClientServiceExt},
+    transport::{
+        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
+    },
+};
+use service_kit::Shutdown;
+
+use crate::Gateway;
+
+/// The identity probes present to servers.
+pub const PROBE_USER: &str = "switchboard-probe";
+
+/// How long one probe may take before it counts as failed.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the prober does: how often, and which endpoint hosts it may contact.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeConfig {
+    /// Time between rounds; `None` turns probing off.
+    pub every: Option<Duration>,
+    /// Hosts probes may reach: an exact name or address (`10.0.0.5`, `presto.internal`), or
+    /// `*.suffix` for every name under a domain. Empty: nothing is probed.
+    pub allowed_hosts: Vec<String>,
+}
+
+/// Why `endpoint` may not be probed, if it may not.
+pub(crate) fn refusal(endpoint: &str, allowed: &[String]) -> Option<String> {
+    let url = match reqwest::Url::parse(endpoint) {
+        Ok(url) => url,
+        Err(e) => return Some(format!("the endpoint is not a URL: {e}")),
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return Some(format!(
+            "the endpoint's scheme {} is not http(s)",
+            url.scheme()
+        ));
+    }
+    let Some(host) = url.host_str() else {
+        return Some("the endpoint names no host".into());
+    };
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    let permitted = allowed.iter().any(|pattern| {
+        let pattern = pattern.to_ascii_lowercase();
+        match pattern.strip_prefix("*.") {
+            Some(domain) => host
+                .strip_suffix(domain)
+                .is_some_and(|rest| rest.ends_with('.') && rest.len() > 1),
+            None => host == pattern,
+        }
+    });
+    (!permitted).then(|| format!("host {host} is not on the probe allow-list"))
+}
+
+/// Probes every server once per round until `shutdown`.
+pub(crate) fn spawn(gateway: Arc<Gateway>, config: ProbeConfig, shutdown: Shutdown) {
+    let Some(every) = config.every else {
+        return;
+    };
+    let allowed = Arc::new(config.allowed_hosts);
+    service_kit::spawn_every(every, shutdown, move || {
+        let (gateway, allowed) = (gateway.clone(), allowed.clone());
+        async move { probe_all(gateway, allowed).await }
+    });
+}
+
+/// One round: every server, a bounded number at a time.
+async fn probe_all(gateway: Arc<Gateway>, allowed: Arc<Vec<String>>) {
+    let mut round = tokio::task::JoinSet::new();
+    let limit = Arc::new(tokio::sync::Semaphore::new(8));
+    for server in gateway.catalog.servers() {
+        let (gateway, allowed, limit) = (gateway.clone(), allowed.clone(), limit.clone());
+        round.spawn(async move {
+            let Ok(_permit) = limit.acquire_owned().await else {
+                return;
+            };
+            let status = probe(&gateway, &server, &allowed).await;
+            if let Err(e) = gateway.registry.report_status(&status).await {
+                tracing::warn!(server = %server.name, error = %e, "could not report a probe result");
+            }
+        });
+    }
+    while round.join_next().await.is_some() {}
+}
+
+/// One probe of `server`.
+pub(crate) async fn probe(
+    gateway: &Gateway,
+    server: &ServerView,
+    allowed: &[String],
+) -> LiveStatus {
+    let started = Instant::now();
+    let mut status = LiveStatus {
+        server: server.name.clone(),
+        ok: false,
+        latency_ms: 0,
+        error: None,
+        checked_at_ms: now_ms(),
+        last_ok_at_ms: None,
+        tools: 0,
+        protocol_version: None,
+    };
+    if let Some(why) = refusal(&server.endpoint, allowed) {
+        status.error = Some(format!("not probed: {why}"));
+        return status;
+    }
+    let outcome = tokio::time::timeout(PROBE_TIMEOUT, run(gateway, server)).await;
+    status.latency_ms = started.elapsed().as_millis().min(u128::from(u64::MAX)) as u64;
+    match outcome {
+        Ok(Ok((tools, version))) => {
+            status.ok = true;
+            status.tools = tools;
+            status.protocol_version = Some(version);
+        }
+        Ok(Err(e)) => status.error = Some(e),
+        Err(_) => status.error = Some(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
+    }
+    if !status.ok {
+        tracing::info!(server = %server.name, error = ?status.error, "probe failed");
+    }
+    status
+}
+
+/// Connects as the probe identity, lists the tools, and reports changed definitions. Returns
+/// how many tools there are and the protocol version spoken.
+async fn run(gateway: &Gateway, server: &ServerView) -> Result<(u32, String), String> {
+    let mut claims = Claims::new(&gateway.issuer, PROBE_USER, &server.name, Vec::new(), 60);
+    claims.surface = Some("probe".into());
+    let assertion = gateway
+        .assertion_key
+        .sign(&claims)
+        .map_err(|e| format!("could not sign the probe's identity: {e}"))?;
+    let header = |name: &str, value: &str| -> Result<_, String> {
+        Ok((
+            name.parse::<http::HeaderName>()
+                .map_err(|e| e.to_string())?,
+            value
+                .parse::<http::HeaderValue>()
+                .map_err(|e| e.to_string())?,
+        ))
+    };
+    let headers: HashMap<_, _> = [
+        header(FORWARDED_USER_HEADER, PROBE_USER)?,
+        header(FORWARDED_GROUPS_HEADER, "")?,
+        header(ASSERTION_HEADER, &assertion)?,
+    ]
+    .into_iter()
+    .collect();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let config = StreamableHttpClientTransportConfig::with_uri(server.endpoint.clone())
+        .custom_headers(headers);
+    let transport = StreamableHttpClientTransport::with_client(http, config);
+    let lifecycle = ClientLifecycleMode::Auto {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        legacy_version: None,
+    };
+    let client =
+        ().serve_with_lifecycle(transport, lifecycle)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+    let version = client
+        .peer_info()
+        .map(|info| info.protocol_version.to_string())
+        .unwrap_or_default();
+    let listed = client.list_all_tools().await;
+    let _ = client.cancel().await;
+    let tools = listed.map_err(|e| format!("tools/list: {e}"))?;
+    let mut changed = Vec::new();
+    for tool in &tools {
+        let Ok(value) = serde_json::to_value(tool) else {
+            continue;
+        };
+        if gateway.pins.check_listed(server, &value).is_err()
+            && let Some(definition) = gateway.pins.to_report(&server.name, &value)
+        {
+            changed.push(definition);
+        }
+    }
+    if !changed.is_empty() {
+        crate::proxy::report_observed(gateway.registry.clone(), &server.name, changed);
+    }
+    Ok((tools.len().min(u32::MAX as usize) as u32, version))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refusal;
+
+    #[test]
+    fn only_allow_listed_hosts_are_probed() {
+        let allowed = ["127.0.0.1".to_owned(), "*.mcp.internal".to_owned()];
+        assert_eq!(refusal("http://127.0.0.1:8080/mcp", &allowed), None);
+        assert_eq!(refusal("https://presto.mcp.internal/mcp", &allowed), None);
+        assert_eq!(refusal("https://PRESTO.MCP.INTERNAL/mcp", &allowed), None);
+        for refused in [
+            "http://169.254.169.254/latest/meta-data",
+            "https://mcp.internal/mcp",
+            "https://evilmcp.internal/mcp",
+            "https://mcp.internal.evil.com/mcp",
+            "http://127.0.0.1.nip.io/mcp",
+            "file:///etc/passwd",
+            "not a url",
+        ] {
+            assert!(
+                refusal(refused, &allowed).is_some(),
+                "{refused} was allowed"
+            );
+        }
+        assert!(refusal("http://127.0.0.1/mcp", &[]).is_some());
+        assert_eq!(refusal("http://[::1]:9/mcp", &["::1".to_owned()]), None);
+    }
+}
