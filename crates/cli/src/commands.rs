@@ -29,7 +29,7 @@ pub(crate) struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the whole platform on loopback: registry, gateway and the Knowledge server.
-    Up(up::Args),
+    Up(Box<up::Args>),
     /// Run the registry service.
     Registry(registry::Args),
     /// Run the gateway.
@@ -63,7 +63,7 @@ pub(crate) struct DataDir {
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Up(args) => up::run(args).await,
+        Command::Up(args) => up::run(*args).await,
         Command::Registry(args) => registry::run(args).await,
         Command::Gateway(args) => gateway::run(args).await,
         Command::Server(args) => server::run(args).await,
