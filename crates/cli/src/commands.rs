@@ -26,10 +26,12 @@ pub(crate) struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the whole platform on loopback: registry, gateway and the Knowledge server.
-    Up(Box<up::Args>),
+    Up(up::Args),
     /// Run the registry service.
     Registry(registry::Args),
     /// Run the gateway.
@@ -63,7 +65,7 @@ pub(crate) struct DataDir {
 
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Up(args) => up::run(*args).await,
+        Command::Up(args) => up::run(args).await,
         Command::Registry(args) => registry::run(args).await,
         Command::Gateway(args) => gateway::run(args).await,
         Command::Server(args) => server::run(args).await,
