@@ -152,6 +152,27 @@ impl GovernanceArgs {
     }
 }
 
+/// How the registry publishes its approved catalog in the official MCP Registry API (`/v0.1`).
+#[derive(clap::Args)]
+pub(crate) struct PublicationArgs {
+    /// The reverse-DNS namespace of published server names (`<namespace>/<server>`).
+    #[arg(long, default_value = "local.switchboard")]
+    catalog_namespace: String,
+    /// Let `/v0.1/servers` be read without a token (it then lists every approved server).
+    #[arg(long)]
+    anonymous_catalog: bool,
+}
+
+impl PublicationArgs {
+    pub(crate) fn publication(&self, gateway_url: Option<String>) -> ::registry::Publication {
+        ::registry::Publication {
+            namespace: self.catalog_namespace.clone(),
+            gateway_url,
+            anonymous: self.anonymous_catalog,
+        }
+    }
+}
+
 /// External token issuers to trust, shared by `up`, the registry and the gateway.
 #[derive(clap::Args)]
 pub(crate) struct ExternalTrust {

@@ -85,6 +85,7 @@ async fn records_wait_in_the_spool_until_the_registry_is_back() {
         dev_issuer_jwks: None,
         platform_policies: String::new(),
         governance: registry::Governance::new(vec!["platform-admins".into()]),
+        publication: registry::Publication::default(),
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await

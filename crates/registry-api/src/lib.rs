@@ -4,6 +4,7 @@
 
 mod facts;
 mod governance;
+pub mod mcp_registry;
 
 use catalog::Manifest;
 pub use facts::{Excluded, build_engine, policy_facts};

@@ -126,6 +126,7 @@ async fn run() {
         dev_issuer_jwks: None,
         platform_policies: String::new(),
         governance: registry::Governance::new(vec!["platform-admins".into()]),
+        publication: registry::Publication::default(),
     })
     .await
     .unwrap();

@@ -52,6 +52,15 @@ pub fn router(state: Arc<RegistryState>) -> Router {
         .route("/v1/reviews/{id}/approve", post(api::governance::approve))
         .route("/v1/reviews/{id}/reject", post(api::governance::reject))
         .route("/v1/changes", get(api::governance::list_changes))
+        .route("/v0.1/servers", get(api::mcp_registry::list))
+        .route(
+            "/v0.1/servers/{name}/versions",
+            get(api::mcp_registry::versions),
+        )
+        .route(
+            "/v0.1/servers/{name}/versions/{version}",
+            get(api::mcp_registry::version),
+        )
         .route("/dev-issuer/jwks.json", get(dev_issuer_jwks))
         .with_state(state);
     let store = state_store;

@@ -30,6 +30,31 @@ pub struct RegistryConfig {
     /// Cedar policies that apply to every server (beyond the built-in ones).
     pub platform_policies: String,
     pub governance: Governance,
+    pub publication: Publication,
+}
+
+/// How the registry publishes its production-approved catalog in the official MCP Registry API
+/// (`/v0.1/servers`), for IDE galleries and registry aggregators.
+#[derive(Debug, Clone)]
+pub struct Publication {
+    /// The reverse-DNS namespace of published names: `<namespace>/<server>`.
+    pub namespace: String,
+    /// The gateway's public base URL: each entry's remote is `<gateway_url>/servers/<name>/mcp`.
+    /// Without it entries carry no remote.
+    pub gateway_url: Option<String>,
+    /// Serve `/v0.1` without a token (then every approved server is listed; with a token, only
+    /// those the caller may use).
+    pub anonymous: bool,
+}
+
+impl Default for Publication {
+    fn default() -> Publication {
+        Publication {
+            namespace: "local.switchboard".to_owned(),
+            gateway_url: None,
+            anonymous: false,
+        }
+    }
 }
 
 /// Who governs the catalog: who manages teams, who reviews what, and which surfaces are for
@@ -79,6 +104,7 @@ pub struct RegistryState {
     /// the development surfaces.
     pub platform: registry_api::PlatformPolicies,
     pub governance: Governance,
+    pub publication: Publication,
     /// Every registered server and the policy engine over them, rebuilt on each registration
     /// here and whenever the store's catalog changes (another replica registered a server).
     snapshot: ArcSwap<Snapshot>,
@@ -158,6 +184,7 @@ impl RegistryState {
                 dev_surfaces: config.governance.dev_surfaces.clone(),
             },
             governance: config.governance,
+            publication: config.publication,
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             reloading: tokio::sync::Mutex::new(()),
         };

@@ -7,7 +7,7 @@ use registry::{RegistryConfig, RegistryState};
 use registry_store::SqlStore;
 
 use crate::{
-    commands::{DataDir, GovernanceArgs, Trust, read_policies, write_ready},
+    commands::{DataDir, GovernanceArgs, PublicationArgs, Trust, read_policies, write_ready},
     dev,
 };
 
@@ -36,6 +36,11 @@ pub(crate) struct Args {
     platform_policies: Option<PathBuf>,
     #[command(flatten)]
     governance: GovernanceArgs,
+    #[command(flatten)]
+    publication: PublicationArgs,
+    /// The gateway's public base URL, for the remotes of published catalog entries.
+    #[arg(long, env = "SWITCHBOARD_GATEWAY_URL")]
+    gateway_url: Option<String>,
     /// Write `{"url": ...}` here once listening.
     #[arg(long)]
     ready_file: Option<PathBuf>,
@@ -69,6 +74,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         dev_issuer_jwks: dev_jwks,
         platform_policies: read_policies(args.platform_policies.as_deref())?,
         governance: args.governance.governance()?,
+        publication: args.publication.publication(args.gateway_url.clone()),
     };
     let state = RegistryState::new(state).await?;
     let listener = service_kit::bind(args.listen).await?;

@@ -14,8 +14,8 @@ use server_sdk::IdentityMode;
 
 use crate::{
     commands::{
-        DataDir, ExternalTrust, GovernanceArgs, gateway::dev_service_credentials, read_policies,
-        server, write_ready,
+        DataDir, ExternalTrust, GovernanceArgs, PublicationArgs, gateway::dev_service_credentials,
+        read_policies, server, write_ready,
     },
     dev,
 };
@@ -52,6 +52,8 @@ pub(crate) struct Args {
     platform_policies: Option<PathBuf>,
     #[command(flatten)]
     governance: GovernanceArgs,
+    #[command(flatten)]
+    publication: PublicationArgs,
     /// Seconds between live status probes of every server (0: no probes).
     #[arg(long, default_value_t = 10)]
     probe_every_secs: u64,
@@ -96,6 +98,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         dev_issuer_jwks: Some(dev_jwks.clone()),
         platform_policies: read_policies(args.platform_policies.as_deref())?,
         governance: governance.clone(),
+        publication: args.publication.publication(Some(gateway_url.clone())),
     };
     let registry_state = RegistryState::new(registry_state).await?;
     let registry_task = spawn_component(

@@ -3,4 +3,5 @@
 pub(crate) mod access;
 pub(crate) mod audit;
 pub(crate) mod governance;
+pub(crate) mod mcp_registry;
 pub(crate) mod servers;

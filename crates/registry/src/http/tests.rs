@@ -29,6 +29,15 @@ impl Fixture {
 
     /// A registry replica over `store`, trusting tokens signed by `key`.
     async fn over(store: Arc<SqlStore>, key: SigningKey) -> Fixture {
+        Fixture::publishing(store, key, crate::Publication::default()).await
+    }
+
+    /// Like [`Fixture::over`], publishing the catalog as `publication` says.
+    async fn publishing(
+        store: Arc<SqlStore>,
+        key: SigningKey,
+        publication: crate::Publication,
+    ) -> Fixture {
         let verifier = Verifier::new(
             "switchboard",
             vec![TrustedIssuer::new(
@@ -45,6 +54,7 @@ impl Fixture {
             dev_issuer_jwks: None,
             platform_policies: String::new(),
             governance: crate::Governance::new(vec!["platform-admins".into()]),
+            publication,
         };
         let state = RegistryState::new(state).await.unwrap();
         state
@@ -791,4 +801,154 @@ async fn production_surfaces_reach_only_approved_servers_and_owners_test_on_dev(
         actions.contains(&("rita", "server.approved")),
         "{actions:?}"
     );
+}
+
+#[tokio::test]
+async fn the_approved_catalog_is_published_in_the_mcp_registry_api() {
+    let store = Arc::new(SqlStore::sqlite_in_memory().await.unwrap());
+    let f = Fixture::publishing(
+        store,
+        SigningKey::generate().unwrap(),
+        crate::Publication {
+            namespace: "com.example".into(),
+            gateway_url: Some("https://mcp.example.com/".into()),
+            anonymous: true,
+        },
+    )
+    .await;
+    let admin = f.token("ops", &["platform-admins"]);
+    for name in ["alpha", "beta", "gamma"] {
+        let mut reg = registration();
+        reg["manifest"]["server"]["name"] = name.into();
+        reg["manifest"]["server"]["docs_url"] = format!("https://docs.example.com/{name}").into();
+        f.register_approved(reg).await;
+    }
+    // Registered but not approved: never published.
+    let mut draft = registration();
+    draft["manifest"]["server"]["name"] = "draft".into();
+    let (status, _) = f
+        .call("POST", "/v1/servers", Some(&admin), Some(draft))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, page) = f.call("GET", "/v0.1/servers?limit=2", None, None).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let names = |page: &serde_json::Value| -> Vec<String> {
+        page["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["server"]["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names(&page), ["com.example/alpha", "com.example/beta"]);
+    assert_eq!(page["metadata"]["count"], 2);
+    let cursor = page["metadata"]["nextCursor"].as_str().unwrap().to_owned();
+    let (_, next) = f
+        .call(
+            "GET",
+            &format!("/v0.1/servers?limit=2&cursor={cursor}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(names(&next), ["com.example/gamma"]);
+    assert!(next["metadata"].get("nextCursor").is_none(), "{next}");
+    let entry = &page["servers"][0];
+    assert_eq!(
+        entry["server"]["remotes"],
+        serde_json::json!([{"type": "streamable-http", "url": "https://mcp.example.com/servers/alpha/mcp"}])
+    );
+    assert_eq!(
+        entry["server"]["websiteUrl"],
+        "https://docs.example.com/alpha"
+    );
+    assert_eq!(
+        entry["_meta"]["io.modelcontextprotocol.registry/official"]["status"],
+        "active"
+    );
+    assert!(
+        entry["_meta"]["io.modelcontextprotocol.registry/official"]["updatedAt"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    assert_eq!(
+        entry["_meta"]["dev.switchboard/governance"]["ownerTeam"],
+        "data"
+    );
+
+    let (_, found) = f.call("GET", "/v0.1/servers?search=BET", None, None).await;
+    assert_eq!(names(&found), ["com.example/beta"]);
+    let (_, none) = f
+        .call(
+            "GET",
+            "/v0.1/servers?updated_since=2999-01-01T00:00:00Z",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(none["servers"], serde_json::json!([]));
+    let (status, body) = f
+        .call("GET", "/v0.1/servers?updated_since=yesterday", None, None)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, _) = f.call("GET", "/v0.1/servers?limit=0", None, None).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let (status, one) = f
+        .call(
+            "GET",
+            "/v0.1/servers/com.example%2Fbeta/versions/latest",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(one["server"]["version"], "0.1.0");
+    let (status, _) = f
+        .call(
+            "GET",
+            "/v0.1/servers/com.example%2Fbeta/versions/9.9.9",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = f
+        .call(
+            "GET",
+            "/v0.1/servers/com.example%2Fdraft/versions",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // With a token, only what the caller may use: presto-like gating lets finance in, not eng.
+    let (_, theirs) = f
+        .call(
+            "GET",
+            "/v0.1/servers",
+            Some(&f.token("eve", &["eng"])),
+            None,
+        )
+        .await;
+    assert_eq!(theirs["servers"], serde_json::json!([]));
+    let (_, theirs) = f
+        .call(
+            "GET",
+            "/v0.1/servers",
+            Some(&f.token("fin", &["finance"])),
+            None,
+        )
+        .await;
+    assert_eq!(names(&theirs).len(), 3);
+}
+
+#[tokio::test]
+async fn the_published_catalog_needs_a_token_unless_made_anonymous() {
+    let f = Fixture::new().await;
+    let (status, _) = f.call("GET", "/v0.1/servers", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
