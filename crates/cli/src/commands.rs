@@ -46,6 +46,8 @@ enum Command {
     Review(review::Args),
     /// Teams that own servers: list, or create and change one.
     Teams(teams::Args),
+    /// Print the registry API's OpenAPI document (also served at `/v1/openapi.json`).
+    Openapi,
     /// Explain policy decisions: what would be decided and by which policies, who can call a tool.
     Policy(policy::Args),
 }
@@ -74,6 +76,14 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Review(args) => review::run(args).await,
         Command::Teams(args) => teams::run(args).await,
         Command::Policy(args) => policy::run(args).await,
+        Command::Openapi => {
+            use std::io::Write;
+            let document = ::registry::openapi().to_pretty_json()?;
+            match writeln!(std::io::stdout(), "{document}") {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(()),
+            }
+        }
     }
 }
 

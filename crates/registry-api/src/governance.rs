@@ -11,6 +11,7 @@ use crate::ServerView;
 /// A team that owns servers: its owners (users), the groups its members are in, and where to
 /// ask for help.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Team {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,12 +58,14 @@ impl Team {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TeamList {
     pub teams: Vec<Team>,
 }
 
 /// The kinds of review a server passes before production.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ReviewKind {
     #[serde(rename = "security")]
     Security,
@@ -95,6 +98,7 @@ impl ReviewKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewState {
     Pending,
@@ -128,6 +132,7 @@ impl ReviewState {
 
 /// What a round of reviews decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewScope {
     /// The whole server (first registration, or a change to who may use it or what data it
@@ -156,6 +161,7 @@ impl ReviewScope {
 
 /// An automated finding on one tool, attached to the GenAI review.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReviewFinding {
     pub tool: String,
     pub code: String,
@@ -164,6 +170,7 @@ pub struct ReviewFinding {
 
 /// One review of one round. Its id is `<server>.<round>.<kind>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Review {
     pub id: String,
     pub server: String,
@@ -190,12 +197,14 @@ pub struct Review {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReviewList {
     pub reviews: Vec<Review>,
 }
 
 /// `POST /v1/reviews/{id}/approve` and `.../reject`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DecideReview {
     /// Required when rejecting: what the owners must change.
     #[serde(default)]
@@ -204,6 +213,7 @@ pub struct DecideReview {
 
 /// One change to the catalog: who did what, when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangeRecord {
     pub seq: i64,
     pub time_ms: i64,
@@ -218,6 +228,7 @@ pub struct ChangeRecord {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChangeList {
     pub changes: Vec<ChangeRecord>,
 }

@@ -16,7 +16,10 @@ use serde::{Deserialize, Serialize};
 
 /// `POST /v1/servers`: register a server, or update it when the name is already known.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterServer {
+    /// The server's `switchboard.toml`, as JSON.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub manifest: Manifest,
     /// Where the gateway reaches the server's MCP endpoint, e.g. `http://10.0.0.5:8080/mcp`.
     pub endpoint: String,
@@ -84,6 +87,7 @@ impl RegisterServer {
 
 /// A tool definition as an MCP server reports it in `tools/list`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ToolDefinition {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -117,6 +121,7 @@ impl ToolDefinition {
 /// the gateway relaying its `tools/list`) that differ from the registry's record or are not in
 /// it. The registry records them, which opens their review; until approved they are withheld.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ObservedTools {
     pub tools: Vec<ToolDefinition>,
 }
@@ -125,6 +130,7 @@ pub struct ObservedTools {
 /// server (the gateway connects as `switchboard-probe`, discovers or initializes, and lists
 /// tools).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LiveStatus {
     pub server: String,
     /// Whether the last probe completed.
@@ -147,18 +153,21 @@ pub struct LiveStatus {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusList {
     pub statuses: Vec<LiveStatus>,
 }
 
 /// A named policy as the registry resolved it from the manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicyView {
     pub name: String,
     pub groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ToolView {
     #[serde(flatten)]
     pub definition: ToolDefinition,
@@ -184,6 +193,7 @@ pub struct ToolView {
 
 /// One automated finding on a tool definition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FindingView {
     pub code: String,
     pub message: String,
@@ -227,6 +237,7 @@ impl ToolView {
 
 /// Everything the registry knows about one server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServerView {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -286,12 +297,15 @@ impl ServerView {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServerList {
     pub servers: Vec<ServerView>,
 }
 
 /// `GET /v1/access?user=&groups=&server=[&tool=]`: may this caller use server X (or tool T)?
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct AccessQuery {
     pub user: String,
     /// Comma-separated group names.
@@ -303,6 +317,7 @@ pub struct AccessQuery {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccessAnswer {
     pub allowed: bool,
     pub reason: String,
@@ -312,6 +327,7 @@ pub struct AccessAnswer {
 
 /// `GET /v1/discovery`: the servers and tools the caller of the request may use.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Discovery {
     pub user: String,
     pub groups: Vec<String>,
@@ -319,6 +335,7 @@ pub struct Discovery {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DiscoveredServer {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -334,6 +351,7 @@ pub struct DiscoveredServer {
 
 /// What became of one call through the gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The tool ran and returned a result (which may still carry `isError`).
@@ -374,6 +392,7 @@ impl Outcome {
 
 /// One audited call. Arguments are never stored, only their SHA-256 digest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditRecord {
     /// Unique id chosen by the writer, so a retried write is stored once.
     pub id: String,
@@ -400,12 +419,14 @@ pub struct AuditRecord {
 
 /// `GET /v1/audit?server=&user=&limit=`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditPage {
     pub records: Vec<AuditRecord>,
 }
 
 /// The body of every error response: a stable code, a message for people, and the request id.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub code: String,
     pub message: String,
@@ -415,6 +436,8 @@ pub struct ErrorBody {
 
 /// `GET /v1/policy/check`: what would the policies decide, and which policies decide it?
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct PolicyQuery {
     /// The user, or with `service=true` the SPIFFE ID of a service.
     pub user: String,
@@ -442,6 +465,7 @@ pub fn default_surface() -> String {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicyAnswer {
     pub allowed: bool,
     /// The deciding policies' ids.
@@ -451,6 +475,8 @@ pub struct PolicyAnswer {
 
 /// `GET /v1/policy/who-can?server=&tool=[&surface=&channel=]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct WhoCanQuery {
     pub server: String,
     pub tool: String,
@@ -461,6 +487,7 @@ pub struct WhoCanQuery {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WhoCan {
     /// Every authenticated user may call it.
     pub any_user: bool,
@@ -473,6 +500,7 @@ pub struct WhoCan {
 
 /// `GET /v1/policies/platform`: the policies that apply to every server.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlatformPolicies {
     pub policies: String,
     /// The surfaces that count as development: owners reach servers and tools that are not yet
@@ -484,6 +512,7 @@ pub struct PlatformPolicies {
 /// `GET /v1/catalog/version`: a fingerprint of the catalog and platform policies that changes
 /// whenever anything the gateway decides with does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CatalogVersion {
     pub version: String,
 }

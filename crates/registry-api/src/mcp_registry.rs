@@ -11,6 +11,7 @@ pub const GOVERNANCE_META: &str = "dev.switchboard/governance";
 
 /// `server.json`: a static description of one MCP server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ServerDetail {
     #[serde(rename = "$schema")]
@@ -30,6 +31,7 @@ pub struct ServerDetail {
 
 /// A remote transport: where clients connect (the gateway's route for the server).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Remote {
     /// `streamable-http`.
     #[serde(rename = "type")]
@@ -39,19 +41,23 @@ pub struct Remote {
 
 /// One entry of a listing: the server and the registry's metadata about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServerResponse {
     pub server: ServerDetail,
     #[serde(rename = "_meta")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub meta: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServerListV0 {
     pub servers: Vec<ServerResponse>,
     pub metadata: ListMetadata,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ListMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,6 +67,8 @@ pub struct ListMetadata {
 
 /// `GET /v0.1/servers` parameters.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct ListQuery {
     /// The `nextCursor` of the previous page.
     #[serde(default)]

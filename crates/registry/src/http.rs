@@ -6,68 +6,105 @@ mod error;
 
 use std::sync::Arc;
 
-use axum::{
-    Json, Router,
-    routing::{get, post},
-};
+use axum::{Json, Router, routing::get};
+use utoipa::OpenApi as _;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::RegistryState;
 
 pub fn router(state: Arc<RegistryState>) -> Router {
-    let state_store = state.store.clone();
-    let api = Router::new()
+    let store = state.store.clone();
+    let (api, document) = api_router().split_for_parts();
+    let document = Arc::new(document);
+    api.route("/dev-issuer/jwks.json", get(dev_issuer_jwks))
         .route(
-            "/v1/servers",
-            get(api::servers::list).post(api::servers::register),
+            "/v1/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move { Json(document.as_ref().clone()) }
+            }),
         )
-        .route("/v1/servers/{name}", get(api::servers::get))
-        .route("/v1/servers/{name}/tools", get(api::servers::tools))
-        .route(
-            "/v1/servers/{name}/observed-tools",
-            post(api::servers::observed_tools),
-        )
-        .route(
-            "/v1/servers/{name}/status",
-            get(api::servers::status).post(api::servers::put_status),
-        )
-        .route("/v1/status", get(api::servers::statuses))
-        .route(
-            "/v1/servers/{name}/reviews",
-            get(api::governance::server_reviews),
-        )
-        .route("/v1/access", get(api::access::check))
-        .route("/v1/discovery", get(api::access::discovery))
-        .route("/v1/policy/check", get(api::access::policy_check))
-        .route("/v1/policy/who-can", get(api::access::who_can))
-        .route("/v1/policies/platform", get(api::access::platform_policies))
-        .route("/v1/audit", post(api::audit::append).get(api::audit::list))
-        .route("/v1/catalog/version", get(api::access::catalog_version))
-        .route("/v1/teams", get(api::governance::list_teams))
-        .route(
-            "/v1/teams/{name}",
-            get(api::governance::get_team).put(api::governance::put_team),
-        )
-        .route("/v1/reviews", get(api::governance::list_reviews))
-        .route("/v1/reviews/{id}", get(api::governance::get_review))
-        .route("/v1/reviews/{id}/approve", post(api::governance::approve))
-        .route("/v1/reviews/{id}/reject", post(api::governance::reject))
-        .route("/v1/changes", get(api::governance::list_changes))
-        .route("/v0.1/servers", get(api::mcp_registry::list))
-        .route(
-            "/v0.1/servers/{name}/versions",
-            get(api::mcp_registry::versions),
-        )
-        .route(
-            "/v0.1/servers/{name}/versions/{version}",
-            get(api::mcp_registry::version),
-        )
-        .route("/dev-issuer/jwks.json", get(dev_issuer_jwks))
-        .with_state(state);
-    let store = state_store;
-    api.merge(service_kit::readiness_routes(move || {
-        let store = store.clone();
-        async move { store.ping().await.map_err(|e| e.to_string()) }
-    }))
+        .with_state(state)
+        .merge(service_kit::readiness_routes(move || {
+            let store = store.clone();
+            async move { store.ping().await.map_err(|e| e.to_string()) }
+        }))
+}
+
+/// The OpenAPI document of the registry's API, generated from the handlers and wire types.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().into_openapi()
+}
+
+/// Every documented route: registering a handler here is what puts it in the OpenAPI document.
+fn api_router() -> OpenApiRouter<Arc<RegistryState>> {
+    use api::{access, audit, governance, mcp_registry, servers};
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(servers::list, servers::register))
+        .routes(routes!(servers::get))
+        .routes(routes!(servers::tools))
+        .routes(routes!(servers::observed_tools))
+        .routes(routes!(servers::status, servers::put_status))
+        .routes(routes!(governance::server_reviews))
+        .routes(routes!(servers::statuses))
+        .routes(routes!(access::check))
+        .routes(routes!(access::discovery))
+        .routes(routes!(access::policy_check))
+        .routes(routes!(access::who_can))
+        .routes(routes!(access::platform_policies))
+        .routes(routes!(access::catalog_version))
+        .routes(routes!(audit::append, audit::list))
+        .routes(routes!(governance::list_teams))
+        .routes(routes!(governance::get_team, governance::put_team))
+        .routes(routes!(governance::list_reviews))
+        .routes(routes!(governance::get_review))
+        .routes(routes!(governance::approve))
+        .routes(routes!(governance::reject))
+        .routes(routes!(governance::list_changes))
+        .routes(routes!(mcp_registry::list))
+        .routes(routes!(mcp_registry::versions))
+        .routes(routes!(mcp_registry::version))
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Switchboard registry",
+        description = "The source of truth for which MCP servers exist, who owns them, whether they are approved for production, who may use them, and the audit of every call.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "servers", description = "Registered servers and their tools"),
+        (name = "access", description = "Access answers and discovery for AI clients"),
+        (name = "policy", description = "Policy explanations"),
+        (name = "reviews", description = "Security, Legal/Privacy and GenAI reviews"),
+        (name = "teams", description = "Teams that own servers"),
+        (name = "changes", description = "The history of every catalog change"),
+        (name = "status", description = "Live status probes"),
+        (name = "audit", description = "One record per call through the gateway"),
+        (name = "mcp-registry", description = "The approved catalog in the official MCP Registry API")
+    )
+)]
+struct ApiDoc;
+
+/// Every operation takes a bearer JWT from a trusted issuer.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
 }
 
 async fn dev_issuer_jwks(

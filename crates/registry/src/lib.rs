@@ -14,7 +14,7 @@ use registry_store::Store;
 use service_kit::Shutdown;
 use tokio::net::TcpListener;
 
-pub use http::router;
+pub use http::{openapi, router};
 
 /// How a registry is configured; built by the binary from flags and files.
 pub struct RegistryConfig {

@@ -279,6 +279,11 @@ pub fn available(what: &str, present: bool) -> bool {
 /// The Python interpreter with the official MCP SDK: `SWITCHBOARD_PYTHON`, else the venv that
 /// `.ci/run` makes, else `python3`.
 pub fn python() -> Option<PathBuf> {
+    python_with("import mcp, httpx2")
+}
+
+/// The first candidate Python interpreter (as [`python`]) for which `check` runs cleanly.
+pub fn python_with(check: &str) -> Option<PathBuf> {
     let mut candidates = Vec::new();
     if let Ok(p) = std::env::var("SWITCHBOARD_PYTHON") {
         candidates.push(PathBuf::from(p));
@@ -289,7 +294,7 @@ pub fn python() -> Option<PathBuf> {
     candidates.push(PathBuf::from("python3"));
     candidates.into_iter().find(|p| {
         Command::new(p)
-            .args(["-c", "import mcp, httpx2"])
+            .args(["-c", check])
             .output()
             .is_ok_and(|o| o.status.success())
     })

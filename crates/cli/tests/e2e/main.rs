@@ -10,6 +10,7 @@ mod conformance;
 mod governance;
 mod harness;
 mod oidc;
+mod openapi;
 mod policies;
 mod reviews;
 mod spiffe;

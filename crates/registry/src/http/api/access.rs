@@ -21,6 +21,7 @@ use crate::{
     service,
 };
 
+#[utoipa::path(get, operation_id = "checkAccess", path = "/v1/access", tag = "access", description = "May user U (in groups G) use server X, or tool T, from the caller's surface?", params(registry_api::AccessQuery), responses((status = 200, description = "OK", body = registry_api::AccessAnswer), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody), (status = 404, description = "Not found", body = registry_api::ErrorBody), (status = 422, description = "Invalid input; the message lists every problem", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn check(
     State(state): State<Arc<RegistryState>>,
     caller: Caller,
@@ -41,6 +42,7 @@ pub(crate) async fn check(
     )))
 }
 
+#[utoipa::path(get, operation_id = "discover", path = "/v1/discovery", tag = "access", description = "The servers and tools the caller may use from its surface.", responses((status = 200, description = "OK", body = registry_api::Discovery), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn discovery(
     State(state): State<Arc<RegistryState>>,
     caller: Caller,
@@ -71,6 +73,7 @@ pub(crate) async fn discovery(
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
+#[utoipa::path(get, operation_id = "checkPolicy", path = "/v1/policy/check", tag = "policy", description = "What the policies decide for a caller, server, tool and arguments, and which policies decide it.", params(registry_api::PolicyQuery), responses((status = 200, description = "OK", body = registry_api::PolicyAnswer), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody), (status = 404, description = "Not found", body = registry_api::ErrorBody), (status = 422, description = "Invalid input; the message lists every problem", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn policy_check(
     State(state): State<Arc<RegistryState>>,
     _caller: Caller,
@@ -107,6 +110,7 @@ pub(crate) async fn policy_check(
     Ok(Json(service::answer(verdict)))
 }
 
+#[utoipa::path(get, operation_id = "whoCan", path = "/v1/policy/who-can", tag = "policy", description = "Which groups and services may call a tool.", params(registry_api::WhoCanQuery), responses((status = 200, description = "OK", body = registry_api::WhoCan), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody), (status = 404, description = "Not found", body = registry_api::ErrorBody), (status = 422, description = "Invalid input; the message lists every problem", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn who_can(
     State(state): State<Arc<RegistryState>>,
     _caller: Caller,
@@ -130,6 +134,7 @@ pub(crate) async fn who_can(
     }))
 }
 
+#[utoipa::path(get, operation_id = "getPlatformPolicies", path = "/v1/policies/platform", tag = "policy", description = "The Cedar policies that apply to every server, and the development surfaces.", responses((status = 200, description = "OK", body = registry_api::PlatformPolicies), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn platform_policies(
     State(state): State<Arc<RegistryState>>,
     _caller: Caller,
@@ -138,6 +143,7 @@ pub(crate) async fn platform_policies(
 }
 
 /// `GET /v1/catalog/version`: cheap to poll; the gateway re-reads the catalog only when it moves.
+#[utoipa::path(get, operation_id = "getCatalogVersion", path = "/v1/catalog/version", tag = "servers", description = "A fingerprint of the catalog and platform policies; cheap to poll.", responses((status = 200, description = "OK", body = registry_api::CatalogVersion), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn catalog_version(
     State(state): State<Arc<RegistryState>>,
     _caller: Caller,

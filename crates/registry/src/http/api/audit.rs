@@ -16,6 +16,7 @@ use crate::{
     http::{auth::Caller, error::ApiError},
 };
 
+#[utoipa::path(post, operation_id = "appendAudit", path = "/v1/audit", tag = "audit", description = "Append audit records (the gateway); a record id already stored is skipped.", request_body = Vec<registry_api::AuditRecord>, responses((status = 204, description = "Stored"), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody), (status = 403, description = "The caller lacks the group this needs", body = registry_api::ErrorBody), (status = 422, description = "Invalid input; the message lists every problem", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn append(
     State(state): State<Arc<RegistryState>>,
     caller: Caller,
@@ -29,13 +30,15 @@ pub(crate) async fn append(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AuditQuery {
     server: Option<String>,
     user: Option<String>,
     limit: Option<u32>,
 }
 
+#[utoipa::path(get, operation_id = "listAudit", path = "/v1/audit", tag = "audit", description = "Audit records, newest first: the caller's own, or anyone's for auditors.", params(AuditQuery), responses((status = 200, description = "OK", body = registry_api::AuditPage), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody), (status = 403, description = "The caller lacks the group this needs", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<Arc<RegistryState>>,
     caller: Caller,

@@ -20,6 +20,7 @@ use crate::{
     },
 };
 
+#[utoipa::path(get, operation_id = "listTeams", path = "/v1/teams", tag = "teams", description = "Every team.", responses((status = 200, description = "OK", body = registry_api::TeamList), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn list_teams(
     State(state): State<Arc<RegistryState>>,
     _caller: Caller,
@@ -29,6 +30,7 @@ pub(crate) async fn list_teams(
     }))
 }
 
+#[utoipa::path(get, operation_id = "getTeam", path = "/v1/teams/{name}", tag = "teams", description = "One team.", params(("name" = String, Path, description = "The team name")), responses((status = 200, description = "OK", body = registry_api::Team), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody), (status = 404, description = "Not found", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn get_team(
     State(state): State<Arc<RegistryState>>,
     _caller: Caller,
@@ -39,6 +41,7 @@ pub(crate) async fn get_team(
 
 /// `PUT /v1/teams/{name}`: create or replace a team (admins only). The body's `name`, if given,
 /// must match the path.
+#[utoipa::path(put, operation_id = "putTeam", path = "/v1/teams/{name}", tag = "teams", description = "Create or replace a team (admins).", params(("name" = String, Path, description = "The team name")), request_body = registry_api::Team, responses((status = 200, description = "OK", body = registry_api::Team), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody), (status = 403, description = "The caller lacks the group this needs", body = registry_api::ErrorBody), (status = 422, description = "Invalid input; the message lists every problem", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn put_team(
     State(state): State<Arc<RegistryState>>,
     caller: Caller,
@@ -73,7 +76,8 @@ pub(crate) async fn put_team(
     Ok(Json(saved))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ReviewQuery {
     #[serde(default)]
     server: Option<String>,
@@ -89,6 +93,7 @@ fn default_limit() -> u32 {
 }
 
 /// `GET /v1/reviews?server=&state=&limit=`: the review queue (newest first).
+#[utoipa::path(get, operation_id = "listReviews", path = "/v1/reviews", tag = "reviews", description = "The review queue, newest first.", params(ReviewQuery), responses((status = 200, description = "OK", body = registry_api::ReviewList), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody), (status = 422, description = "Invalid input; the message lists every problem", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn list_reviews(
     State(state): State<Arc<RegistryState>>,
     _caller: Caller,
@@ -114,6 +119,7 @@ pub(crate) async fn list_reviews(
     Ok(Json(ReviewList { reviews }))
 }
 
+#[utoipa::path(get, operation_id = "listServerReviews", path = "/v1/servers/{name}/reviews", tag = "reviews", description = "Every review of one server.", params(("name" = String, Path, description = "The server name")), responses((status = 200, description = "OK", body = registry_api::ReviewList), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody), (status = 404, description = "Not found", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn server_reviews(
     State(state): State<Arc<RegistryState>>,
     _caller: Caller,
@@ -131,6 +137,7 @@ pub(crate) async fn server_reviews(
     Ok(Json(ReviewList { reviews }))
 }
 
+#[utoipa::path(get, operation_id = "getReview", path = "/v1/reviews/{id}", tag = "reviews", description = "One review, with the definitions and automated findings under review.", params(("id" = String, Path, description = "`<server>.<round>.<kind>`")), responses((status = 200, description = "OK", body = registry_api::Review), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody), (status = 404, description = "Not found", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn get_review(
     State(state): State<Arc<RegistryState>>,
     _caller: Caller,
@@ -139,6 +146,7 @@ pub(crate) async fn get_review(
     Ok(Json(state.store.get_review(&id).await?))
 }
 
+#[utoipa::path(post, operation_id = "approveReview", path = "/v1/reviews/{id}/approve", tag = "reviews", description = "Approve a pending review (its kind's reviewers; never the server's owners). The last approval of a round pins its tool definitions and approves the server.", params(("id" = String, Path, description = "`<server>.<round>.<kind>`")), request_body = registry_api::DecideReview, responses((status = 200, description = "OK", body = registry_api::Review), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody), (status = 403, description = "The caller lacks the group this needs", body = registry_api::ErrorBody), (status = 404, description = "Not found", body = registry_api::ErrorBody), (status = 409, description = "Conflicts with the current state", body = registry_api::ErrorBody), (status = 422, description = "Invalid input; the message lists every problem", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn approve(
     State(state): State<Arc<RegistryState>>,
     caller: Caller,
@@ -148,6 +156,7 @@ pub(crate) async fn approve(
     decide(&state, &caller, &id, true, body).await
 }
 
+#[utoipa::path(post, operation_id = "rejectReview", path = "/v1/reviews/{id}/reject", tag = "reviews", description = "Reject a pending review, saying what must change.", params(("id" = String, Path, description = "`<server>.<round>.<kind>`")), request_body = registry_api::DecideReview, responses((status = 200, description = "OK", body = registry_api::Review), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody), (status = 403, description = "The caller lacks the group this needs", body = registry_api::ErrorBody), (status = 404, description = "Not found", body = registry_api::ErrorBody), (status = 409, description = "Conflicts with the current state", body = registry_api::ErrorBody), (status = 422, description = "Invalid input; the message lists every problem", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn reject(
     State(state): State<Arc<RegistryState>>,
     caller: Caller,
@@ -202,7 +211,8 @@ pub(crate) async fn decide(
     Ok(Json(decided))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ChangeQuery {
     /// `server:<name>` (with its reviews), `team:<name>` or `review:<id>`.
     #[serde(default)]
@@ -212,6 +222,7 @@ pub(crate) struct ChangeQuery {
 }
 
 /// `GET /v1/changes?subject=&limit=`: who changed what in the catalog, newest first.
+#[utoipa::path(get, operation_id = "listChanges", path = "/v1/changes", tag = "changes", description = "Who changed what in the catalog, newest first.", params(ChangeQuery), responses((status = 200, description = "OK", body = registry_api::ChangeList), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn list_changes(
     State(state): State<Arc<RegistryState>>,
     _caller: Caller,

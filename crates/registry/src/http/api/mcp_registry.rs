@@ -30,6 +30,7 @@ const DEFAULT_LIMIT: usize = 30;
 const MAX_LIMIT: usize = 100;
 
 /// `GET /v0.1/servers?cursor=&limit=&search=&version=&updated_since=`.
+#[utoipa::path(get, operation_id = "listPublishedServers", path = "/v0.1/servers", tag = "mcp-registry", description = "The production-approved catalog in the official MCP Registry API.", params(registry_api::mcp_registry::ListQuery), responses((status = 200, description = "OK", body = registry_api::mcp_registry::ServerListV0), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody), (status = 422, description = "Invalid input; the message lists every problem", body = registry_api::ErrorBody)), security((), ("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<Arc<RegistryState>>,
     parts: Parts,
@@ -87,6 +88,7 @@ pub(crate) async fn list(
 }
 
 /// `GET /v0.1/servers/{serverName}/versions`: the one (current) version of an approved server.
+#[utoipa::path(get, operation_id = "listPublishedServerVersions", path = "/v0.1/servers/{name}/versions", tag = "mcp-registry", description = "The versions of an approved server (the registry keeps the current one).", params(("name" = String, Path, description = "`<namespace>/<server>`, URL-encoded")), responses((status = 200, description = "OK", body = registry_api::mcp_registry::ServerListV0), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody), (status = 404, description = "Not found", body = registry_api::ErrorBody)), security((), ("bearer" = [])))]
 pub(crate) async fn versions(
     State(state): State<Arc<RegistryState>>,
     parts: Parts,
@@ -105,6 +107,7 @@ pub(crate) async fn versions(
 }
 
 /// `GET /v0.1/servers/{serverName}/versions/{version}` (`latest` or the current version).
+#[utoipa::path(get, operation_id = "getPublishedServerVersion", path = "/v0.1/servers/{name}/versions/{version}", tag = "mcp-registry", description = "One version (`latest` or the current one) of an approved server.", params(("name" = String, Path, description = "`<namespace>/<server>`, URL-encoded"), ("version" = String, Path, description = "`latest` or an exact version")), responses((status = 200, description = "OK", body = registry_api::mcp_registry::ServerResponse), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody), (status = 404, description = "Not found", body = registry_api::ErrorBody)), security((), ("bearer" = [])))]
 pub(crate) async fn version(
     State(state): State<Arc<RegistryState>>,
     parts: Parts,

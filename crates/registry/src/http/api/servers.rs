@@ -16,6 +16,7 @@ use crate::{
     http::{auth::Caller, error::ApiError},
 };
 
+#[utoipa::path(post, operation_id = "registerServer", path = "/v1/servers", tag = "servers", description = "Register a server, or update it when the name is known. Opens the reviews the change needs.", request_body = registry_api::RegisterServer, responses((status = 200, description = "OK", body = registry_api::ServerView), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody), (status = 403, description = "The caller lacks the group this needs", body = registry_api::ErrorBody), (status = 422, description = "Invalid input; the message lists every problem", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn register(
     State(state): State<Arc<RegistryState>>,
     caller: Caller,
@@ -89,6 +90,7 @@ fn validate(state: &RegistryState, registration: &RegisterServer) -> Result<(), 
 
 /// `POST /v1/servers/{name}/observed-tools`: the gateway saw the server serve these definitions.
 /// Recording them opens their review (they stay withheld from production until approved).
+#[utoipa::path(post, operation_id = "reportObservedTools", path = "/v1/servers/{name}/observed-tools", tag = "servers", description = "Tool definitions a server was seen serving that differ from the record (the gateway reports them); recording them opens their review.", params(("name" = String, Path, description = "The server name")), request_body = registry_api::ObservedTools, responses((status = 200, description = "OK", body = registry_api::ServerView), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody), (status = 403, description = "The caller lacks the group this needs", body = registry_api::ErrorBody), (status = 404, description = "Not found", body = registry_api::ErrorBody), (status = 422, description = "Invalid input; the message lists every problem", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn observed_tools(
     State(state): State<Arc<RegistryState>>,
     caller: Caller,
@@ -118,6 +120,7 @@ pub(crate) async fn observed_tools(
 }
 
 /// `POST /v1/servers/{name}/status`: the outcome of a live probe (the gateway's prober).
+#[utoipa::path(post, operation_id = "reportStatus", path = "/v1/servers/{name}/status", tag = "status", description = "Record the outcome of a live probe (the gateway's prober).", params(("name" = String, Path, description = "The server name")), request_body = registry_api::LiveStatus, responses((status = 200, description = "OK", body = registry_api::LiveStatus), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody), (status = 403, description = "The caller lacks the group this needs", body = registry_api::ErrorBody), (status = 404, description = "Not found", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn put_status(
     State(state): State<Arc<RegistryState>>,
     caller: Caller,
@@ -137,6 +140,7 @@ pub(crate) async fn put_status(
 }
 
 /// `GET /v1/status`: the last live probe of every server.
+#[utoipa::path(get, operation_id = "listStatuses", path = "/v1/status", tag = "status", description = "The last live probe of every server.", responses((status = 200, description = "OK", body = registry_api::StatusList), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn statuses(
     State(state): State<Arc<RegistryState>>,
     _caller: Caller,
@@ -147,6 +151,7 @@ pub(crate) async fn statuses(
 }
 
 /// `GET /v1/servers/{name}/status`.
+#[utoipa::path(get, operation_id = "getStatus", path = "/v1/servers/{name}/status", tag = "status", description = "The last live probe of a server.", params(("name" = String, Path, description = "The server name")), responses((status = 200, description = "OK", body = registry_api::LiveStatus), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody), (status = 404, description = "Not found", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn status(
     State(state): State<Arc<RegistryState>>,
     _caller: Caller,
@@ -163,6 +168,7 @@ pub(crate) async fn status(
         .ok_or_else(|| ApiError::not_found(format!("server {name} has not been probed yet")))
 }
 
+#[utoipa::path(get, operation_id = "listServers", path = "/v1/servers", tag = "servers", description = "Every registered server with its tools, approval and owners.", responses((status = 200, description = "OK", body = registry_api::ServerList), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn list(
     State(state): State<Arc<RegistryState>>,
     _caller: Caller,
@@ -172,6 +178,7 @@ pub(crate) async fn list(
     }))
 }
 
+#[utoipa::path(get, operation_id = "getServer", path = "/v1/servers/{name}", tag = "servers", description = "One server.", params(("name" = String, Path, description = "The server name")), responses((status = 200, description = "OK", body = registry_api::ServerView), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody), (status = 404, description = "Not found", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn get(
     State(state): State<Arc<RegistryState>>,
     _caller: Caller,
@@ -180,6 +187,7 @@ pub(crate) async fn get(
     Ok(Json(state.store.get_server(&name).await?))
 }
 
+#[utoipa::path(get, operation_id = "listServerTools", path = "/v1/servers/{name}/tools", tag = "servers", description = "A server's tools with their definition hashes, approval and automated findings.", params(("name" = String, Path, description = "The server name")), responses((status = 200, description = "OK", body = Vec<registry_api::ToolView>), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody), (status = 404, description = "Not found", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn tools(
     State(state): State<Arc<RegistryState>>,
     _caller: Caller,
