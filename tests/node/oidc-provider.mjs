@@ -3,6 +3,11 @@
 // tokens as JWTs for the resource `urn:switchboard`, with its groups in the nested claim
 // `realm_access.roles`. Prints {"issuer": ...} on stdout once listening.
 //
+// With OIDC_LOGIN_CLIENT='{"id":"switchboard-registry","users":{"rita":["security-reviewers"]}}' it
+// also signs people in with the authorization code flow: a public native client (PKCE required,
+// any loopback port in its redirect URI http://127.0.0.1/ui/callback), the provider's own login
+// and consent pages (any password), and ID tokens that carry the user's `groups`.
+//
 // Usage: OIDC_CLIENTS='[{"id":"alice","secret":"s","groups":["finance"],"alg":"RS256"}]' \
 //        node oidc-provider.mjs   (with SWITCHBOARD_NODE_TOOLS pointing at the installed packages)
 import http from 'node:http';
@@ -16,6 +21,7 @@ const { default: Provider } = await load('oidc-provider');
 const jose = await load('jose');
 
 const clients = JSON.parse(process.env.OIDC_CLIENTS ?? '[]');
+const login = process.env.OIDC_LOGIN_CLIENT ? JSON.parse(process.env.OIDC_LOGIN_CLIENT) : null;
 const keys = [];
 for (const [alg, kid] of [['RS256', 'rs256-key'], ['ES256', 'es256-key'], ['EdDSA', 'eddsa-key']]) {
   const { privateKey } = await jose.generateKeyPair(alg, { extractable: true });
@@ -28,15 +34,34 @@ const issuer = `http://127.0.0.1:${server.address().port}`;
 
 const provider = new Provider(issuer, {
   jwks: { keys },
-  clients: clients.map((c) => ({
-    client_id: c.id,
-    client_secret: c.secret,
-    grant_types: ['client_credentials'],
-    redirect_uris: [],
-    response_types: [],
-  })),
+  clients: [
+    ...clients.map((c) => ({
+      client_id: c.id,
+      client_secret: c.secret,
+      grant_types: ['client_credentials'],
+      redirect_uris: [],
+      response_types: [],
+    })),
+    ...(login
+      ? [{
+        client_id: login.id,
+        application_type: 'native',
+        token_endpoint_auth_method: 'none',
+        grant_types: ['authorization_code'],
+        response_types: ['code'],
+        redirect_uris: ['http://127.0.0.1/ui/callback'],
+        id_token_signed_response_alg: 'ES256',
+      }]
+      : []),
+  ],
+  claims: { openid: ['sub'], profile: ['name'], groups: ['groups'] },
+  conformIdTokenClaims: false,
+  findAccount: async (ctx, id) => ({
+    accountId: id,
+    claims: async () => ({ sub: id, name: id, groups: login?.users?.[id] ?? [] }),
+  }),
   features: {
-    devInteractions: { enabled: false },
+    devInteractions: { enabled: Boolean(login) },
     clientCredentials: { enabled: true },
     resourceIndicators: {
       enabled: true,

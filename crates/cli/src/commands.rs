@@ -183,6 +183,114 @@ impl PublicationArgs {
     }
 }
 
+/// How people sign in to the registry's web UI, shared by `up` and the registry.
+#[derive(clap::Args)]
+pub(crate) struct UiArgs {
+    /// The file holding the key that signs UI session cookies (created, owner-only, if missing).
+    /// Replicas behind one address must share it. Default: `<data-dir>/ui-session.key`.
+    #[arg(long)]
+    ui_session_key_file: Option<PathBuf>,
+    /// Sign in to the UI with this OpenID Connect provider (authorization code + PKCE).
+    #[arg(long)]
+    ui_oidc_issuer: Option<String>,
+    /// The UI's client id at the provider.
+    #[arg(long, default_value = "switchboard-registry")]
+    ui_oidc_client_id: String,
+    /// The UI's client secret, for a confidential client.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_UI_OIDC_CLIENT_SECRET",
+        hide_env_values = true
+    )]
+    ui_oidc_client_secret: Option<String>,
+    /// Where the provider returns the browser; default `<registry URL>/ui/callback`.
+    #[arg(long)]
+    ui_oidc_redirect_url: Option<String>,
+    /// Scopes to ask for besides `openid`.
+    #[arg(long = "ui-oidc-scope", default_values_t = ["profile".to_owned()])]
+    ui_oidc_scopes: Vec<String>,
+    /// Where the ID token keeps the user's groups (a claim or a dotted path).
+    #[arg(long, default_value = "groups")]
+    ui_oidc_groups_claim: String,
+}
+
+impl UiArgs {
+    /// The UI configuration for a registry reachable at `registry_url`.
+    pub(crate) fn ui(
+        &self,
+        data: &DataDir,
+        registry_url: &str,
+        dev_sign_in: bool,
+    ) -> anyhow::Result<::registry::UiConfig> {
+        let key_file = self
+            .ui_session_key_file
+            .clone()
+            .unwrap_or_else(|| data.data_dir.join("ui-session.key"));
+        Ok(::registry::UiConfig {
+            session_key: load_or_create_secret(&key_file)?,
+            secure_cookies: registry_url.starts_with("https://"),
+            oidc: self
+                .ui_oidc_issuer
+                .as_ref()
+                .map(|issuer| ::registry::OidcLogin {
+                    issuer: issuer.clone(),
+                    client_id: self.ui_oidc_client_id.clone(),
+                    client_secret: self.ui_oidc_client_secret.clone(),
+                    redirect_url: self.ui_oidc_redirect_url.clone().unwrap_or_else(|| {
+                        format!("{}/ui/callback", registry_url.trim_end_matches('/'))
+                    }),
+                    groups_claim: self.ui_oidc_groups_claim.clone(),
+                    scopes: self.ui_oidc_scopes.clone(),
+                }),
+            dev_sign_in,
+        })
+    }
+}
+
+/// The 32-byte secret in `path`, created (owner-only) with fresh random bytes if missing.
+fn load_or_create_secret(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Write;
+    match std::fs::read(path) {
+        Ok(secret) => {
+            anyhow::ensure!(
+                secret.len() >= 32,
+                "{} must hold at least 32 bytes",
+                path.display()
+            );
+            Ok(secret)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut secret = vec![0u8; 32];
+            getrandom_fill(&mut secret)?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            match options.open(path) {
+                Ok(mut file) => {
+                    file.write_all(&secret)?;
+                    file.sync_all()?;
+                    Ok(secret)
+                }
+                // Another process created it first: use theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(std::fs::read(path)?),
+                Err(e) => Err(anyhow::anyhow!("create {}: {e}", path.display())),
+            }
+        }
+        Err(e) => Err(anyhow::anyhow!("read {}: {e}", path.display())),
+    }
+}
+
+fn getrandom_fill(buffer: &mut [u8]) -> anyhow::Result<()> {
+    use aws_lc_rs::rand::SecureRandom;
+    aws_lc_rs::rand::SystemRandom::new()
+        .fill(buffer)
+        .map_err(|_| anyhow::anyhow!("the system random number generator failed"))
+}
+
 /// External token issuers to trust, shared by `up`, the registry and the gateway.
 #[derive(clap::Args)]
 pub(crate) struct ExternalTrust {

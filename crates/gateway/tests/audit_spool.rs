@@ -86,6 +86,7 @@ async fn records_wait_in_the_spool_until_the_registry_is_back() {
         platform_policies: String::new(),
         governance: registry::Governance::new(vec!["platform-admins".into()]),
         publication: registry::Publication::default(),
+        ui: Default::default(),
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await

@@ -23,6 +23,9 @@ pub struct Claims {
     /// Granted OAuth scopes, space-delimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// The OpenID Connect nonce (ID tokens only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
 }
 
 impl Claims {
@@ -40,6 +43,7 @@ impl Claims {
             groups,
             surface: None,
             scope: None,
+            nonce: None,
         }
     }
 }

@@ -324,6 +324,7 @@ fn claims_from(raw: &Value, audiences: &[&str], groups_claim: &str) -> Result<Cl
         groups,
         surface: text("surface"),
         scope,
+        nonce: text("nonce"),
     })
 }
 

@@ -127,6 +127,7 @@ async fn run() {
         platform_policies: String::new(),
         governance: registry::Governance::new(vec!["platform-admins".into()]),
         publication: registry::Publication::default(),
+        ui: Default::default(),
     })
     .await
     .unwrap();

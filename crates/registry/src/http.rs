@@ -1,6 +1,6 @@
 //! The registry's HTTP surface: builds the axum router; handlers live in `http/api/`.
 
-mod api;
+pub(crate) mod api;
 mod auth;
 mod error;
 
@@ -24,6 +24,7 @@ pub fn router(state: Arc<RegistryState>) -> Router {
                 async move { Json(document.as_ref().clone()) }
             }),
         )
+        .merge(crate::ui::router())
         .with_state(state)
         .merge(service_kit::readiness_routes(move || {
             let store = store.clone();

@@ -4,6 +4,9 @@
 
 mod http;
 mod service;
+mod ui;
+
+pub use ui::{OidcLogin, UiConfig};
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -31,6 +34,8 @@ pub struct RegistryConfig {
     pub platform_policies: String,
     pub governance: Governance,
     pub publication: Publication,
+    /// The web UI's sign-in.
+    pub ui: UiConfig,
 }
 
 /// How the registry publishes its production-approved catalog in the official MCP Registry API
@@ -105,6 +110,7 @@ pub struct RegistryState {
     pub platform: registry_api::PlatformPolicies,
     pub governance: Governance,
     pub publication: Publication,
+    pub(crate) ui: ui::Ui,
     /// Every registered server and the policy engine over them, rebuilt on each registration
     /// here and whenever the store's catalog changes (another replica registered a server).
     snapshot: ArcSwap<Snapshot>,
@@ -185,6 +191,7 @@ impl RegistryState {
             },
             governance: config.governance,
             publication: config.publication,
+            ui: ui::Ui::new(config.ui)?,
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             reloading: tokio::sync::Mutex::new(()),
         };

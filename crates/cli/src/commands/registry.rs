@@ -7,7 +7,9 @@ use registry::{RegistryConfig, RegistryState};
 use registry_store::SqlStore;
 
 use crate::{
-    commands::{DataDir, GovernanceArgs, PublicationArgs, Trust, read_policies, write_ready},
+    commands::{
+        DataDir, GovernanceArgs, PublicationArgs, Trust, UiArgs, read_policies, write_ready,
+    },
     dev,
 };
 
@@ -38,6 +40,11 @@ pub(crate) struct Args {
     governance: GovernanceArgs,
     #[command(flatten)]
     publication: PublicationArgs,
+    #[command(flatten)]
+    ui: UiArgs,
+    /// The registry's own public base URL (for sign-in redirects); default `http://<listen>`.
+    #[arg(long)]
+    public_url: Option<String>,
     /// The gateway's public base URL, for the remotes of published catalog entries.
     #[arg(long, env = "SWITCHBOARD_GATEWAY_URL")]
     gateway_url: Option<String>,
@@ -75,6 +82,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         platform_policies: read_policies(args.platform_policies.as_deref())?,
         governance: args.governance.governance()?,
         publication: args.publication.publication(args.gateway_url.clone()),
+        ui: args.ui.ui(
+            &args.data,
+            &args
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", args.listen)),
+            false,
+        )?,
     };
     let state = RegistryState::new(state).await?;
     let listener = service_kit::bind(args.listen).await?;

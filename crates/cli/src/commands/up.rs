@@ -14,8 +14,8 @@ use server_sdk::IdentityMode;
 
 use crate::{
     commands::{
-        DataDir, ExternalTrust, GovernanceArgs, PublicationArgs, gateway::dev_service_credentials,
-        read_policies, server, write_ready,
+        DataDir, ExternalTrust, GovernanceArgs, PublicationArgs, UiArgs,
+        gateway::dev_service_credentials, read_policies, server, write_ready,
     },
     dev,
 };
@@ -54,6 +54,8 @@ pub(crate) struct Args {
     governance: GovernanceArgs,
     #[command(flatten)]
     publication: PublicationArgs,
+    #[command(flatten)]
+    ui: UiArgs,
     /// Seconds between live status probes of every server (0: no probes).
     #[arg(long, default_value_t = 10)]
     probe_every_secs: u64,
@@ -99,6 +101,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         platform_policies: read_policies(args.platform_policies.as_deref())?,
         governance: governance.clone(),
         publication: args.publication.publication(Some(gateway_url.clone())),
+        ui: args.ui.ui(&args.data, &registry_url, true)?,
     };
     let registry_state = RegistryState::new(registry_state).await?;
     let registry_task = spawn_component(

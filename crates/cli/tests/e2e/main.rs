@@ -14,3 +14,4 @@ mod openapi;
 mod policies;
 mod reviews;
 mod spiffe;
+mod ui;

@@ -20,9 +20,9 @@ const CLIENTS: &str = r#"[
 ]"#;
 
 /// The provider process, killed on drop.
-struct Provider {
+pub struct Provider {
     child: Child,
-    issuer: String,
+    pub issuer: String,
 }
 
 impl Drop for Provider {
@@ -33,6 +33,12 @@ impl Drop for Provider {
 }
 
 fn start_provider() -> Option<Provider> {
+    start_provider_with(CLIENTS, None)
+}
+
+/// The provider with these client_credentials clients and, optionally, a browser sign-in client
+/// (`{"id": ..., "users": {"name": ["group", ...]}}`).
+pub fn start_provider_with(clients: &str, login: Option<&str>) -> Option<Provider> {
     let Some(tools) = node_tools_dir() else {
         available("node 22 and the oidc-provider package", false);
         return None;
@@ -41,18 +47,24 @@ fn start_provider() -> Option<Provider> {
         env!("CARGO_MANIFEST_DIR"),
         "/../../tests/node/oidc-provider.mjs"
     );
-    let mut child = Command::new(tools.join("node_modules/.bin/node"))
+    let mut command = Command::new(tools.join("node_modules/.bin/node"));
+    command
         .arg(script)
         .env("SWITCHBOARD_NODE_TOOLS", &tools)
-        .env("OIDC_CLIENTS", CLIENTS)
+        .env("OIDC_CLIENTS", clients);
+    if let Some(login) = login {
+        command.env("OIDC_LOGIN_CLIENT", login);
+    }
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut line).unwrap();
+    // Keep draining: the provider logs its interactions to stdout, and a closed pipe kills it.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let ready: Value =
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("provider said {line:?}: {e}"));
     Some(Provider {

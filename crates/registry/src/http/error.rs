@@ -44,6 +44,11 @@ impl ApiError {
     pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
     }
+
+    /// The status and the message for people (what the web UI shows).
+    pub(crate) fn parts(self) -> (StatusCode, String) {
+        (self.status, self.message)
+    }
 }
 
 impl From<StoreError> for ApiError {

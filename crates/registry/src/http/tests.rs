@@ -38,6 +38,15 @@ impl Fixture {
         key: SigningKey,
         publication: crate::Publication,
     ) -> Fixture {
+        Fixture::build(store, key, publication, Default::default()).await
+    }
+
+    async fn build(
+        store: Arc<SqlStore>,
+        key: SigningKey,
+        publication: crate::Publication,
+        ui: crate::UiConfig,
+    ) -> Fixture {
         let verifier = Verifier::new(
             "switchboard",
             vec![TrustedIssuer::new(
@@ -55,6 +64,7 @@ impl Fixture {
             platform_policies: String::new(),
             governance: crate::Governance::new(vec!["platform-admins".into()]),
             publication,
+            ui,
         };
         let state = RegistryState::new(state).await.unwrap();
         state
@@ -951,4 +961,167 @@ async fn the_published_catalog_needs_a_token_unless_made_anonymous() {
     let f = Fixture::new().await;
     let (status, _) = f.call("GET", "/v0.1/servers", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+/// A browser: the web UI's routes with a cookie jar of one session.
+async fn browse(
+    f: &Fixture,
+    method: &str,
+    uri: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    let request = match form {
+        Some(body) => request
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body.to_owned())),
+        None => request.body(Body::empty()),
+    }
+    .unwrap();
+    let response = f.router.clone().oneshot(request).await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+/// Signs in with the development form; returns the session cookie and its CSRF token.
+async fn sign_in(f: &Fixture, user: &str, groups: &str) -> (String, String) {
+    let (status, headers, _) = browse(
+        f,
+        "POST",
+        "/ui/login/dev",
+        None,
+        Some(&format!("user={user}&groups={groups}")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let cookie = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("sb_session="))
+        .unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let (_, _, page) = browse(f, "GET", "/ui/reviews", Some(&cookie), None).await;
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    (cookie, csrf)
+}
+
+#[tokio::test]
+async fn the_web_ui_acts_as_the_signed_in_person_and_refuses_forged_requests() {
+    let store = Arc::new(SqlStore::sqlite_in_memory().await.unwrap());
+    let ui = crate::UiConfig {
+        dev_sign_in: true,
+        ..Default::default()
+    };
+    let f = Fixture::build(
+        store,
+        SigningKey::generate().unwrap(),
+        Default::default(),
+        ui,
+    )
+    .await;
+    let admin = f.token("ops", &["platform-admins"]);
+    f.call("POST", "/v1/servers", Some(&admin), Some(registration()))
+        .await;
+
+    // Signed out, or with a forged cookie: to the sign-in page.
+    for cookie in [None, Some("sb_session=eyJ1c2VyIjoiZXZlIn0.AAAA")] {
+        let (status, headers, _) = browse(&f, "GET", "/ui/", cookie, None).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(headers[header::LOCATION], "/ui/login");
+    }
+    let (status, _, page) = browse(&f, "GET", "/ui/login", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("Development sign-in"));
+
+    let (sam, csrf) = sign_in(&f, "sam", "security-reviewers").await;
+    let (status, headers, page) = browse(&f, "GET", "/ui/?q=pres", Some(&sam), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    assert!(page.contains("/ui/servers/presto"), "{page}");
+    let (_, _, page) = browse(&f, "GET", "/ui/?q=nothing-like-it", Some(&sam), None).await;
+    assert!(page.contains("No server matches"));
+    let (status, _, page) = browse(&f, "GET", "/ui/servers/presto", Some(&sam), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("Not approved")
+            && page.contains("once approved, members of finance, ads-eng"),
+        "{page}"
+    );
+    let (status, _, _) = browse(&f, "GET", "/ui/servers/nope", Some(&sam), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // A form without the session's CSRF token is refused; so is another kind's review and a
+    // rejection without a reason. Then the decision goes through as sam.
+    let decide = "/ui/reviews/presto.1.security/decide";
+    let (status, _, _) = browse(
+        &f,
+        "POST",
+        decide,
+        Some(&sam),
+        Some("csrf=guess&decision=approve"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, page) = browse(
+        &f,
+        "POST",
+        "/ui/reviews/presto.1.genai/decide",
+        Some(&sam),
+        Some(&format!("csrf={csrf}&decision=approve")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("genai-reviewers"), "{page}");
+    let (status, _, _) = browse(
+        &f,
+        "POST",
+        decide,
+        Some(&sam),
+        Some(&format!("csrf={csrf}&decision=reject&comment=")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, headers, _) = browse(
+        &f,
+        "POST",
+        decide,
+        Some(&sam),
+        Some(&format!("csrf={csrf}&decision=approve&comment=ok")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{headers:?}");
+    let review = f.state.store.get_review("presto.1.security").await.unwrap();
+    assert_eq!(review.decided_by.as_deref(), Some("sam"));
+
+    // Without dev sign-in configured, the form does nothing.
+    let plain = Fixture::new().await;
+    let (status, _, _) = browse(
+        &plain,
+        "POST",
+        "/ui/login/dev",
+        None,
+        Some("user=eve&groups=security-reviewers"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

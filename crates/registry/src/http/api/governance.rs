@@ -166,8 +166,7 @@ pub(crate) async fn reject(
     decide(&state, &caller, &id, false, body).await
 }
 
-/// Decides a review for `caller`, who must be in the review kind's reviewer groups and must not
-/// own the server (nobody reviews their own server).
+/// Decides a review for `caller` (the API's body: a comment, optional when approving).
 pub(crate) async fn decide(
     state: &RegistryState,
     caller: &Caller,
@@ -181,6 +180,20 @@ pub(crate) async fn decide(
         Err(JsonRejection::MissingJsonContentType(_)) => String::new(),
         Err(e) => return Err(ApiError::invalid(e.body_text())),
     };
+    decide_as(state, &caller.0, id, approve, &comment)
+        .await
+        .map(Json)
+}
+
+/// Decides a review as `who`, who must be in the review kind's reviewer groups and must not own
+/// the server (nobody reviews their own server). The API and the web UI both decide here.
+pub(crate) async fn decide_as(
+    state: &RegistryState,
+    who: &catalog::Principal,
+    id: &str,
+    approve: bool,
+    comment: &str,
+) -> Result<Review, ApiError> {
     let comment = comment.trim().to_owned();
     if !approve && comment.is_empty() {
         return Err(ApiError::invalid(
@@ -191,24 +204,29 @@ pub(crate) async fn decide(
         return Err(ApiError::invalid("comment: at most 4000 characters"));
     }
     let review = state.store.get_review(id).await?;
-    caller.require_any(
-        state.governance.reviewers(review.kind),
-        &format!("decide {} reviews", review.kind.as_str()),
-    )?;
+    let reviewers = state.governance.reviewers(review.kind);
+    if !who.in_any(reviewers) {
+        return Err(ApiError::forbidden(format!(
+            "{} may not decide {} reviews: that needs membership in one of [{}]",
+            who.user,
+            review.kind.as_str(),
+            reviewers.join(", ")
+        )));
+    }
     let server = state.store.get_server(&review.server).await?;
-    if server.owner_users.contains(&caller.0.user) {
+    if server.owner_users.contains(&who.user) {
         return Err(ApiError::forbidden(format!(
             "{} owns {} and may not review it",
-            caller.0.user, server.name
+            who.user, server.name
         )));
     }
     let decided = state
         .store
-        .decide_review(id, approve, &caller.0.user, &comment, now_ms())
+        .decide_review(id, approve, &who.user, &comment, now_ms())
         .await?;
     reload(state, "the decision was stored").await?;
-    tracing::info!(review = %id, by = %caller.0.user, state = decided.state.as_str(), "decided review");
-    Ok(Json(decided))
+    tracing::info!(review = %id, by = %who.user, state = decided.state.as_str(), "decided review");
+    Ok(decided)
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
