@@ -2,6 +2,8 @@
 //! [`Store`]; [`SqlStore`] is the embedded default, and other databases implement the same trait.
 
 mod sql;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use async_trait::async_trait;
 use registry_api::{

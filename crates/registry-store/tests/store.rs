@@ -116,51 +116,6 @@ fn sqlite() -> Place {
     Place::Sqlite(tempfile::tempdir().unwrap())
 }
 
-fn postgres_base() -> String {
-    std::env::var("SWITCHBOARD_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// A fresh PostgreSQL database (and its name), or `None` (skipped) when no server is reachable
-/// outside CI.
-async fn postgres() -> Option<(Place, String)> {
-    use sqlx::{Connection, Executor};
-    let base = postgres_base();
-    sqlx::any::install_default_drivers();
-    let mut admin = match sqlx::AnyConnection::connect(&base).await {
-        Ok(c) => c,
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("PostgreSQL at {base} is required under CI=true: {e}")
-        }
-        Err(e) => {
-            eprintln!("SKIPPED: the PostgreSQL half of the store tests: no server at {base} ({e})");
-            return None;
-        }
-    };
-    let name = format!("switchboard_test_{}", uuid::Uuid::new_v4().simple());
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .unwrap();
-    let (server, _) = base
-        .rsplit_once('/')
-        .expect("a PostgreSQL URL names a database");
-    Some((Place::Postgres(format!("{server}/{name}")), name))
-}
-
-async fn drop_postgres(name: &str) {
-    use sqlx::{Connection, Executor};
-    let mut admin = sqlx::AnyConnection::connect(&postgres_base())
-        .await
-        .unwrap();
-    admin
-        .execute(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE {name} WITH (FORCE)"
-        )))
-        .await
-        .unwrap();
-}
-
 /// Runs `check` on a fresh SQLite store and a fresh PostgreSQL store.
 async fn on_both<F, Fut>(check: F)
 where
@@ -168,9 +123,8 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     check(sqlite()).await;
-    if let Some((place, name)) = postgres().await {
-        check(place).await;
-        drop_postgres(&name).await;
+    if let Some(database) = registry_store::testing::fresh_postgres("the store tests").await {
+        check(Place::Postgres(database.url.clone())).await;
     }
 }
 
