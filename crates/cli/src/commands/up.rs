@@ -223,6 +223,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     write_ready(args.ready_file.as_deref(), summary)?;
     println!("Switchboard is up.\n");
     println!("  registry   {registry_url}   (API: {registry_url}/v1/servers)");
+    println!("  web UI     {registry_url}/ui/   (development sign-in: any user, any groups)");
     println!("  gateway    {gateway_url}");
     println!("  knowledge  {mcp_url}   (MCP, through the gateway)\n");
     println!(
