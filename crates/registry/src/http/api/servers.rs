@@ -34,6 +34,10 @@ pub(crate) async fn register(
     Ok((StatusCode::OK, Json(server)))
 }
 
+/// The most tools one server may have on record (registered or observed), so a server that
+/// lists endless new names cannot grow the catalog without bound.
+const MAX_TOOLS_PER_SERVER: usize = 1000;
+
 /// Every problem with a registration, reported at once: the manifest, the environment and
 /// endpoint, tools listed twice or described but not served, and the Cedar policies.
 fn validate(state: &RegistryState, registration: &RegisterServer) -> Result<(), ApiError> {
@@ -58,6 +62,12 @@ fn validate(state: &RegistryState, registration: &RegisterServer) -> Result<(), 
         problems.push(format!(
             "endpoint: must be an http(s) URL, got {:?}",
             registration.endpoint
+        ));
+    }
+    if registration.tools.len() > MAX_TOOLS_PER_SERVER {
+        problems.push(format!(
+            "tools: a server may list at most {MAX_TOOLS_PER_SERVER} tools, this one lists {}",
+            registration.tools.len()
         ));
     }
     let mut seen = std::collections::BTreeSet::new();
