@@ -210,16 +210,19 @@ pub(crate) async fn handle(
                 let id = id.as_ref().unwrap_or(&Value::Null);
                 return error::respond(StatusCode::BAD_REQUEST, id, HEADER_MISMATCH, &mismatch);
             }
+            let decide_on = |server: &ServerView| {
+                decide(
+                    &gw.catalog.engine(),
+                    &gw.pins,
+                    server,
+                    &who,
+                    method.as_deref(),
+                    &message,
+                    &id,
+                )
+            };
             let mut server = server;
-            let mut decision = decide(
-                &gw.catalog.engine(),
-                &gw.pins,
-                &server,
-                &who,
-                method.as_deref(),
-                &message,
-                &id,
-            );
+            let mut decision = decide_on(&server);
             // A refusal of something not yet approved may be stale (a review was just decided):
             // look at the registry again, once per cooldown, and decide again if it moved.
             if decision.is_err()
@@ -228,15 +231,7 @@ pub(crate) async fn handle(
                 && let Some(latest) = gw.catalog.server(&name).await
             {
                 server = latest;
-                decision = decide(
-                    &gw.catalog.engine(),
-                    &gw.pins,
-                    &server,
-                    &who,
-                    method.as_deref(),
-                    &message,
-                    &id,
-                );
+                decision = decide_on(&server);
             }
             let inspect = match decision {
                 Ok(inspect) => inspect,
