@@ -317,6 +317,7 @@ impl Store for SqlStore {
             action,
             serde_json::json!({
                 "revision": revision,
+                "version": m.server.version,
                 "endpoint": reg.endpoint,
                 "environment": reg.environment,
                 "tools": next.tools.iter().map(|t| (&t.definition.name, &t.definition_hash)).collect::<BTreeMap<_, _>>(),

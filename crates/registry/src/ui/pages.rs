@@ -282,6 +282,13 @@ pub(crate) struct ReviewRow {
     comment: String,
 }
 
+pub(crate) struct VersionRow {
+    version: String,
+    revision: i64,
+    when: String,
+    by: String,
+}
+
 pub(crate) struct UsageRow {
     when: String,
     user: String,
@@ -303,6 +310,7 @@ struct ServerPage {
     tools: Vec<ToolRow>,
     reviews: Vec<ReviewRow>,
     usage: Option<Vec<UsageRow>>,
+    versions: Vec<VersionRow>,
     owners: String,
     owner_groups: String,
 }
@@ -453,6 +461,24 @@ pub(crate) async fn server(
     } else {
         None
     };
+    // Every registration that changed the server, newest first.
+    let versions = state
+        .store
+        .list_changes(&registry_store::ChangeFilter {
+            subject: Some(format!("server:{}", server.name)),
+            limit: 200,
+        })
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.action == "server.registered" || c.action == "server.updated")
+        .map(|c| VersionRow {
+            version: c.detail["version"].as_str().unwrap_or("?").to_owned(),
+            revision: c.detail["revision"].as_i64().unwrap_or_default(),
+            when: time(c.time_ms),
+            by: c.actor,
+        })
+        .collect();
     let statuses = state.store.list_statuses().await.unwrap_or_default();
     let live = statuses.iter().find(|s| s.server == server.name);
     let (status, status_class) = status_text(live);
@@ -469,6 +495,7 @@ pub(crate) async fn server(
             tools,
             reviews,
             usage,
+            versions,
             owners: server.owner_users.join(", "),
             owner_groups: server.owner_groups.join(", "),
             server,
