@@ -2,10 +2,15 @@
 //! gateway, the CLI, SDK-built servers and AI clients all speak these shapes, so fields are only
 //! ever added, never renamed or removed.
 
+mod approvals;
 mod facts;
 mod governance;
 pub mod mcp_registry;
 
+pub use approvals::{
+    Approver, BatchOutcome, DecideProposals, NewProposal, Proposal, ProposalList, ProposalState,
+    Refused,
+};
 use catalog::Manifest;
 pub use facts::{Excluded, build_engine, policy_facts};
 pub use governance::{

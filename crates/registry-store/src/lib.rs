@@ -7,7 +7,8 @@ pub mod testing;
 
 use async_trait::async_trait;
 use registry_api::{
-    AuditRecord, ChangeRecord, LiveStatus, RegisterServer, Review, ReviewState, ServerView, Team,
+    AuditRecord, ChangeRecord, LiveStatus, NewProposal, Proposal, ProposalState, RegisterServer,
+    Review, ReviewState, ServerView, Team,
 };
 
 pub use sql::SqlStore;
@@ -32,6 +33,15 @@ pub enum StoreError {
 pub struct ReviewFilter {
     pub server: Option<String>,
     pub state: Option<ReviewState>,
+    pub limit: u32,
+}
+
+/// Which proposals to read, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ProposalFilter {
+    pub state: Option<ProposalState>,
+    pub server: Option<String>,
+    pub user: Option<String>,
     pub limit: u32,
 }
 
@@ -98,6 +108,46 @@ pub trait Store: Send + Sync + 'static {
     async fn put_status(&self, status: &LiveStatus) -> Result<LiveStatus, StoreError>;
     async fn list_statuses(&self) -> Result<Vec<LiveStatus>, StoreError>;
     async fn list_changes(&self, filter: &ChangeFilter) -> Result<Vec<ChangeRecord>, StoreError>;
+    /// Stores a proposal (pending). Proposing the same id again returns the stored one.
+    async fn create_proposal(
+        &self,
+        proposal: &NewProposal,
+        now_ms: i64,
+    ) -> Result<Proposal, StoreError>;
+    /// A proposal; a pending one past its expiry reads (and is recorded) as expired.
+    async fn get_proposal(&self, id: &str, now_ms: i64) -> Result<Proposal, StoreError>;
+    async fn list_proposals(
+        &self,
+        filter: &ProposalFilter,
+        now_ms: i64,
+    ) -> Result<Vec<Proposal>, StoreError>;
+    /// Approves or rejects a pending, unexpired proposal (anything else is a conflict), with a
+    /// change record by `actor`, in one transaction.
+    async fn decide_proposal(
+        &self,
+        id: &str,
+        approve: bool,
+        actor: &str,
+        comment: &str,
+        now_ms: i64,
+    ) -> Result<Proposal, StoreError>;
+    /// Claims an approved proposal for running: exactly one claimant gets it (`None` for the
+    /// others, or when it is not approved).
+    async fn claim_proposal(
+        &self,
+        id: &str,
+        claimant: &str,
+        now_ms: i64,
+    ) -> Result<Option<Proposal>, StoreError>;
+    /// Records what running a claimed proposal gave (`done`, or `failed`); only its claimant may.
+    async fn finish_proposal(
+        &self,
+        id: &str,
+        claimant: &str,
+        ok: bool,
+        result: &serde_json::Value,
+        now_ms: i64,
+    ) -> Result<Proposal, StoreError>;
     /// Succeeds when the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -9,16 +9,16 @@ use std::{
 
 use async_trait::async_trait;
 use registry_api::{
-    AuditRecord, ChangeRecord, LiveStatus, Outcome, PolicyView, RegisterServer, Review,
-    ReviewFinding, ReviewKind, ReviewScope, ReviewState, ServerView, Team, ToolDefinition,
-    ToolView,
+    Approver, AuditRecord, ChangeRecord, LiveStatus, NewProposal, Outcome, PolicyView, Proposal,
+    ProposalState, RegisterServer, Review, ReviewFinding, ReviewKind, ReviewScope, ReviewState,
+    ServerView, Team, ToolDefinition, ToolView,
 };
 use sqlx::{
     AnyConnection, AnyPool, Row,
     any::{AnyPoolOptions, AnyRow},
 };
 
-use crate::{AuditFilter, ChangeFilter, ReviewFilter, Store, StoreError};
+use crate::{AuditFilter, ChangeFilter, ProposalFilter, ReviewFilter, Store, StoreError};
 
 /// The server columns, with the owner team's owners, as a macro so queries built from it stay
 /// `&'static str`.
@@ -36,6 +36,14 @@ macro_rules! tool_columns {
     () => {
         "SELECT server, definition, minutes_saved, sensitivity, policy_name, policy_groups,
          approved_hash FROM tools"
+    };
+}
+
+macro_rules! proposal_columns {
+    () => {
+        "SELECT id, server, tool, arguments, argument_digest, user_name, groups, surface, client,
+         reason, approver, state, created_at_ms, expires_at_ms, decided_by, decided_at_ms, comment,
+         claimed_by, result, finished_at_ms FROM proposals"
     };
 }
 
@@ -731,6 +739,197 @@ impl Store for SqlStore {
             .collect())
     }
 
+    async fn create_proposal(&self, p: &NewProposal, now_ms: i64) -> Result<Proposal, StoreError> {
+        let digest = catalog::json_digest(&p.arguments);
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let inserted = sqlx::query(
+            "INSERT INTO proposals (id, server, tool, arguments, argument_digest, user_name, groups, surface,
+                                    client, reason, approver, state, created_at_ms, expires_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&p.id)
+        .bind(&p.server)
+        .bind(&p.tool)
+        .bind(json(&p.arguments))
+        .bind(&digest)
+        .bind(&p.user)
+        .bind(json(&p.groups))
+        .bind(&p.surface)
+        .bind(&p.client)
+        .bind(&p.reason)
+        .bind(p.approver.to_string())
+        .bind(now_ms)
+        .bind(p.expires_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        if inserted == 1 {
+            record_change(
+                &mut tx,
+                now_ms,
+                &p.user,
+                &format!("proposal:{}", p.id),
+                "proposal.opened",
+                serde_json::json!({
+                    "server": p.server, "tool": p.tool, "approver": p.approver.to_string(),
+                    "argument_digest": digest, "reason": p.reason,
+                }),
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        self.get_proposal(&p.id, now_ms).await
+    }
+
+    async fn get_proposal(&self, id: &str, now_ms: i64) -> Result<Proposal, StoreError> {
+        expire_proposals(&self.pool, now_ms).await?;
+        let row = sqlx::query(concat!(proposal_columns!(), " WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| StoreError::NotFound(format!("proposal {id}")))?;
+        proposal_from_row(&row)
+    }
+
+    async fn list_proposals(
+        &self,
+        filter: &ProposalFilter,
+        now_ms: i64,
+    ) -> Result<Vec<Proposal>, StoreError> {
+        expire_proposals(&self.pool, now_ms).await?;
+        let rows = sqlx::query(concat!(
+            proposal_columns!(),
+            " WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR server = $2) AND ($3 IS NULL OR user_name = $3)
+              ORDER BY created_at_ms DESC, id LIMIT $4"
+        ))
+        .bind(filter.state.map(ProposalState::as_str))
+        .bind(&filter.server)
+        .bind(&filter.user)
+        .bind(i64::from(filter.limit.clamp(1, 10_000)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter().map(proposal_from_row).collect()
+    }
+
+    async fn decide_proposal(
+        &self,
+        id: &str,
+        approve: bool,
+        actor: &str,
+        comment: &str,
+        now_ms: i64,
+    ) -> Result<Proposal, StoreError> {
+        let state = if approve {
+            ProposalState::Approved
+        } else {
+            ProposalState::Rejected
+        };
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        // Decided only while pending and unexpired: one statement, so two deciders cannot both win.
+        let changed = sqlx::query(
+            "UPDATE proposals SET state = $2, decided_by = $3, decided_at_ms = $4, comment = $5
+             WHERE id = $1 AND state = 'pending' AND expires_at_ms > $4",
+        )
+        .bind(id)
+        .bind(state.as_str())
+        .bind(actor)
+        .bind(now_ms)
+        .bind(comment)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        if changed == 0 {
+            drop(tx);
+            let current = self.get_proposal(id, now_ms).await?;
+            return Err(StoreError::Conflict(format!(
+                "proposal {id} is {} already; only pending proposals can be decided",
+                current.state.as_str()
+            )));
+        }
+        record_change(
+            &mut tx,
+            now_ms,
+            actor,
+            &format!("proposal:{id}"),
+            &format!("proposal.{}", state.as_str()),
+            serde_json::json!({ "comment": comment }),
+        )
+        .await?;
+        tx.commit().await.map_err(unavailable)?;
+        self.get_proposal(id, now_ms).await
+    }
+
+    async fn claim_proposal(
+        &self,
+        id: &str,
+        claimant: &str,
+        now_ms: i64,
+    ) -> Result<Option<Proposal>, StoreError> {
+        let claimed = sqlx::query(
+            "UPDATE proposals SET state = 'running', claimed_by = $2 WHERE id = $1 AND state = 'approved'",
+        )
+        .bind(id)
+        .bind(claimant)
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        if claimed == 0 {
+            return Ok(None);
+        }
+        self.get_proposal(id, now_ms).await.map(Some)
+    }
+
+    async fn finish_proposal(
+        &self,
+        id: &str,
+        claimant: &str,
+        ok: bool,
+        result: &serde_json::Value,
+        now_ms: i64,
+    ) -> Result<Proposal, StoreError> {
+        let state = if ok {
+            ProposalState::Done
+        } else {
+            ProposalState::Failed
+        };
+        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let finished = sqlx::query(
+            "UPDATE proposals SET state = $3, result = $4, finished_at_ms = $5
+             WHERE id = $1 AND state = 'running' AND claimed_by = $2",
+        )
+        .bind(id)
+        .bind(claimant)
+        .bind(state.as_str())
+        .bind(json(result))
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?
+        .rows_affected();
+        if finished == 0 {
+            return Err(StoreError::Conflict(format!(
+                "proposal {id} is not running under {claimant}"
+            )));
+        }
+        record_change(
+            &mut tx,
+            now_ms,
+            claimant,
+            &format!("proposal:{id}"),
+            &format!("proposal.{}", state.as_str()),
+            serde_json::json!({}),
+        )
+        .await?;
+        tx.commit().await.map_err(unavailable)?;
+        self.get_proposal(id, now_ms).await
+    }
+
     async fn list_changes(&self, filter: &ChangeFilter) -> Result<Vec<ChangeRecord>, StoreError> {
         // A server's history includes its reviews (`review:<server>.<round>.<kind>`).
         let reviews_of = filter
@@ -865,6 +1064,50 @@ fn server_from_row(row: &AnyRow) -> Result<ServerView, StoreError> {
             &row.get::<Option<String>, _>("team_groups")
                 .unwrap_or_else(|| "[]".into()),
         )?,
+    })
+}
+
+/// Pending proposals past their expiry become expired (with the time they expired).
+async fn expire_proposals(pool: &AnyPool, now_ms: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE proposals SET state = 'expired', decided_at_ms = expires_at_ms
+         WHERE state = 'pending' AND expires_at_ms <= $1",
+    )
+    .bind(now_ms)
+    .execute(pool)
+    .await
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+fn proposal_from_row(row: &AnyRow) -> Result<Proposal, StoreError> {
+    let state: String = row.get("state");
+    let approver: String = row.get("approver");
+    let result: Option<String> = row.get("result");
+    Ok(Proposal {
+        proposal: NewProposal {
+            id: row.get("id"),
+            server: row.get("server"),
+            tool: row.get("tool"),
+            arguments: parse_json(row.get("arguments"))?,
+            user: row.get("user_name"),
+            groups: parse_json(row.get("groups"))?,
+            surface: row.get("surface"),
+            client: row.get("client"),
+            reason: row.get("reason"),
+            approver: Approver::parse(&approver).map_err(StoreError::Corrupt)?,
+            expires_at_ms: row.get("expires_at_ms"),
+        },
+        argument_digest: row.get("argument_digest"),
+        state: ProposalState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown proposal state {state:?}")))?,
+        created_at_ms: row.get("created_at_ms"),
+        decided_by: row.get("decided_by"),
+        decided_at_ms: row.get("decided_at_ms"),
+        comment: row.get("comment"),
+        claimed_by: row.get("claimed_by"),
+        result: result.as_deref().map(parse_json).transpose()?,
+        finished_at_ms: row.get("finished_at_ms"),
     })
 }
 

@@ -463,3 +463,150 @@ async fn live_status_keeps_the_last_healthy_time() {
     })
     .await;
 }
+
+fn proposal(id: &str, expires_at_ms: i64) -> registry_api::NewProposal {
+    registry_api::NewProposal {
+        id: id.into(),
+        server: "presto".into(),
+        tool: "drop_table".into(),
+        arguments: serde_json::json!({"table": "ads.daily_spend"}),
+        user: "ann".into(),
+        groups: vec!["ads-eng".into()],
+        surface: "ide".into(),
+        client: Some("claude-code".into()),
+        reason: "presto/dba-approval".into(),
+        approver: registry_api::Approver::Group("dba".into()),
+        expires_at_ms,
+    }
+}
+
+#[tokio::test]
+async fn proposals_are_decided_once_and_run_by_one_claimant() {
+    use registry_api::ProposalState;
+    use registry_store::ProposalFilter;
+    on_both(|place| async move {
+        let store = place.open().await;
+        let first = store
+            .create_proposal(&proposal("p1", 10_000), 100)
+            .await
+            .unwrap();
+        assert_eq!(first.state, ProposalState::Pending);
+        assert_eq!(first.argument_digest.len(), 64);
+        // Proposing the same id again stores nothing new.
+        let again = store
+            .create_proposal(&proposal("p1", 99_999), 200)
+            .await
+            .unwrap();
+        assert_eq!(again, first);
+
+        let approved = store
+            .decide_proposal("p1", true, "dora", "fine", 300)
+            .await
+            .unwrap();
+        assert_eq!(approved.state, ProposalState::Approved);
+        assert_eq!(approved.decided_by.as_deref(), Some("dora"));
+        assert!(matches!(
+            store.decide_proposal("p1", false, "eve", "no", 301).await,
+            Err(StoreError::Conflict(m)) if m.contains("approved already")
+        ));
+
+        // Exactly one claimant runs it; only that claimant records the result.
+        let (a, b) = tokio::join!(
+            store.claim_proposal("p1", "gateway-a", 400),
+            store.claim_proposal("p1", "gateway-b", 400)
+        );
+        let winners: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+        assert_eq!(winners.len(), 1);
+        let winner = winners[0].claimed_by.clone().unwrap();
+        let loser = if winner == "gateway-a" {
+            "gateway-b"
+        } else {
+            "gateway-a"
+        };
+        assert!(matches!(
+            store
+                .finish_proposal("p1", loser, true, &serde_json::json!({}), 500)
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
+        let done = store
+            .finish_proposal(
+                "p1",
+                &winner,
+                true,
+                &serde_json::json!({"content": []}),
+                500,
+            )
+            .await
+            .unwrap();
+        assert_eq!(done.state, ProposalState::Done);
+        assert_eq!(done.result, Some(serde_json::json!({"content": []})));
+        assert_eq!(
+            store.claim_proposal("p1", "gateway-a", 600).await.unwrap(),
+            None
+        );
+
+        // Undecided past its expiry: expired, and no longer decidable.
+        store
+            .create_proposal(&proposal("p2", 1_000), 100)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.decide_proposal("p2", true, "dora", "", 2_000).await,
+            Err(StoreError::Conflict(m)) if m.contains("expired")
+        ));
+        let rejected = store
+            .create_proposal(&proposal("p3", 10_000), 100)
+            .await
+            .unwrap();
+        store
+            .decide_proposal(&rejected.proposal.id, false, "dora", "not on prod", 150)
+            .await
+            .unwrap();
+        let pending = store
+            .list_proposals(
+                &ProposalFilter {
+                    state: Some(ProposalState::Expired),
+                    limit: 10,
+                    ..Default::default()
+                },
+                2_000,
+            )
+            .await
+            .unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].proposal.id, "p2");
+        assert_eq!(
+            store
+                .list_proposals(
+                    &ProposalFilter {
+                        limit: 10,
+                        ..Default::default()
+                    },
+                    2_000
+                )
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+        // Every decision is on record.
+        let history = store
+            .list_changes(&ChangeFilter {
+                subject: Some("proposal:p1".into()),
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        let actions: Vec<&str> = history.iter().map(|c| c.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            ["proposal.done", "proposal.approved", "proposal.opened"]
+        );
+        assert!(matches!(
+            store.get_proposal("nope", 0).await,
+            Err(StoreError::NotFound(_))
+        ));
+    })
+    .await;
+}
