@@ -1,6 +1,7 @@
 //! The command line: one subcommand per component, plus `up` (everything on loopback) and the
 //! developer helpers `token` and `servers`.
 
+mod approvals;
 mod gateway;
 mod policy;
 mod registry;
@@ -42,6 +43,8 @@ enum Command {
     Token(token::Args),
     /// List, show or register servers in a registry.
     Servers(servers::Args),
+    /// Calls waiting for a person's approval: list them, approve or reject them in batches.
+    Approvals(approvals::Args),
     /// The review queue: list, approve and reject the reviews servers pass before production.
     Review(review::Args),
     /// Teams that own servers: list, or create and change one.
@@ -74,6 +77,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(args) => token::run(args),
         Command::Servers(args) => servers::run(args).await,
         Command::Review(args) => review::run(args).await,
+        Command::Approvals(args) => approvals::run(args).await,
         Command::Teams(args) => teams::run(args).await,
         Command::Policy(args) => policy::run(args).await,
         Command::Openapi => {

@@ -145,6 +145,45 @@ impl RegistryClient {
         Ok(list.statuses)
     }
 
+    /// Proposals the caller may see (or, with `decidable`, may decide), newest first.
+    pub async fn list_proposals(
+        &self,
+        state: Option<&str>,
+        server: Option<&str>,
+        decidable: bool,
+    ) -> Result<Vec<registry_api::Proposal>, ClientError> {
+        let mut query = vec![("limit", "1000".to_owned())];
+        if let Some(s) = state {
+            query.push(("state", s.to_owned()));
+        }
+        if let Some(s) = server {
+            query.push(("server", s.to_owned()));
+        }
+        if decidable {
+            query.push(("decidable", "true".to_owned()));
+        }
+        let list: registry_api::ProposalList = self
+            .send(self.http.get(self.url("/v1/proposals")).query(&query))
+            .await?;
+        Ok(list.proposals)
+    }
+
+    /// Approves (or rejects) a batch of proposals with one comment.
+    pub async fn decide_proposals(
+        &self,
+        ids: &[String],
+        approve: bool,
+        comment: &str,
+    ) -> Result<registry_api::BatchOutcome, ClientError> {
+        let verb = if approve { "approve" } else { "reject" };
+        let request = self.http.post(self.path(&["v1", "proposals", verb])?);
+        self.send(request.json(&registry_api::DecideProposals {
+            ids: ids.to_vec(),
+            comment: comment.to_owned(),
+        }))
+        .await
+    }
+
     pub async fn put_team(&self, team: &Team) -> Result<Team, ClientError> {
         let request = self.http.put(self.path(&["v1", "teams", &team.name])?);
         self.send(request.json(team)).await

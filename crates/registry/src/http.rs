@@ -39,7 +39,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Every documented route: registering a handler here is what puts it in the OpenAPI document.
 fn api_router() -> OpenApiRouter<Arc<RegistryState>> {
-    use api::{access, audit, governance, mcp_registry, servers};
+    use api::{access, audit, governance, mcp_registry, proposals, servers};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(servers::list, servers::register))
         .routes(routes!(servers::get))
@@ -62,6 +62,12 @@ fn api_router() -> OpenApiRouter<Arc<RegistryState>> {
         .routes(routes!(governance::approve))
         .routes(routes!(governance::reject))
         .routes(routes!(governance::list_changes))
+        .routes(routes!(proposals::list, proposals::create))
+        .routes(routes!(proposals::get))
+        .routes(routes!(proposals::approve))
+        .routes(routes!(proposals::reject))
+        .routes(routes!(proposals::claim))
+        .routes(routes!(proposals::finish))
         .routes(routes!(mcp_registry::list))
         .routes(routes!(mcp_registry::versions))
         .routes(routes!(mcp_registry::version))
@@ -84,6 +90,7 @@ fn api_router() -> OpenApiRouter<Arc<RegistryState>> {
         (name = "changes", description = "The history of every catalog change"),
         (name = "status", description = "Live status probes"),
         (name = "audit", description = "One record per call through the gateway"),
+        (name = "proposals", description = "Calls waiting for a person's approval"),
         (name = "mcp-registry", description = "The approved catalog in the official MCP Registry API")
     )
 )]

@@ -5,6 +5,7 @@
 
 #![allow(unreachable_pub)]
 
+mod approvals;
 mod clients;
 mod conformance;
 mod governance;

@@ -4,4 +4,5 @@ pub(crate) mod access;
 pub(crate) mod audit;
 pub(crate) mod governance;
 pub(crate) mod mcp_registry;
+pub(crate) mod proposals;
 pub(crate) mod servers;

@@ -1165,3 +1165,103 @@ async fn the_web_ui_acts_as_the_signed_in_person_and_refuses_forged_requests() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn proposals_are_decided_in_batches_by_those_who_may() {
+    on_both_databases(|f| async move {
+        f.register_approved(registration()).await;
+        let gateway = f.token("gateway", &["platform-admins"]);
+        let expires = super::api::servers::now_ms() + 600_000;
+        let propose = |id: String, approver: &str, user: &str| {
+            serde_json::json!({
+                "id": id, "server": "presto", "tool": "tables", "arguments": {"table": "ads.spend"},
+                "user": user, "groups": ["finance"], "surface": "ide", "reason": "presto/approval",
+                "approver": approver, "expires_at_ms": expires
+            })
+        };
+        // Only services propose.
+        let (status, _) = f
+            .call("POST", "/v1/proposals", Some(&f.token("ann", &["finance"])),
+                Some(propose("x".into(), "self", "ann")))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        for i in 0..20 {
+            let (status, body) = f
+                .call("POST", "/v1/proposals", Some(&gateway),
+                    Some(propose(format!("batch-{i:02}"), "group:dba", "ann")))
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        let (_, mine) = f
+            .call("POST", "/v1/proposals", Some(&gateway), Some(propose("confirm-1".into(), "self", "bob")))
+            .await;
+        assert_eq!(mine["state"], "pending");
+        let (status, body) = f
+            .call("POST", "/v1/proposals", Some(&gateway),
+                Some(serde_json::json!({"id": "bad id", "server": "nope", "tool": "t", "arguments": [],
+                    "user": "u", "surface": "ide", "reason": "r", "approver": "self", "expires_at_ms": 1})))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        for expected in ["id:", "expires_at_ms", "arguments: must be a JSON object", "server: nope"] {
+            assert!(body["message"].as_str().unwrap().contains(expected), "{body}");
+        }
+
+        // Who sees what: the requester their own, a DBA what they may decide, others nothing.
+        let dba = f.token("dora", &["dba"]);
+        let count = |token: String, query: &'static str| {
+            let f = &f;
+            async move {
+                let (_, list) = f.call("GET", &format!("/v1/proposals{query}"), Some(&token), None).await;
+                list["proposals"].as_array().unwrap().len()
+            }
+        };
+        assert_eq!(count(dba.clone(), "?state=pending").await, 20);
+        assert_eq!(count(f.token("ann", &["finance"]), "").await, 20);
+        assert_eq!(count(f.token("bob", &[]), "?decidable=true").await, 1);
+        assert_eq!(count(f.token("eve", &["eng"]), "").await, 0);
+        let (status, _) = f.call("GET", "/v1/proposals/batch-00", Some(&f.token("eve", &["eng"])), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        // One batch of 20, plus one the DBA may not decide and one that does not exist.
+        let mut ids: Vec<String> = (0..20).map(|i| format!("batch-{i:02}")).collect();
+        ids.push("confirm-1".into());
+        ids.push("ghost".into());
+        let (status, outcome) = f
+            .call("POST", "/v1/proposals/approve", Some(&dba),
+                Some(serde_json::json!({"ids": ids, "comment": "maintenance window"})))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{outcome}");
+        assert_eq!(outcome["decided"].as_array().unwrap().len(), 20);
+        let refused: Vec<&str> = outcome["refused"].as_array().unwrap().iter()
+            .map(|r| r["id"].as_str().unwrap()).collect();
+        assert_eq!(refused, ["confirm-1", "ghost"]);
+        assert_eq!(count(dba.clone(), "?state=approved").await, 20);
+
+        // A rejection needs a reason; the requester may confirm their own.
+        let bob = f.token("bob", &[]);
+        let (status, _) = f
+            .call("POST", "/v1/proposals/reject", Some(&bob), Some(serde_json::json!({"ids": ["confirm-1"]})))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let (_, outcome) = f
+            .call("POST", "/v1/proposals/reject", Some(&bob),
+                Some(serde_json::json!({"ids": ["confirm-1"], "comment": "wrong table"})))
+            .await;
+        assert_eq!(outcome["decided"][0]["state"], "rejected");
+        assert_eq!(outcome["decided"][0]["comment"], "wrong table");
+
+        // The gateway claims an approved one once, and records its result.
+        let (status, claimed) = f.call("POST", "/v1/proposals/batch-00/claim", Some(&gateway), None).await;
+        assert_eq!(status, StatusCode::OK, "{claimed}");
+        assert_eq!(claimed["state"], "running");
+        let (status, _) = f.call("POST", "/v1/proposals/batch-00/claim", Some(&gateway), None).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let (status, done) = f
+            .call("POST", "/v1/proposals/batch-00/finish", Some(&gateway),
+                Some(serde_json::json!({"ok": true, "result": {"content": [{"type": "text", "text": "ok"}]}})))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{done}");
+        assert_eq!(done["state"], "done");
+    })
+    .await;
+}
