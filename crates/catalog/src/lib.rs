@@ -14,6 +14,6 @@ pub use access::{
 pub use digest::json_digest;
 pub use manifest::{
     AccessSection, DataClassification, Manifest, PolicySection, Problem, Sensitivity,
-    ServerSection, ToolSection, is_valid_name,
+    ServerSection, ToolSection, is_approver, is_valid_name,
 };
 pub use scan::{Finding, scan_tool};

@@ -99,6 +99,19 @@ pub struct ToolSection {
     /// The name of a policy in `[policies]` that callers of this tool must satisfy.
     #[serde(default)]
     pub policy: Option<String>,
+    /// Who must approve each call before it runs: `self` (the caller confirms), `owners` (the
+    /// owner team), `group:<name>`, or `none`. Unset: `self` for tools annotated
+    /// `destructiveHint: true`, `owners` for `sensitivity = "high"`, otherwise none.
+    #[serde(default)]
+    pub approval: Option<String>,
+}
+
+/// Whether `text` names an approver: `self`, `owners` or `group:<name>`.
+pub fn is_approver(text: &str) -> bool {
+    matches!(text, "self" | "owners")
+        || text
+            .strip_prefix("group:")
+            .is_some_and(|g| !g.trim().is_empty() && !g.contains(',') && !g.contains('"'))
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -202,6 +215,17 @@ impl Manifest {
                 problem(
                     format!("tools.{name}.minutes_saved"),
                     format!("must be a number >= 0, got {}", tool.minutes_saved),
+                );
+            }
+            if let Some(approval) = &tool.approval
+                && approval != "none"
+                && !is_approver(approval)
+            {
+                problem(
+                    format!("tools.{name}.approval"),
+                    format!(
+                        "{approval:?} is not an approver: use self, owners, group:<name> or none"
+                    ),
                 );
             }
             if let Some(policy) = &tool.policy

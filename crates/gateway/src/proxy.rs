@@ -223,9 +223,10 @@ pub(crate) async fn handle(
             };
             let mut server = server;
             let mut decision = decide_on(&server);
-            // A refusal of something not yet approved may be stale (a review was just decided):
-            // look at the registry again, once per cooldown, and decide again if it moved.
-            if decision.is_err()
+            // A refusal, or a listing, of something not yet approved may be stale (a review was
+            // just decided): look at the registry again, once per cooldown, and decide again if
+            // it moved.
+            if (decision.is_err() || method.as_deref() == Some("tools/list"))
                 && awaits_approval(&server)
                 && gw.catalog.recheck().await
                 && let Some(latest) = gw.catalog.server(&name).await

@@ -33,6 +33,7 @@ fn facts(i: usize) -> ServerFacts {
                 json!({"type": "object", "properties": {"table": {"type": "string"}}}),
             ),
             approved: true,
+            approval: None,
         })
         .collect();
     ServerFacts {

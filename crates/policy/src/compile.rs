@@ -28,6 +28,8 @@ pub struct ToolFacts {
     pub input_schema: Option<Value>,
     /// Whether the tool's current definition is the one its last review approved.
     pub approved: bool,
+    /// Who must approve each call before it runs (`self`, `owners`, `group:<name>`), if anyone.
+    pub approval: Option<String>,
 }
 
 /// What the policies need to know about one server.
@@ -135,6 +137,19 @@ pub fn compile_server(facts: &ServerFacts) -> Result<Vec<Policy>, Vec<Problem>> 
             &mut problems,
         );
     }
+    for tool in &facts.tools {
+        if let Some(approver) = &tool.approval {
+            add(
+                format!("{s}/approval:{}", tool.name),
+                format!(
+                    "@approval({}) permit(principal, action == Mcp::Action::\"call\", resource == Mcp::Tool::{});",
+                    quote(approver),
+                    quote(&format!("{s}/{}", tool.name))
+                ),
+                &mut problems,
+            );
+        }
+    }
     if !facts.approval.approved || facts.tools.iter().any(|t| !t.approved) {
         add(
             format!("{s}/production-approval"),
@@ -150,7 +165,21 @@ pub fn compile_server(facts: &ServerFacts) -> Result<Vec<Policy>, Vec<Problem>> 
         match parse_named(&facts.policies, s) {
             Ok(custom) => {
                 for policy in custom {
-                    if policy.effect() == Effect::Permit && reads_arguments(&policy) {
+                    if let Some(approver) = policy.annotation("approval") {
+                        // An approval rule grants nothing; it may read arguments.
+                        if policy.effect() != Effect::Permit {
+                            problems.push(Problem {
+                                policy: policy.id().to_string(),
+                                message: "an @approval rule is written as a permit: it says which calls need approval".into(),
+                            });
+                        }
+                        if !catalog::is_approver(approver) {
+                            problems.push(Problem {
+                                policy: policy.id().to_string(),
+                                message: format!("@approval({approver:?}) names no approver: use self, owners or group:<name>"),
+                            });
+                        }
+                    } else if policy.effect() == Effect::Permit && reads_arguments(&policy) {
                         problems.push(Problem {
                             policy: policy.id().to_string(),
                             message: "argument conditions may only restrict: write them as forbid policies, so that \

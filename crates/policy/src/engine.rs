@@ -120,6 +120,15 @@ pub struct WhoCan {
     pub services: Vec<String>,
 }
 
+/// A call needs a person's approval before it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalNeed {
+    /// `self`, `owners` or `group:<name>`.
+    pub approver: String,
+    /// The approval rules that matched, strictest first.
+    pub policies: Vec<String>,
+}
+
 /// The loaded policies: platform-wide ones, and a slice per server.
 pub struct Engine {
     platform: Vec<Policy>,
@@ -141,6 +150,8 @@ struct Slice {
     facts: ServerFacts,
     /// Every policy of the slice (the platform's and this server's), for explanations.
     policies: PolicySet,
+    /// The approval rules: permits annotated `@approval("<approver>")`.
+    approvals: PolicySet,
     /// The policies that can apply to connecting to the server.
     connect: PolicySet,
     /// Per tool (by index), the policies that can apply to it: the generated permit for its named
@@ -213,6 +224,11 @@ impl Engine {
 
     /// Loads (or replaces) a server's slice; `policies` come from [`crate::compile_server`].
     pub fn set_server(&mut self, facts: ServerFacts, policies: Vec<Policy>) -> Result<(), String> {
+        // Approval rules (`@approval`) never grant anything: they are asked separately.
+        let (approval_rules, policies): (Vec<Policy>, Vec<Policy>) = policies
+            .into_iter()
+            .partition(|p| p.annotation("approval").is_some());
+        let approvals = policy_set(approval_rules.iter())?;
         let all: Vec<&Policy> = self.platform.iter().chain(policies.iter()).collect();
         let set = policy_set(all.iter().copied())?;
         // Generated policies carry their purpose in their id: `<server>/connect`,
@@ -305,6 +321,7 @@ impl Engine {
             Slice {
                 facts,
                 policies: set,
+                approvals,
                 connect,
                 tool_sets,
                 tools,
@@ -493,13 +510,14 @@ impl Engine {
         Ok(entities)
     }
 
-    fn evaluate(
+    /// The Cedar request (and the principal's entities) for `request` on `tool` (by index) or the
+    /// server.
+    fn cedar_request(
         &self,
         slice: &Slice,
-        tool: Option<(usize, &ToolFacts)>,
+        tool: Option<usize>,
         request: &Request<'_>,
-    ) -> Result<Verdict, String> {
-        let facts = &slice.facts;
+    ) -> Result<cedar_policy::Request, String> {
         let types = &self.types;
         let principal_uid = match request.principal {
             Principal::User { id, .. } => Types::uid(&types.user, id),
@@ -507,9 +525,8 @@ impl Engine {
         };
         let resource = match tool {
             None => slice.server_entity.uid(),
-            Some((index, _)) => slice.tool_entities[index].0.clone(),
+            Some(index) => slice.tool_entities[index].0.clone(),
         };
-        let entities = self.entities_for(slice, request.principal, &principal_uid)?;
         let mut context = vec![(
             "surface".to_owned(),
             RestrictedExpression::new_string(request.surface.to_owned()),
@@ -524,14 +541,90 @@ impl Engine {
             context.push(("args".to_owned(), cedar_args(args)?));
         }
         let context = Context::from_pairs(context).map_err(|e| e.to_string())?;
-        let cedar_request = cedar_policy::Request::new(
+        cedar_policy::Request::new(
             principal_uid,
             types.action(request.action).clone(),
             resource,
             context,
             None,
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())
+    }
+
+    /// Whether this call (with its arguments) needs a person's approval before it runs, and
+    /// whose: the approval rules (policies annotated `@approval("...")`) that match it. Several
+    /// matching rules ask the strictest approver (a named group, then the owner team, then the
+    /// requester). Asks nothing about whether the call is allowed: ask [`Engine::callable`] first.
+    pub fn approval(&self, request: &Request<'_>) -> Option<ApprovalNeed> {
+        let slice = self.servers.get(request.server)?;
+        let index = *slice.tools.get(request.tool?)?;
+        if slice.approvals.is_empty() {
+            return None;
+        }
+        let call = Request {
+            action: Action::Call,
+            ..*request
+        };
+        let prepared = self.cedar_request(slice, Some(index), &call).and_then(|r| {
+            let uid = r.principal().ok_or("no principal")?.clone();
+            Ok((r, self.entities_for(slice, request.principal, &uid)?))
+        });
+        let (cedar_request, entities) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                // Fail closed: an approval rule that cannot be evaluated asks the owner team.
+                return Some(ApprovalNeed {
+                    approver: "owners".into(),
+                    policies: vec![format!("(unevaluable: {e})")],
+                });
+            }
+        };
+        let response = self
+            .authorizer
+            .is_authorized(&cedar_request, &slice.approvals, &entities);
+        if response.decision() != Decision::Allow {
+            return None;
+        }
+        let mut needs: Vec<(u8, String, String)> = response
+            .diagnostics()
+            .reason()
+            .filter_map(|id| {
+                let approver = slice
+                    .approvals
+                    .policy(id)?
+                    .annotation("approval")?
+                    .to_owned();
+                let rank = if approver.starts_with("group:") {
+                    0
+                } else if approver == "owners" {
+                    1
+                } else {
+                    2
+                };
+                Some((rank, approver, id.to_string()))
+            })
+            .collect();
+        needs.sort();
+        let (_, approver, _) = needs.first()?.clone();
+        Some(ApprovalNeed {
+            approver,
+            policies: needs.into_iter().map(|(_, _, id)| id).collect(),
+        })
+    }
+
+    fn evaluate(
+        &self,
+        slice: &Slice,
+        tool: Option<(usize, &ToolFacts)>,
+        request: &Request<'_>,
+    ) -> Result<Verdict, String> {
+        let facts = &slice.facts;
+        let cedar_request = self.cedar_request(slice, tool.map(|(i, _)| i), request)?;
+        let entities = self.entities_for(
+            slice,
+            request.principal,
+            cedar_request.principal().ok_or("no principal")?,
+        )?;
         let slice_set = match tool {
             Some((index, _)) => &slice.tool_sets[index],
             None => &slice.connect,

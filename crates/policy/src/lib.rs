@@ -23,7 +23,7 @@ pub use cedar_policy::Policy;
 pub use compile::{
     Approval, NamedPolicy, Problem, ServerFacts, ToolFacts, compile_server, validate_platform,
 };
-pub use engine::{Action, Engine, Principal, Request, Verdict, WhoCan};
+pub use engine::{Action, ApprovalNeed, Engine, Principal, Request, Verdict, WhoCan};
 pub use schema::SCHEMA;
 
 /// Built-in platform policy: services (no person in the loop) may only call read-only tools.

@@ -37,6 +37,7 @@ fn tool(name: &str, read_only: bool, policy: Option<(&str, &[&str])>, schema: Va
         }),
         input_schema: Some(schema),
         approved: true,
+        approval: None,
     }
 }
 
@@ -403,4 +404,104 @@ proptest! {
         let callable_somehow = samples.iter().any(|args| e.callable(&Request { args: args.as_ref(), ..request }).allowed);
         prop_assert_eq!(listed, callable_somehow);
     }
+}
+
+/// A server whose `drop_table` needs its owner team's approval, and whose own rule asks the DBAs
+/// for any call that touches a production table.
+fn warehouse() -> ServerFacts {
+    let schema = json!({"type": "object", "properties": {"table": {"type": "string"}}});
+    let mut drop = tool("drop_table", false, None, schema.clone());
+    drop.approval = Some("owners".into());
+    let mut confirm = tool("truncate", false, None, schema.clone());
+    confirm.approval = Some("self".into());
+    ServerFacts {
+        name: "warehouse".into(),
+        environment: "prod".into(),
+        owner_team: "data".into(),
+        allowed_groups: vec![],
+        tools: vec![drop, confirm, tool("describe", true, None, schema)],
+        policies: r#"
+            @id("prod-tables") @approval("group:dba")
+            permit(principal, action == Mcp::Action::"call", resource in Mcp::Server::"warehouse")
+            when { context has args && context.args has table && context.args.table like "prod.*" };
+        "#
+        .into(),
+        approval: Approval::approved(),
+    }
+}
+
+#[test]
+fn approval_rules_say_which_calls_wait_for_whom() {
+    let mut engine = Engine::new(validate_platform(SERVICES_READ_ONLY).unwrap());
+    let facts = warehouse();
+    let policies = compile_server(&facts).unwrap_or_else(|p| panic!("{p:?}"));
+    engine.set_server(facts, policies).unwrap();
+    let who = user(&["eng"]);
+    let ask = |tool: &str, args: Value| {
+        let request = Request {
+            principal: &who,
+            action: Action::Call,
+            server: "warehouse",
+            tool: Some(tool),
+            surface: "ide",
+            channel: None,
+            args: Some(&args),
+        };
+        // Approval rules grant nothing and take nothing away: every call here is allowed.
+        assert!(engine.callable(&request).allowed, "{tool}");
+        engine
+            .approval(&request)
+            .map(|need| (need.approver, need.policies))
+    };
+    assert_eq!(ask("describe", json!({"table": "scratch.t"})), None);
+    assert_eq!(
+        ask("drop_table", json!({"table": "scratch.t"})),
+        Some((
+            "owners".into(),
+            vec!["warehouse/approval:drop_table".into()]
+        ))
+    );
+    assert_eq!(
+        ask("truncate", json!({"table": "scratch.t"})).unwrap().0,
+        "self"
+    );
+    // A production table asks the strictest approver: the named group.
+    assert_eq!(
+        ask("drop_table", json!({"table": "prod.orders"})),
+        Some((
+            "group:dba".into(),
+            vec![
+                "warehouse/prod-tables".into(),
+                "warehouse/approval:drop_table".into()
+            ]
+        ))
+    );
+    assert_eq!(
+        ask("describe", json!({"table": "prod.orders"})).unwrap().0,
+        "group:dba"
+    );
+}
+
+#[test]
+fn approval_rules_must_be_permits_naming_an_approver() {
+    let mut facts = warehouse();
+    facts.policies = r#"
+        @id("backwards") @approval("owners")
+        forbid(principal, action == Mcp::Action::"call", resource);
+        @id("nobody") @approval("the boss")
+        permit(principal, action == Mcp::Action::"call", resource);
+    "#
+    .into();
+    let problems: Vec<String> = compile_server(&facts)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            "warehouse/backwards: an @approval rule is written as a permit: it says which calls need approval",
+            "warehouse/nobody: @approval(\"the boss\") names no approver: use self, owners or group:<name>",
+        ]
+    );
 }

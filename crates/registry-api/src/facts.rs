@@ -32,6 +32,7 @@ pub fn policy_facts(server: &ServerView, dev_surfaces: &[String]) -> ServerFacts
                 }),
                 input_schema: Some(tool.definition.input_schema.clone()),
                 approved: tool.approved,
+                approval: tool.approval.clone(),
             })
             .collect(),
         policies: server.policies.clone(),

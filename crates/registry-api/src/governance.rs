@@ -276,7 +276,8 @@ pub fn access_digest(server: &ServerView) -> String {
             serde_json::json!([
                 t.definition.name,
                 t.sensitivity,
-                t.policy.as_ref().map(|p| (&p.name, &p.groups))
+                t.policy.as_ref().map(|p| (&p.name, &p.groups)),
+                t.approval
             ])
         })
         .collect();

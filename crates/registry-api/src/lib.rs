@@ -51,12 +51,19 @@ impl RegisterServer {
                     name: name.to_owned(),
                     groups: p.groups.clone(),
                 });
+                let sensitivity = meta.map_or("low", |t| t.sensitivity.as_str());
+                let approval = approval_for(
+                    meta.and_then(|t| t.approval.as_deref()),
+                    definition,
+                    sensitivity,
+                );
                 ToolView::new(
                     definition.clone(),
                     meta.map_or(0.0, |t| t.minutes_saved),
-                    meta.map_or("low", |t| t.sensitivity.as_str()).to_owned(),
+                    sensitivity.to_owned(),
                     policy,
                 )
+                .with_approval(approval)
             })
             .collect()
     }
@@ -86,6 +93,36 @@ impl RegisterServer {
             approved: false,
             owner_users: Vec::new(),
             owner_groups: Vec::new(),
+        }
+    }
+}
+
+/// Who must approve each call of a tool: the manifest's `approval` (`none` for nobody), else
+/// `self` for a tool annotated `destructiveHint: true` (and not read-only), `owners` for a
+/// high-sensitivity tool, else nobody.
+pub fn approval_for(
+    declared: Option<&str>,
+    definition: &ToolDefinition,
+    sensitivity: &str,
+) -> Option<String> {
+    match declared {
+        Some("none") => None,
+        Some(approver) => Some(approver.to_owned()),
+        None => {
+            let hint = |name: &str| {
+                definition
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(name))
+                    .and_then(serde_json::Value::as_bool)
+            };
+            if hint("destructiveHint") == Some(true) && hint("readOnlyHint") != Some(true) {
+                Some("self".to_owned())
+            } else if sensitivity == "high" {
+                Some("owners".to_owned())
+            } else {
+                None
+            }
         }
     }
 }
@@ -194,6 +231,9 @@ pub struct ToolView {
     /// surfaces once the server is approved).
     #[serde(default)]
     pub approved: bool,
+    /// Who must approve each call before it runs (`self`, `owners`, `group:<name>`), if anyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
 }
 
 /// One automated finding on a tool definition.
@@ -229,7 +269,14 @@ impl ToolView {
             policy,
             approved_hash: None,
             approved: false,
+            approval: None,
         }
+    }
+
+    /// The tool with who must approve its calls.
+    pub fn with_approval(mut self, approval: Option<String>) -> ToolView {
+        self.approval = approval;
+        self
     }
 
     /// The tool with the hash of its approved definition.
@@ -476,6 +523,13 @@ pub struct PolicyAnswer {
     /// The deciding policies' ids.
     pub policies: Vec<String>,
     pub reason: String,
+    /// For an allowed call with arguments: who must approve it before it runs, if anyone
+    /// (`self`, `owners`, `group:<name>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
+    /// The approval rules that matched, strictest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approval_policies: Vec<String>,
 }
 
 /// `GET /v1/policy/who-can?server=&tool=[&surface=&channel=]`.
@@ -520,4 +574,43 @@ pub struct PlatformPolicies {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CatalogVersion {
     pub version: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn definition(annotations: serde_json::Value) -> ToolDefinition {
+        ToolDefinition {
+            name: "t".into(),
+            title: None,
+            description: None,
+            input_schema: serde_json::json!({"type": "object"}),
+            output_schema: None,
+            annotations: Some(annotations),
+        }
+    }
+
+    #[test]
+    fn approval_defaults_follow_annotations_and_sensitivity() {
+        let destructive = definition(serde_json::json!({"destructiveHint": true}));
+        let read_only =
+            definition(serde_json::json!({"readOnlyHint": true, "destructiveHint": true}));
+        let plain = definition(serde_json::json!({}));
+        assert_eq!(
+            approval_for(None, &destructive, "low").as_deref(),
+            Some("self")
+        );
+        assert_eq!(approval_for(None, &read_only, "low"), None);
+        assert_eq!(
+            approval_for(None, &plain, "high").as_deref(),
+            Some("owners")
+        );
+        assert_eq!(approval_for(None, &plain, "medium"), None);
+        assert_eq!(approval_for(Some("none"), &destructive, "high"), None);
+        assert_eq!(
+            approval_for(Some("group:dba"), &plain, "low").as_deref(),
+            Some("group:dba")
+        );
+    }
 }

@@ -35,7 +35,7 @@ macro_rules! server_columns {
 macro_rules! tool_columns {
     () => {
         "SELECT server, definition, minutes_saved, sensitivity, policy_name, policy_groups,
-         approved_hash FROM tools"
+         approved_hash, approval FROM tools"
     };
 }
 
@@ -289,8 +289,8 @@ impl Store for SqlStore {
         for (position, tool) in next.tools.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO tools (server, name, position, definition, minutes_saved, sensitivity, policy_name,
-                                    policy_groups, definition_hash, approved_hash)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                                    policy_groups, definition_hash, approved_hash, approval)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(name)
             .bind(&tool.definition.name)
@@ -302,6 +302,7 @@ impl Store for SqlStore {
             .bind(tool.policy.as_ref().map(|p| json(&p.groups)))
             .bind(&tool.definition_hash)
             .bind(&tool.approved_hash)
+            .bind(&tool.approval)
             .execute(&mut *tx)
             .await
             .map_err(|e| match e {
@@ -1162,7 +1163,8 @@ fn tool_from_row(row: &AnyRow) -> Result<ToolView, StoreError> {
         row.get("sensitivity"),
         policy,
     )
-    .with_approved_hash(row.get("approved_hash")))
+    .with_approved_hash(row.get("approved_hash"))
+    .with_approval(row.get("approval")))
 }
 
 fn audit_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {

@@ -65,6 +65,8 @@ pub(crate) fn answer(verdict: Verdict) -> PolicyAnswer {
         allowed: verdict.allowed,
         policies: verdict.policies,
         reason: verdict.reason,
+        approval: None,
+        approval_policies: Vec::new(),
     }
 }
 

@@ -83,6 +83,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 answer.policies.join(", ")
             };
             println!("  policies: {policies}");
+            if let Some(approver) = &answer.approval {
+                println!(
+                    "  needs approval by {approver} ({})",
+                    answer.approval_policies.join(", ")
+                );
+            }
             if !answer.allowed {
                 std::process::exit(2);
             }

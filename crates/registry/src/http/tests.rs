@@ -1265,3 +1265,44 @@ async fn proposals_are_decided_in_batches_by_those_who_may() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn policy_checks_say_which_calls_need_approval_and_whose() {
+    on_both_databases(|f| async move {
+        let mut reg = registration();
+        reg["manifest"]["tools"]["tables"]["approval"] = "group:dba".into();
+        reg["tools"][0]["annotations"] = serde_json::json!({"destructiveHint": true});
+        f.register_approved(reg).await;
+        let admin = f.token("ops", &["platform-admins"]);
+        let (_, server) = f
+            .call("GET", "/v1/servers/presto", Some(&admin), None)
+            .await;
+        assert_eq!(server["tools"][0]["approval"], "self");
+        assert_eq!(server["tools"][1]["approval"], "group:dba");
+        let check = |tool: &str| {
+            format!("/v1/policy/check?user=ad&groups=ads-eng&server=presto&tool={tool}&args=%7B%7D")
+        };
+        let (_, answer) = f.call("GET", &check("tables"), Some(&admin), None).await;
+        assert_eq!(answer["allowed"], true);
+        assert_eq!(answer["approval"], "group:dba");
+        assert_eq!(
+            answer["approval_policies"],
+            serde_json::json!(["presto/approval:tables"])
+        );
+        let (_, answer) = f.call("GET", &check("revenue"), Some(&admin), None).await;
+        assert_eq!(answer["approval"], "self");
+        // A bad approver in the manifest is refused at registration.
+        let mut bad = registration();
+        bad["manifest"]["tools"]["tables"]["approval"] = "the boss".into();
+        let (status, body) = f.call("POST", "/v1/servers", Some(&admin), Some(bad)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("tools.tables.approval"),
+            "{body}"
+        );
+    })
+    .await;
+}

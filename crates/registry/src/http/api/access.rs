@@ -98,8 +98,9 @@ pub(crate) async fn policy_check(
     } else {
         Principal::User { id: q.user, groups }
     };
+    let engine = state.engine();
     let verdict = service::decide(
-        &state.engine(),
+        &engine,
         &who,
         &q.server,
         q.tool.as_deref(),
@@ -107,7 +108,25 @@ pub(crate) async fn policy_check(
         q.channel.as_deref(),
         args.as_ref(),
     );
-    Ok(Json(service::answer(verdict)))
+    let allowed = verdict.allowed;
+    let mut answer = service::answer(verdict);
+    // An allowed call may still wait for a person.
+    if allowed && let (Some(tool), Some(args)) = (q.tool.as_deref(), args.as_ref()) {
+        let need = engine.approval(&policy::Request {
+            principal: &who,
+            action: policy::Action::Call,
+            server: &q.server,
+            tool: Some(tool),
+            surface: &q.surface,
+            channel: q.channel.as_deref(),
+            args: Some(args),
+        });
+        if let Some(need) = need {
+            answer.approval = Some(need.approver);
+            answer.approval_policies = need.policies;
+        }
+    }
+    Ok(Json(answer))
 }
 
 #[utoipa::path(get, operation_id = "whoCan", path = "/v1/policy/who-can", tag = "policy", description = "Which groups and services may call a tool.", params(registry_api::WhoCanQuery), responses((status = 200, description = "OK", body = registry_api::WhoCan), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody), (status = 404, description = "Not found", body = registry_api::ErrorBody), (status = 422, description = "Invalid input; the message lists every problem", body = registry_api::ErrorBody)), security(("bearer" = [])))]
