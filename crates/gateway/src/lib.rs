@@ -9,6 +9,7 @@
 //! response it must inspect, and streams everything else (SSE included) through unchanged, so
 //! 2025-11-25 sessions and 2026-07-28 stateless requests both pass.
 
+mod approvals;
 mod audit;
 mod catalog_cache;
 mod error;
@@ -20,6 +21,7 @@ mod probe;
 mod proxy;
 mod sessions;
 mod sse;
+mod upstream;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -65,6 +67,8 @@ pub struct GatewayConfig {
     pub pin_tools: bool,
     /// Live status probes of every server.
     pub probes: ProbeConfig,
+    /// How long a call awaiting approval may wait for a decision before it expires.
+    pub approval_ttl: Duration,
 }
 
 /// Trust in workloads (mTLS peers, by SPIFFE ID).
@@ -90,8 +94,9 @@ pub(crate) struct Gateway {
     pub(crate) audit: AuditSink,
     pub(crate) sessions: sessions::SessionOwners,
     pub(crate) pins: pins::Pins,
-    /// For reporting changed tool definitions.
+    /// For reporting changed tool definitions and recording proposals.
     pub(crate) registry: RegistryClient,
+    pub(crate) approval_ttl: Duration,
     pub(crate) upstream: reqwest::Client,
 }
 
@@ -129,6 +134,7 @@ pub async fn build(config: GatewayConfig, shutdown: Shutdown) -> anyhow::Result<
         sessions: sessions::SessionOwners::default(),
         pins: pins::Pins::new(config.pin_tools),
         registry,
+        approval_ttl: config.approval_ttl,
         upstream,
     });
     probe::spawn(gateway.clone(), config.probes, shutdown);

@@ -6,20 +6,11 @@
 //! never follows redirects, so a registration cannot point the prober at arbitrary hosts.
 
 use std::{
-    collections::HashMap,
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use identity::{ASSERTION_HEADER, Claims, FORWARDED_GROUPS_HEADER, FORWARDED_USER_HEADER};
 use registry_api::{LiveStatus, ServerView};
-use rmcp::{
-    model::ProtocolVersion,
-    service::{ClientLifecycleMode, ClientServiceExt},
-    transport::{
-        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
-    },
-};
 use service_kit::Shutdown;
 
 use crate::Gateway;
@@ -143,44 +134,16 @@ pub(crate) async fn probe(
 /// Connects as the probe identity, lists the tools, and reports changed definitions. Returns
 /// how many tools there are and the protocol version spoken.
 async fn run(gateway: &Gateway, server: &ServerView) -> Result<(u32, String), String> {
-    let mut claims = Claims::new(&gateway.issuer, PROBE_USER, &server.name, Vec::new(), 60);
-    claims.surface = Some("probe".into());
-    let assertion = gateway
-        .assertion_key
-        .sign(&claims)
-        .map_err(|e| format!("could not sign the probe's identity: {e}"))?;
-    let header = |name: &str, value: &str| -> Result<_, String> {
-        Ok((
-            name.parse::<http::HeaderName>()
-                .map_err(|e| e.to_string())?,
-            value
-                .parse::<http::HeaderValue>()
-                .map_err(|e| e.to_string())?,
-        ))
-    };
-    let headers: HashMap<_, _> = [
-        header(FORWARDED_USER_HEADER, PROBE_USER)?,
-        header(FORWARDED_GROUPS_HEADER, "")?,
-        header(ASSERTION_HEADER, &assertion)?,
-    ]
-    .into_iter()
-    .collect();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let config = StreamableHttpClientTransportConfig::with_uri(server.endpoint.clone())
-        .custom_headers(headers);
-    let transport = StreamableHttpClientTransport::with_client(http, config);
-    let lifecycle = ClientLifecycleMode::Auto {
-        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-        legacy_version: None,
-    };
-    let client =
-        ().serve_with_lifecycle(transport, lifecycle)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
+    let client = crate::upstream::connect(
+        gateway,
+        server,
+        &crate::upstream::ActingAs {
+            user: PROBE_USER,
+            groups: &[],
+            surface: "probe",
+        },
+    )
+    .await?;
     let version = client
         .peer_info()
         .map(|info| info.protocol_version.to_string())

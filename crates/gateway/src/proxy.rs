@@ -23,7 +23,7 @@ use registry_api::{AuditRecord, Outcome, ServerView};
 use serde_json::Value;
 
 use crate::{
-    Gateway,
+    Gateway, approvals,
     error::{
         self, DENIED, HEADER_MISMATCH, INVALID_REQUEST, PARSE_ERROR, UNAUTHENTICATED, UPSTREAM,
     },
@@ -85,6 +85,10 @@ enum Inspect {
     Nothing,
     FilterTools,
     AuditCall(Box<CallContext>),
+    /// The call needs approval: propose it instead of running it.
+    Propose(Box<approvals::Pending>),
+    /// A `switchboard_proposal` call, answered by the gateway itself.
+    FollowUp,
 }
 
 struct CallContext {
@@ -235,6 +239,20 @@ pub(crate) async fn handle(
                 decision = decide_on(&server);
             }
             let inspect = match decision {
+                Ok(Inspect::Propose(pending)) => {
+                    let client = parts
+                        .headers
+                        .get(header::USER_AGENT)
+                        .and_then(|v| v.to_str().ok())
+                        .map(|v| v.chars().take(200).collect());
+                    let id = id.unwrap_or(Value::Null);
+                    return approvals::propose(&gw, &server, *pending, client, &id).await;
+                }
+                Ok(Inspect::FollowUp) => {
+                    let id = id.unwrap_or(Value::Null);
+                    let arguments = message.pointer("/params/arguments");
+                    return approvals::follow_up(&gw, &server, &who.user, arguments, &id).await;
+                }
                 Ok(inspect) => inspect,
                 Err(denied) => {
                     let (record, denial) = *denied;
@@ -296,6 +314,20 @@ fn decide(
                 .unwrap_or_default()
                 .to_owned();
             let arguments = params.and_then(|p| p.get("arguments"));
+            if tool == approvals::PROPOSAL_TOOL && approvals::may_propose(server) {
+                // The gateway's own tool: whoever may connect may follow up on their proposals.
+                let verdict = engine.decide(&question(
+                    &principal,
+                    &server.name,
+                    who,
+                    Action::Connect,
+                    None,
+                    None,
+                ));
+                if verdict.allowed {
+                    return Ok(Inspect::FollowUp);
+                }
+            }
             let mut record = AuditRecord {
                 id: uuid_v7(),
                 time_ms: now_ms(),
@@ -344,6 +376,14 @@ fn decide(
                 record.detail = Some(message.clone());
                 let response = deny_response(&record, id, &message, Some("tool-pinning"));
                 return Err(Box::new((Some(record), response)));
+            }
+            // Allowed, but a person may have to approve it first.
+            if let Some(need) = engine.approval(&asked) {
+                return Ok(Inspect::Propose(Box::new(approvals::Pending {
+                    record,
+                    need,
+                    arguments: arguments.cloned().unwrap_or(empty),
+                })));
             }
             Ok(Inspect::AuditCall(Box::new(CallContext {
                 record,
@@ -627,6 +667,8 @@ async fn forward(
         Inspect::Nothing => (false, None),
         Inspect::FilterTools => (true, None),
         Inspect::AuditCall(call) => (false, Some(*call)),
+        // Answered before forwarding; never reach here.
+        Inspect::Propose(_) | Inspect::FollowUp => (false, None),
     };
     // From here on the call's audit record is owned by the guard: written exactly once, whether
     // the call completes, fails, or the client goes away first.
@@ -804,6 +846,7 @@ async fn apply(inspect: &Inspection, guard: &mut CallGuard, message: &mut Value)
         let principal = inspect.who.principal();
         let pins = &inspect.gw.pins;
         let mut observed = Vec::new();
+        let mut needs_approval = false;
         inspect::filter_tools_list(message, |tool| {
             if let Err(withheld) = pins.check_listed(&inspect.server, tool) {
                 if !matches!(withheld, Withheld::Malformed)
@@ -825,10 +868,25 @@ async fn apply(inspect: &Inspection, guard: &mut CallGuard, message: &mut Value)
                 channel: inspect.who.channel.as_deref(),
                 args: None,
             };
-            inspect.engine.visible(&request).allowed
+            let visible = inspect.engine.visible(&request).allowed;
+            needs_approval |= visible
+                && inspect
+                    .server
+                    .tools
+                    .iter()
+                    .any(|t| t.definition.name == name && t.approval.is_some());
+            visible
         });
         if !observed.is_empty() {
             report_observed(inspect.gw.registry.clone(), &inspect.server.name, observed);
+        }
+        // The follow-up tool, for callers who see a tool whose calls can need approval.
+        if needs_approval
+            && let Some(tools) = message
+                .pointer_mut("/result/tools")
+                .and_then(Value::as_array_mut)
+        {
+            tools.push(approvals::proposal_tool());
         }
     }
     if guard.is_armed() {
@@ -967,14 +1025,14 @@ fn origin_allowed(gw: &Gateway, origin: &HeaderValue, headers: &HeaderMap) -> bo
     matches!((host, origin_host), (Some(h), Some(o)) if h == o)
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
 
-fn uuid_v7() -> String {
+pub(crate) fn uuid_v7() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 

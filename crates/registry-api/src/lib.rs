@@ -416,6 +416,8 @@ pub enum Outcome {
     Error,
     /// The server asked the client for more input (MRTR `input_required`).
     InputRequired,
+    /// The call needs a person's approval: it became a proposal and did not run.
+    PendingApproval,
 }
 
 impl Outcome {
@@ -426,6 +428,7 @@ impl Outcome {
             Outcome::Denied => "denied",
             Outcome::Error => "error",
             Outcome::InputRequired => "input_required",
+            Outcome::PendingApproval => "pending_approval",
         }
     }
 
@@ -436,6 +439,7 @@ impl Outcome {
             Outcome::Denied,
             Outcome::Error,
             Outcome::InputRequired,
+            Outcome::PendingApproval,
         ]
         .into_iter()
         .find(|o| o.as_str() == s)

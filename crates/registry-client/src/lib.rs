@@ -145,6 +145,43 @@ impl RegistryClient {
         Ok(list.statuses)
     }
 
+    /// Proposes a call that needs approval (the gateway).
+    pub async fn create_proposal(
+        &self,
+        proposal: &registry_api::NewProposal,
+    ) -> Result<registry_api::Proposal, ClientError> {
+        self.send(self.http.post(self.url("/v1/proposals")).json(proposal))
+            .await
+    }
+
+    pub async fn get_proposal(&self, id: &str) -> Result<registry_api::Proposal, ClientError> {
+        self.send(self.http.get(self.path(&["v1", "proposals", id])?))
+            .await
+    }
+
+    /// Claims an approved proposal to run it; a 409 means someone else has, or it is not approved.
+    pub async fn claim_proposal(&self, id: &str) -> Result<registry_api::Proposal, ClientError> {
+        self.send(
+            self.http
+                .post(self.path(&["v1", "proposals", id, "claim"])?),
+        )
+        .await
+    }
+
+    /// Records what running a claimed proposal gave.
+    pub async fn finish_proposal(
+        &self,
+        id: &str,
+        ok: bool,
+        result: &serde_json::Value,
+    ) -> Result<registry_api::Proposal, ClientError> {
+        let request = self
+            .http
+            .post(self.path(&["v1", "proposals", id, "finish"])?)
+            .json(&serde_json::json!({ "ok": ok, "result": result }));
+        self.send(request).await
+    }
+
     /// Proposals the caller may see (or, with `decidable`, may decide), newest first.
     pub async fn list_proposals(
         &self,

@@ -83,6 +83,9 @@ pub(crate) struct Args {
     /// is withheld until reviewed). `off`: serve whatever servers list.
     #[arg(long, value_enum, default_value_t = Pinning::Enforce, env = "SWITCHBOARD_TOOL_PINNING")]
     tool_pinning: Pinning,
+    /// Seconds a call awaiting approval waits for a decision before it expires.
+    #[arg(long, default_value_t = 86_400)]
+    approval_ttl_secs: u64,
     /// Seconds between live status probes of every server (0: no probes).
     #[arg(long, default_value_t = 30)]
     probe_every_secs: u64,
@@ -154,6 +157,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             every: (args.probe_every_secs > 0).then(|| Duration::from_secs(args.probe_every_secs)),
             allowed_hosts: args.probe_hosts,
         },
+        approval_ttl: Duration::from_secs(args.approval_ttl_secs.max(1)),
     };
     let shutdown = service_kit::shutdown_on_signal();
     let mut ready =

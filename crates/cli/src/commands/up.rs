@@ -133,6 +133,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             every: (args.probe_every_secs > 0).then(|| Duration::from_secs(args.probe_every_secs)),
             allowed_hosts: gateway::loopback_hosts(),
         },
+        approval_ttl: Duration::from_secs(86_400),
     };
     let gateway_task = spawn_component(
         &shutdown,

@@ -439,4 +439,37 @@ minutes_saved = 3.0
 minutes_saved = 1.0
 sensitivity = "high"
 policy = "finance-leads"
+# Sensitive tools wait for their owners' approval unless the manifest says otherwise.
+approval = "none"
 "##;
+
+/// Serves `handler` with the server SDK on a loopback port, trusting only the platform's gateway
+/// (as a team's server would); returns its MCP endpoint. The server runs until the test ends.
+pub async fn serve_sdk<S>(platform: &Platform, manifest: catalog::Manifest, handler: S) -> String
+where
+    S: rmcp::ServerHandler + Clone + Send + Sync + 'static,
+{
+    use identity::{KeySource, TrustedIssuer, Verifier};
+    use server_sdk::{Caller, Governance, HttpOptions, IdentityMode};
+    let verifier = Verifier::new(
+        manifest.server.name.clone(),
+        vec![TrustedIssuer::new(
+            platform.gateway_url.clone(),
+            KeySource::Url(format!("{}/.well-known/jwks.json", platform.gateway_url)),
+        )],
+    )
+    .unwrap();
+    let governance = Governance::new(manifest, Caller::anonymous()).unwrap();
+    let router = server_sdk::http_router(
+        move || handler.clone(),
+        governance,
+        HttpOptions {
+            identity: IdentityMode::Gateway(verifier),
+            allowed_hosts: Vec::new(),
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    endpoint
+}

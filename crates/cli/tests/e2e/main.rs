@@ -13,6 +13,7 @@ mod harness;
 mod oidc;
 mod openapi;
 mod policies;
+mod proposals;
 mod reviews;
 mod spiffe;
 mod ui;

@@ -12,7 +12,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use identity::{KeySource, TrustedIssuer, Verifier};
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
@@ -22,9 +21,8 @@ use rmcp::{
     service::RequestContext,
 };
 use serde_json::{Value, json};
-use server_sdk::{Caller, Governance, HttpOptions, IdentityMode};
 
-use crate::harness::{Platform, call, connect};
+use crate::harness::{Platform, call, connect, serve_sdk};
 
 const MANIFEST: &str = r##"
 [server]
@@ -112,27 +110,7 @@ async fn serve_refunds(platform: &Platform, description: Arc<Mutex<String>>) -> 
         description,
         info: server_sdk::server_info(&manifest),
     };
-    let verifier = Verifier::new(
-        "refunds",
-        vec![TrustedIssuer::new(
-            platform.gateway_url.clone(),
-            KeySource::Url(format!("{}/.well-known/jwks.json", platform.gateway_url)),
-        )],
-    )
-    .unwrap();
-    let governance = Governance::new(manifest, Caller::anonymous()).unwrap();
-    let served = handler.clone();
-    let router = server_sdk::http_router(
-        move || served.clone(),
-        governance,
-        HttpOptions {
-            identity: IdentityMode::Gateway(verifier),
-            allowed_hosts: Vec::new(),
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}/mcp", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let endpoint = serve_sdk(platform, manifest, handler.clone()).await;
     (endpoint, handler)
 }
 

@@ -1,0 +1,293 @@
+//! Humans in the loop through the gateway: a destructive call becomes a proposal instead of
+//! running; the agent follows it up with `switchboard_proposal`; once a person approves it (one
+//! at a time or a batch of 20 with one command) the first follow-up runs it exactly once, as the
+//! original caller, and every later one returns the same result; a rejection reaches the agent as
+//! an error with the approver's reason.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use rmcp::{
+    ErrorData, RoleServer, ServerHandler,
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
+        PaginatedRequestParams, ServerConfig, Tool, ToolAnnotations,
+    },
+    service::RequestContext,
+};
+use serde_json::{Value, json};
+
+use crate::harness::{Platform, call, connect, serve_sdk};
+
+const MANIFEST: &str = r##"
+[server]
+name = "payouts"
+description = "Issue customer refunds"
+owner_team = "finance-eng"
+support_channel = "#payouts"
+
+[tools.issue_refund]
+minutes_saved = 6.0
+approval = "group:refund-approvers"
+"##;
+
+/// Issues refunds, counting how many really ran and as whom.
+#[derive(Clone)]
+struct Payouts {
+    issued: Arc<AtomicUsize>,
+    callers: Arc<std::sync::Mutex<Vec<String>>>,
+    info: ServerConfig,
+}
+
+fn refund_tool() -> Tool {
+    let Value::Object(schema) = json!({
+        "type": "object",
+        "properties": {"id": {"type": "string", "maxLength": 32}},
+        "required": ["id"],
+        "additionalProperties": false
+    }) else {
+        unreachable!()
+    };
+    Tool::new(
+        "issue_refund",
+        "Issues a refund to the customer's card.",
+        schema,
+    )
+    .with_annotations(ToolAnnotations::new().read_only(false).destructive(true))
+}
+
+impl ServerHandler for Payouts {
+    fn get_info(&self) -> ServerConfig {
+        self.info.clone()
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(vec![refund_tool()]))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let caller = server_sdk::caller_of(&context)
+            .map(|c| c.user)
+            .unwrap_or_default();
+        self.callers.lock().unwrap().push(caller);
+        let n = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
+        let id = request
+            .arguments
+            .as_ref()
+            .and_then(|a| a.get("id"))
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned();
+        Ok(CallToolResult::success(vec![ContentBlock::text(format!(
+            "refund {id} issued (#{n})"
+        ))])
+        .into())
+    }
+}
+
+fn text(result: &CallToolResult) -> String {
+    serde_json::to_value(&result.content).unwrap().to_string()
+}
+
+fn proposal_of(result: &CallToolResult) -> String {
+    let value = serde_json::to_value(result).unwrap();
+    value["_meta"]["dev.switchboard/proposal"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no proposal in {value}"))
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn approved_calls_run_once_as_their_caller_and_rejections_reach_the_agent() {
+    let platform = Platform::start();
+    let manifest = catalog::Manifest::parse(MANIFEST).unwrap();
+    let payouts = Payouts {
+        issued: Arc::default(),
+        callers: Arc::default(),
+        info: server_sdk::server_info(&manifest),
+    };
+    let endpoint = serve_sdk(&platform, manifest, payouts.clone()).await;
+    let dir = platform.dir.path();
+    std::fs::write(dir.join("payouts.toml"), MANIFEST).unwrap();
+    std::fs::write(dir.join("tools.json"), json!([refund_tool()]).to_string()).unwrap();
+    let (code, out) = platform.cli(&[
+        "servers",
+        "register",
+        "--manifest",
+        dir.join("payouts.toml").to_str().unwrap(),
+        "--endpoint",
+        &endpoint,
+        "--tools",
+        dir.join("tools.json").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    platform.approve("payouts");
+    let url = format!("{}/servers/payouts/mcp", platform.gateway_url);
+    let developer = platform.token("dev", &["employees"]);
+    let approver = platform.token("ava", &["refund-approvers"]);
+
+    let agent = connect(&url, &developer, true).await;
+    // The gateway adds its follow-up tool to a server whose calls can need approval.
+    let mut tools: Vec<String> = agent
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    tools.sort();
+    assert_eq!(tools, ["issue_refund", "switchboard_proposal"]);
+
+    // The call does not run: it becomes a proposal.
+    let pending = call(&agent, "issue_refund", json!({"id": "r-1"}))
+        .await
+        .unwrap();
+    assert_eq!(pending.is_error, Some(false));
+    assert!(
+        text(&pending).contains("needs approval by group:refund-approvers"),
+        "{}",
+        text(&pending)
+    );
+    let first = proposal_of(&pending);
+    assert_eq!(payouts.issued.load(Ordering::SeqCst), 0);
+    let still = call(&agent, "switchboard_proposal", json!({"id": first}))
+        .await
+        .unwrap();
+    assert!(
+        text(&still).contains("waiting for a person"),
+        "{}",
+        text(&still)
+    );
+
+    // Someone else cannot follow it up, nor approve it.
+    let other = connect(&url, &platform.token("mallory", &["employees"]), true).await;
+    let hidden = call(&other, "switchboard_proposal", json!({"id": first}))
+        .await
+        .unwrap_err();
+    assert!(hidden.message.contains("no proposal"), "{}", hidden.message);
+    let (code, _) = platform.cli(&["approvals", "approve", &first, "--token", &developer]);
+    assert_ne!(
+        code, 0,
+        "the requester approved a call that needs the refund approvers"
+    );
+
+    // Approved: the first follow-up runs it, as the developer; later ones return the same result.
+    let (code, out) = platform.cli(&[
+        "approvals",
+        "approve",
+        &first,
+        "--comment",
+        "ok",
+        "--token",
+        &approver,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let ran = call(&agent, "switchboard_proposal", json!({"id": first}))
+        .await
+        .unwrap();
+    assert!(
+        text(&ran).contains("refund r-1 issued (#1)"),
+        "{}",
+        text(&ran)
+    );
+    let again = call(&agent, "switchboard_proposal", json!({"id": first}))
+        .await
+        .unwrap();
+    assert_eq!(text(&again), text(&ran));
+    assert_eq!(payouts.issued.load(Ordering::SeqCst), 1);
+    assert_eq!(payouts.callers.lock().unwrap().as_slice(), ["dev"]);
+
+    // A batch of 20, approved with one command.
+    let mut batch = Vec::new();
+    for i in 0..20 {
+        let pending = call(&agent, "issue_refund", json!({"id": format!("b-{i}")}))
+            .await
+            .unwrap();
+        batch.push(proposal_of(&pending));
+    }
+    let (code, out) = platform.cli(&[
+        "approvals",
+        "approve",
+        "--server",
+        "payouts",
+        "--comment",
+        "month-end batch",
+        "--token",
+        &approver,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("approved ")).count(),
+        20,
+        "{out}"
+    );
+    for id in &batch {
+        let ran = call(&agent, "switchboard_proposal", json!({"id": id}))
+            .await
+            .unwrap();
+        assert!(text(&ran).contains("issued"), "{}", text(&ran));
+    }
+    assert_eq!(payouts.issued.load(Ordering::SeqCst), 21);
+
+    // A rejection reaches the agent as an error carrying the reason; nothing runs.
+    let pending = call(&agent, "issue_refund", json!({"id": "r-99"}))
+        .await
+        .unwrap();
+    let rejected = proposal_of(&pending);
+    let (code, out) = platform.cli(&[
+        "approvals",
+        "reject",
+        &rejected,
+        "--comment",
+        "duplicate of r-1",
+        "--token",
+        &approver,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let refused = call(&agent, "switchboard_proposal", json!({"id": rejected}))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code.0, -32003);
+    assert!(
+        refused
+            .message
+            .contains("ava rejected the call to issue_refund"),
+        "{}",
+        refused.message
+    );
+    assert!(
+        refused.message.contains("duplicate of r-1"),
+        "{}",
+        refused.message
+    );
+    assert_eq!(payouts.issued.load(Ordering::SeqCst), 21);
+    agent.cancel().await.unwrap();
+    other.cancel().await.unwrap();
+
+    // The audit shows the proposals and the approved runs.
+    let records = platform.audit("payouts");
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r["outcome"] == "pending_approval")
+            .count(),
+        22
+    );
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| r["outcome"] == "ok" && r["tool"] == "issue_refund" && r["user"] == "dev")
+            .count(),
+        21
+    );
+}

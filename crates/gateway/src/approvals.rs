@@ -1,0 +1,386 @@
+//! Calls that need a person's approval: instead of running such a call, the gateway records a
+//! proposal in the registry and answers the agent with a pending result naming it. The agent
+//! follows up through `switchboard_proposal`, a tool the gateway adds to the server's tools when
+//! any of them can need approval: once the proposal is approved, the first follow-up claims it
+//! (exactly one gateway can), runs it as the original caller, and records the result, which every
+//! later follow-up returns; a rejection comes back as an error with the approver's reason.
+
+use std::{sync::Arc, time::Instant};
+
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use policy::ApprovalNeed;
+use registry_api::{
+    Approver, AuditRecord, NewProposal, Outcome, Proposal, ProposalState, ServerView,
+};
+use serde_json::{Value, json};
+
+use crate::{
+    Gateway,
+    error::{self, INVALID_REQUEST},
+    upstream::{self, ActingAs},
+};
+
+/// The gateway's tool for following up on proposals.
+pub(crate) const PROPOSAL_TOOL: &str = "switchboard_proposal";
+
+/// JSON-RPC code of a refused call (the gateway's policy denials use it too).
+const DENIED: i64 = -32003;
+/// JSON-RPC code of invalid parameters.
+const INVALID_PARAMS: i64 = -32602;
+
+/// The `_meta` key under which results describe a proposal.
+const META: &str = "dev.switchboard/proposal";
+
+/// Whether the server has a tool whose calls can need approval (then its listing carries
+/// [`PROPOSAL_TOOL`]).
+pub(crate) fn may_propose(server: &ServerView) -> bool {
+    server.tools.iter().any(|t| t.approval.is_some())
+}
+
+/// The definition of [`PROPOSAL_TOOL`].
+pub(crate) fn proposal_tool() -> Value {
+    json!({
+        "name": PROPOSAL_TOOL,
+        "title": "Follow up on a call awaiting approval",
+        "description": "Some calls need a person's approval before they run; such a call returns a proposal id instead of a result. Call this tool with that id to learn whether it was approved and, once it was, to run it and get its result (it runs once; later calls return the same result). A rejection returns an error with the approver's reason.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {"id": {"type": "string", "description": "The proposal id the call returned", "maxLength": 128}},
+            "required": ["id"],
+            "additionalProperties": false
+        },
+        "annotations": {"readOnlyHint": false, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false}
+    })
+}
+
+/// A call that needs approval, as `decide` found it.
+pub(crate) struct Pending {
+    pub(crate) record: AuditRecord,
+    pub(crate) need: ApprovalNeed,
+    pub(crate) arguments: Value,
+}
+
+/// Records the proposal and answers the agent that it waits for approval. Nothing runs.
+pub(crate) async fn propose(
+    gw: &Arc<Gateway>,
+    server: &ServerView,
+    pending: Pending,
+    client: Option<String>,
+    id: &Value,
+) -> Response {
+    let Pending {
+        mut record,
+        need,
+        arguments,
+    } = pending;
+    let started = Instant::now();
+    let approver = match Approver::parse(&need.approver) {
+        Ok(a) => a,
+        // The engine only yields approvers the compiler validated; be safe anyway.
+        Err(_) => Approver::OwnerTeam,
+    };
+    let proposal = NewProposal {
+        id: format!("prop-{}", record.id),
+        server: server.name.clone(),
+        tool: record.tool.clone().unwrap_or_default(),
+        arguments,
+        user: record.user.clone(),
+        groups: record.groups.clone(),
+        surface: record.surface.clone().unwrap_or_default(),
+        client,
+        reason: need.policies.join(", "),
+        approver,
+        expires_at_ms: crate::proxy::now_ms()
+            + i64::try_from(gw.approval_ttl.as_millis()).unwrap_or(i64::MAX / 2),
+    };
+    record.latency_ms = started.elapsed().as_millis() as u64;
+    match gw.registry.create_proposal(&proposal).await {
+        Ok(stored) => {
+            record.outcome = Outcome::PendingApproval;
+            record.detail = Some(format!(
+                "proposal {}: awaiting approval by {}",
+                stored.proposal.id, stored.proposal.approver
+            ));
+            gw.audit.record(record).await;
+            tracing::info!(proposal = %stored.proposal.id, server = %server.name,
+                tool = %stored.proposal.tool, user = %stored.proposal.user, "call awaits approval");
+            result(id, pending_result(&stored))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not record a proposal");
+            record.outcome = Outcome::Error;
+            record.is_error = true;
+            record.detail = Some("the proposal could not be recorded; nothing ran".into());
+            gw.audit.record(record).await;
+            error::respond(
+                StatusCode::OK,
+                id,
+                crate::error::UPSTREAM,
+                "this call needs approval, but the gateway could not record the proposal; nothing ran",
+            )
+        }
+    }
+}
+
+/// A `switchboard_proposal` call: where the caller's proposal stands, running it once approved.
+pub(crate) async fn follow_up(
+    gw: &Arc<Gateway>,
+    server: &ServerView,
+    caller: &str,
+    arguments: Option<&Value>,
+    id: &Value,
+) -> Response {
+    let Some(proposal_id) = arguments
+        .and_then(|a| a.get("id"))
+        .and_then(Value::as_str)
+        .filter(|p| !p.is_empty() && p.len() <= 128)
+    else {
+        return error::respond(
+            StatusCode::OK,
+            id,
+            INVALID_PARAMS,
+            "switchboard_proposal takes {\"id\": \"<proposal id>\"}",
+        );
+    };
+    let not_found = || {
+        error::respond(
+            StatusCode::OK,
+            id,
+            INVALID_PARAMS,
+            &format!("no proposal {proposal_id} of yours on this server"),
+        )
+    };
+    let proposal = match gw.registry.get_proposal(proposal_id).await {
+        Ok(p) if p.proposal.user == caller && p.proposal.server == server.name => p,
+        Ok(_) => return not_found(),
+        Err(e) if e.is_not_found() => return not_found(),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read a proposal");
+            return unavailable(id);
+        }
+    };
+    let proposal = match proposal.state {
+        ProposalState::Approved => match run(gw, server, proposal_id).await {
+            Ok(p) => p,
+            Err(response) => return response(id),
+        },
+        _ => proposal,
+    };
+    answer(&proposal, id)
+}
+
+/// What the agent hears about `proposal` in its current state.
+fn answer(proposal: &Proposal, id: &Value) -> Response {
+    let p = &proposal.proposal;
+    match proposal.state {
+        ProposalState::Pending | ProposalState::Approved | ProposalState::Running => {
+            result(id, pending_result(proposal))
+        }
+        ProposalState::Done => {
+            let mut outcome = proposal
+                .result
+                .clone()
+                .unwrap_or_else(|| json!({"content": []}));
+            if let Some(object) = outcome.as_object_mut() {
+                let meta = object.entry("_meta").or_insert_with(|| json!({}));
+                if let Some(meta) = meta.as_object_mut() {
+                    meta.insert(META.into(), describe(proposal));
+                }
+            }
+            result(id, outcome)
+        }
+        ProposalState::Rejected => refusal(
+            id,
+            &format!(
+                "{} rejected the call to {} ({}): {}",
+                proposal.decided_by.as_deref().unwrap_or("an approver"),
+                p.tool,
+                p.id,
+                proposal.comment.as_deref().unwrap_or("no reason given")
+            ),
+            proposal,
+        ),
+        ProposalState::Expired => refusal(
+            id,
+            &format!(
+                "nobody approved the call to {} ({}) before it expired; call the tool again to propose it anew",
+                p.tool, p.id
+            ),
+            proposal,
+        ),
+        ProposalState::Failed => refusal(
+            id,
+            &format!(
+                "the approved call to {} ({}) could not run: {}",
+                p.tool,
+                p.id,
+                proposal
+                    .result
+                    .as_ref()
+                    .and_then(|r| r.get("error"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown error")
+            ),
+            proposal,
+        ),
+    }
+}
+
+type Failure = Box<dyn FnOnce(&Value) -> Response + Send>;
+
+/// Claims the approved proposal and runs it as the original caller. Exactly one claimant runs
+/// it; anyone else reads where it stands.
+async fn run(
+    gw: &Arc<Gateway>,
+    server: &ServerView,
+    proposal_id: &str,
+) -> Result<Proposal, Failure> {
+    let claimed = match gw.registry.claim_proposal(proposal_id).await {
+        Ok(p) => p,
+        Err(registry_client::ClientError::Api { status: 409, .. }) => {
+            // Someone else claimed it first (or it changed): report where it stands now.
+            return gw
+                .registry
+                .get_proposal(proposal_id)
+                .await
+                .map_err(|_| Box::new(unavailable) as Failure);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not claim a proposal");
+            return Err(Box::new(unavailable));
+        }
+    };
+    let p = &claimed.proposal;
+    let started = Instant::now();
+    let outcome = async {
+        let client = upstream::connect(
+            gw,
+            server,
+            &ActingAs {
+                user: &p.user,
+                groups: &p.groups,
+                surface: &p.surface,
+            },
+        )
+        .await?;
+        let mut params = rmcp::model::CallToolRequestParams::new(p.tool.clone());
+        if let Some(args) = p.arguments.as_object() {
+            params = params.with_arguments(args.clone());
+        }
+        let called = client.call_tool(params).await;
+        let _ = client.cancel().await;
+        let called = called.map_err(|e| format!("the server refused the call: {e}"))?;
+        serde_json::to_value(&called).map_err(|e| e.to_string())
+    }
+    .await;
+    let (ok, value) = match &outcome {
+        Ok(value) => (true, value.clone()),
+        Err(e) => (false, json!({ "error": e })),
+    };
+    let is_error = !ok
+        || value
+            .get("isError")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+    gw.audit
+        .record(AuditRecord {
+            id: crate::proxy::uuid_v7(),
+            time_ms: crate::proxy::now_ms(),
+            user: p.user.clone(),
+            groups: p.groups.clone(),
+            surface: Some(p.surface.clone()),
+            server: p.server.clone(),
+            method: "tools/call".into(),
+            tool: Some(p.tool.clone()),
+            argument_digest: Some(claimed.argument_digest.clone()),
+            outcome: match (ok, is_error) {
+                (false, _) => Outcome::Error,
+                (true, true) => Outcome::ToolError,
+                (true, false) => Outcome::Ok,
+            },
+            is_error,
+            detail: Some(format!(
+                "approved proposal {} (by {})",
+                p.id,
+                claimed.decided_by.as_deref().unwrap_or("?")
+            )),
+            latency_ms: started.elapsed().as_millis() as u64,
+        })
+        .await;
+    match gw.registry.finish_proposal(&p.id, ok, &value).await {
+        Ok(finished) => Ok(finished),
+        Err(e) => {
+            // The call ran; its result could not be recorded. Say so rather than run it again.
+            tracing::error!(proposal = %p.id, error = %e, "an approved call ran but its result could not be recorded");
+            let mut finished = claimed.clone();
+            finished.state = if ok {
+                ProposalState::Done
+            } else {
+                ProposalState::Failed
+            };
+            finished.result = Some(value);
+            Ok(finished)
+        }
+    }
+}
+
+fn describe(proposal: &Proposal) -> Value {
+    let p = &proposal.proposal;
+    json!({
+        "id": p.id,
+        "state": proposal.state.as_str(),
+        "approver": p.approver.to_string(),
+        "tool": p.tool,
+        "expires_at_ms": p.expires_at_ms,
+        "decided_by": proposal.decided_by,
+    })
+}
+
+/// The result that tells the agent its call waits for a person.
+fn pending_result(proposal: &Proposal) -> Value {
+    let p = &proposal.proposal;
+    let text = match proposal.state {
+        ProposalState::Running | ProposalState::Approved => format!(
+            "The call to {} ({}) was approved and is running. Call {PROPOSAL_TOOL} with {{\"id\": \"{}\"}} again for its result.",
+            p.tool, p.id, p.id
+        ),
+        _ => format!(
+            "The call to {} needs approval by {} before it runs, so it has not run. Proposal {} is waiting for a person; call {PROPOSAL_TOOL} with {{\"id\": \"{}\"}} to follow it up (it runs once approved).",
+            p.tool, p.approver, p.id, p.id
+        ),
+    };
+    json!({
+        "content": [{"type": "text", "text": text}],
+        "isError": false,
+        "_meta": { META: describe(proposal) }
+    })
+}
+
+fn result(id: &Value, result: Value) -> Response {
+    (
+        StatusCode::OK,
+        axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})),
+    )
+        .into_response()
+}
+
+fn refusal(id: &Value, message: &str, proposal: &Proposal) -> Response {
+    let data = json!({ "policy": "approval", "proposal": describe(proposal) });
+    (
+        StatusCode::OK,
+        axum::Json(error::jsonrpc_error(id, DENIED, message, Some(data))),
+    )
+        .into_response()
+}
+
+fn unavailable(id: &Value) -> Response {
+    error::respond(
+        StatusCode::OK,
+        id,
+        INVALID_REQUEST,
+        "the registry is unavailable; try again",
+    )
+}
