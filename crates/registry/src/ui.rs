@@ -89,6 +89,8 @@ pub(crate) fn router() -> Router<Arc<RegistryState>> {
         .route("/ui/servers/{name}", get(pages::server))
         .route("/ui/reviews", get(pages::reviews))
         .route("/ui/reviews/{id}/decide", post(pages::decide))
+        .route("/ui/approvals", get(pages::approvals))
+        .route("/ui/approvals/decide", post(pages::decide_approvals))
         .route("/ui/login", get(pages::login_page))
         .route("/ui/login/dev", post(pages::dev_sign_in))
         .route("/ui/login/oidc", get(pages::oidc_start))

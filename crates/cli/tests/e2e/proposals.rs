@@ -291,3 +291,78 @@ async fn approved_calls_run_once_as_their_caller_and_rejections_reach_the_agent(
         21
     );
 }
+
+/// People decide in the browser: an approver rejects one proposal with a reason and approves the
+/// rest in one action in the inbox (headless Chromium); the agent's follow-ups then run the
+/// approved calls once each and report the rejection.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approver_decides_proposals_in_the_browser_inbox() {
+    if !crate::ui::browser_available() {
+        return;
+    }
+    let platform = Platform::start();
+    let manifest = catalog::Manifest::parse(MANIFEST).unwrap();
+    let payouts = Payouts {
+        issued: Arc::default(),
+        callers: Arc::default(),
+        info: server_sdk::server_info(&manifest),
+    };
+    let endpoint = serve_sdk(&platform, manifest, payouts.clone()).await;
+    let dir = platform.dir.path();
+    std::fs::write(dir.join("payouts.toml"), MANIFEST).unwrap();
+    std::fs::write(dir.join("tools.json"), json!([refund_tool()]).to_string()).unwrap();
+    let (code, out) = platform.cli(&[
+        "servers",
+        "register",
+        "--manifest",
+        dir.join("payouts.toml").to_str().unwrap(),
+        "--endpoint",
+        &endpoint,
+        "--tools",
+        dir.join("tools.json").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    platform.approve("payouts");
+    let url = format!("{}/servers/payouts/mcp", platform.gateway_url);
+    let agent = connect(&url, &platform.token("dev", &["employees"]), false).await;
+    let mut proposals = Vec::new();
+    for i in 0..5 {
+        let pending = call(&agent, "issue_refund", json!({"id": format!("w-{i}")}))
+            .await
+            .unwrap();
+        proposals.push(proposal_of(&pending));
+    }
+
+    let shots = crate::ui::screenshots("approvals");
+    let seen = crate::ui::run_browser(
+        "ui-approvals.mjs",
+        &[
+            platform.registry_url.as_ref(),
+            shots.as_os_str(),
+            "ava".as_ref(),
+            "employees, refund-approvers".as_ref(),
+        ],
+    );
+    assert_eq!(seen["shown"], 5, "{seen}");
+    assert_eq!(seen["firstNotice"], "Done: 1 rejected", "{seen}");
+    assert_eq!(seen["left"], 4, "{seen}");
+    assert_eq!(seen["secondNotice"], "Done: 4 approved", "{seen}");
+    assert_eq!(seen["empty"], true, "{seen}");
+
+    let rejected = seen["rejectedId"].as_str().unwrap();
+    for id in &proposals {
+        let followed = call(&agent, "switchboard_proposal", json!({"id": id})).await;
+        if id == rejected {
+            let refused = followed.unwrap_err();
+            assert!(
+                refused.message.contains("Not this one: duplicate"),
+                "{}",
+                refused.message
+            );
+        } else {
+            assert!(text(&followed.unwrap()).contains("issued"));
+        }
+    }
+    assert_eq!(payouts.issued.load(Ordering::SeqCst), 4);
+    agent.cancel().await.unwrap();
+}

@@ -12,6 +12,43 @@ use crate::{
     oidc::start_provider_with,
 };
 
+/// Whether the browser tests can run here: node tools (with playwright-core) and Chromium; says
+/// what is skipped otherwise (and fails under `CI=true`).
+pub fn browser_available() -> bool {
+    available("node 22 and playwright-core", node_tools_dir().is_some())
+        && available("chromium (Debian package)", chromium().is_some())
+}
+
+/// Runs `tests/node/<script>` with `args` in headless Chromium and returns the JSON line it
+/// printed; fails the test, with what the script saw, when it fails.
+pub fn run_browser(script: &str, args: &[&std::ffi::OsStr]) -> Value {
+    let tools = node_tools_dir().expect("browser_available was checked");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/node")
+        .join(script);
+    let run = Command::new(tools.join("node_modules/.bin/node"))
+        .arg(&script)
+        .args(args)
+        .env("SWITCHBOARD_NODE_TOOLS", &tools)
+        .env(
+            "CHROMIUM",
+            chromium().expect("browser_available was checked"),
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| {
+            panic!(
+                "{} said {stdout:?} ({e}); stderr: {}",
+                script.display(),
+                String::from_utf8_lossy(&run.stderr)
+            )
+        });
+    assert!(run.status.success(), "the browser run failed: {seen}");
+    seen
+}
+
 fn chromium() -> Option<PathBuf> {
     std::env::var_os("CHROMIUM")
         .map(PathBuf::from)
@@ -19,23 +56,22 @@ fn chromium() -> Option<PathBuf> {
         .filter(|p| p.exists())
 }
 
-fn screenshots() -> PathBuf {
-    match std::env::var_os("SWITCHBOARD_ARTIFACTS") {
+/// A fresh folder for one browser test's screenshots, under `ui-screenshots/`.
+pub fn screenshots(test: &str) -> PathBuf {
+    let root = match std::env::var_os("SWITCHBOARD_ARTIFACTS") {
         Some(dir) => PathBuf::from(dir).join("ui-screenshots"),
         None => PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots"),
-    }
+    };
+    let dir = root.join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reviewers_sign_in_find_a_server_and_approve_its_reviews_in_a_browser() {
-    let Some(tools) = node_tools_dir() else {
-        available("node 22, oidc-provider and playwright-core", false);
+    if !browser_available() {
         return;
-    };
-    let Some(chromium) = chromium() else {
-        available("chromium (Debian package)", false);
-        return;
-    };
+    }
     let login = json!({
         "id": "switchboard-registry",
         "users": {"rita": ["employees", "security-reviewers"]}
@@ -81,30 +117,15 @@ async fn reviewers_sign_in_find_a_server_and_approve_its_reviews_in_a_browser() 
     ]);
     assert_eq!(code, 0, "{out}");
 
-    let shots = screenshots();
-    let _ = std::fs::remove_dir_all(&shots);
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/node/ui-browser.mjs"
+    let shots = screenshots("reviews");
+    let seen = run_browser(
+        "ui-browser.mjs",
+        &[
+            platform.registry_url.as_ref(),
+            shots.as_os_str(),
+            "ledger".as_ref(),
+        ],
     );
-    let run = Command::new(tools.join("node_modules/.bin/node"))
-        .arg(script)
-        .arg(&platform.registry_url)
-        .arg(&shots)
-        .arg("ledger")
-        .env("SWITCHBOARD_NODE_TOOLS", &tools)
-        .env("CHROMIUM", &chromium)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| {
-            panic!(
-                "the browser script said {stdout:?} ({e}); stderr: {}",
-                String::from_utf8_lossy(&run.stderr)
-            )
-        });
-    assert!(run.status.success(), "the browser run failed: {seen}");
     assert_eq!(seen["oidcUser"], "rita", "{seen}");
     assert_eq!(seen["results"], "1 of 2 servers", "{seen}");
     assert_eq!(seen["links"], json!(["Ledger"]), "{seen}");

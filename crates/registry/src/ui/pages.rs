@@ -674,6 +674,203 @@ pub(crate) async fn decide(
     }
 }
 
+// ----- the approvals inbox -----
+
+pub(crate) struct ProposalRow {
+    id: String,
+    server: String,
+    tool: String,
+    user: String,
+    arguments: String,
+    approver: String,
+    reason: String,
+    created: String,
+    expires: String,
+    state: &'static str,
+    decided_by: String,
+    comment: String,
+}
+
+fn proposal_row(p: &registry_api::Proposal) -> ProposalRow {
+    let arguments = p.proposal.arguments.to_string();
+    ProposalRow {
+        id: p.proposal.id.clone(),
+        server: p.proposal.server.clone(),
+        tool: p.proposal.tool.clone(),
+        user: p.proposal.user.clone(),
+        arguments: arguments.chars().take(300).collect(),
+        approver: p.proposal.approver.to_string(),
+        reason: p.proposal.reason.clone(),
+        created: time(p.created_at_ms),
+        expires: time(p.proposal.expires_at_ms),
+        state: p.state.as_str(),
+        decided_by: p.decided_by.clone().unwrap_or_default(),
+        comment: p.comment.clone().unwrap_or_default(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "approvals.html")]
+struct ApprovalsPage {
+    me: Option<Me>,
+    query: ApprovalsQuery,
+    inbox: Vec<ProposalRow>,
+    mine: Vec<ProposalRow>,
+    notice: String,
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct ApprovalsQuery {
+    /// Matches server, tool, requester or arguments.
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    server: String,
+    #[serde(default)]
+    done: String,
+}
+
+pub(crate) async fn approvals(
+    State(state): State<Arc<RegistryState>>,
+    headers: HeaderMap,
+    Query(query): Query<ApprovalsQuery>,
+) -> Response {
+    let session = match signed_in(&state, &headers) {
+        Ok(s) => s,
+        Err(redirect) => return redirect.into_response(),
+    };
+    let who = principal(&session);
+    let needle = query.q.trim().to_lowercase();
+    let server = (!query.server.is_empty()).then(|| query.server.clone());
+    let inbox = crate::http::api::proposals::visible_proposals(
+        &state,
+        &who,
+        Some(registry_api::ProposalState::Pending),
+        server,
+        true,
+        1000,
+    )
+    .await
+    .unwrap_or_default()
+    .iter()
+    .map(proposal_row)
+    .filter(|r| {
+        needle.is_empty()
+            || [&r.server, &r.tool, &r.user, &r.arguments]
+                .iter()
+                .any(|f| f.to_lowercase().contains(&needle))
+    })
+    .collect();
+    let mine = state
+        .store
+        .list_proposals(
+            &registry_store::ProposalFilter {
+                user: Some(session.user.clone()),
+                limit: 50,
+                ..Default::default()
+            },
+            crate::http::api::servers::now_ms(),
+        )
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(proposal_row)
+        .collect();
+    page(
+        StatusCode::OK,
+        &ApprovalsPage {
+            me: Some(me(&session)),
+            notice: query.done.clone(),
+            query,
+            inbox,
+            mine,
+        },
+    )
+}
+
+/// The inbox's form: the session's CSRF token, the chosen ids (repeated `ids`), the decision and
+/// one comment for all of them.
+pub(crate) async fn decide_approvals(
+    State(state): State<Arc<RegistryState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let session = match signed_in(&state, &headers) {
+        Ok(s) => s,
+        Err(redirect) => return redirect.into_response(),
+    };
+    let mut csrf = String::new();
+    let mut decision = String::new();
+    let mut comment = String::new();
+    let mut ids = Vec::new();
+    for (key, value) in form_urlencoded::parse(&body) {
+        match key.as_ref() {
+            "csrf" => csrf = value.into_owned(),
+            "decision" => decision = value.into_owned(),
+            "comment" => comment = value.into_owned(),
+            "ids" => ids.push(value.into_owned()),
+            _ => {}
+        }
+    }
+    if !same_secret(&csrf, &session.csrf) {
+        return message(
+            StatusCode::FORBIDDEN,
+            Some(me(&session)),
+            "Refused",
+            "This form is out of date or did not come from this site. Reload the page and try again.",
+        );
+    }
+    let approve = match decision.as_str() {
+        "approve" => true,
+        "reject" => false,
+        _ => {
+            return message(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(me(&session)),
+                "Invalid decision",
+                "A decision is approve or reject.",
+            );
+        }
+    };
+    if ids.is_empty() {
+        return message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(me(&session)),
+            "Nothing chosen",
+            "Tick the proposals to decide, or use the buttons for all shown.",
+        );
+    }
+    match crate::http::api::proposals::decide_batch(
+        &state,
+        &principal(&session),
+        &ids,
+        approve,
+        &comment,
+    )
+    .await
+    {
+        Ok(outcome) => {
+            let verb = if approve { "approved" } else { "rejected" };
+            let mut done = format!("{} {verb}", outcome.decided.len());
+            if !outcome.refused.is_empty() {
+                done.push_str(&format!(", {} not decided", outcome.refused.len()));
+            }
+            let mut url =
+                reqwest::Url::parse("http://ui/ui/approvals").expect("a static URL parses");
+            url.query_pairs_mut().append_pair("done", &done);
+            Redirect::to(&format!(
+                "/ui/approvals?{}",
+                url.query().unwrap_or_default()
+            ))
+            .into_response()
+        }
+        Err(e) => {
+            let (status, text) = e.parts();
+            message(status, Some(me(&session)), "Not decided", text)
+        }
+    }
+}
+
 // ----- signing in and out -----
 
 #[derive(Template)]
