@@ -353,6 +353,8 @@ fn pending_result(proposal: &Proposal) -> Value {
         ),
     };
     json!({
+        // 2026-07-28 results say they are complete; earlier clients ignore the field.
+        "resultType": "complete",
         "content": [{"type": "text", "text": text}],
         "isError": false,
         "_meta": { META: describe(proposal) }

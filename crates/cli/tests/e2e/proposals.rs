@@ -366,3 +366,84 @@ async fn an_approver_decides_proposals_in_the_browser_inbox() {
     assert_eq!(payouts.issued.load(Ordering::SeqCst), 4);
     agent.cancel().await.unwrap();
 }
+
+/// An agent on the official Python SDK, in both eras: its destructive call becomes a proposal,
+/// a person approves it, and its follow-up runs the call once and gets the result.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_python_sdk_agent_proposes_and_gets_the_result_once_approved() {
+    let Some(python) = crate::harness::python() else {
+        crate::harness::available("the official MCP Python SDK (pip install mcp)", false);
+        return;
+    };
+    let platform = Platform::start();
+    let manifest = catalog::Manifest::parse(MANIFEST).unwrap();
+    let payouts = Payouts {
+        issued: Arc::default(),
+        callers: Arc::default(),
+        info: server_sdk::server_info(&manifest),
+    };
+    let endpoint = serve_sdk(&platform, manifest, payouts.clone()).await;
+    let dir = platform.dir.path();
+    std::fs::write(dir.join("payouts.toml"), MANIFEST).unwrap();
+    std::fs::write(dir.join("tools.json"), json!([refund_tool()]).to_string()).unwrap();
+    let (code, out) = platform.cli(&[
+        "servers",
+        "register",
+        "--manifest",
+        dir.join("payouts.toml").to_str().unwrap(),
+        "--endpoint",
+        &endpoint,
+        "--tools",
+        dir.join("tools.json").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    platform.approve("payouts");
+    let url = format!("{}/servers/payouts/mcp", platform.gateway_url);
+    let token = platform.token("pia", &["employees"]);
+    let approver = platform.token("ava", &["refund-approvers"]);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/python_client.py"
+    );
+    let run = |mode: &str, tool: &str, args: Value| {
+        let out = std::process::Command::new(&python)
+            .args([script, &url, mode, &token, tool, &args.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "python: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    for (i, mode) in ["2026-07-28", "legacy"].into_iter().enumerate() {
+        let proposed = run(mode, "issue_refund", json!({"id": format!("py-{i}")}));
+        assert_eq!(
+            proposed["tools"],
+            json!(["issue_refund", "switchboard_proposal"]),
+            "{proposed}"
+        );
+        let text = proposed["text"][0].as_str().unwrap();
+        assert!(text.contains("needs approval"), "{proposed}");
+        let id = text
+            .split("Proposal ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap()
+            .to_owned();
+        let (code, out) = platform.cli(&["approvals", "approve", &id, "--token", &approver]);
+        assert_eq!(code, 0, "{out}");
+        let ran = run(mode, "switchboard_proposal", json!({"id": id}));
+        assert_eq!(ran["is_error"], false, "{ran}");
+        assert!(
+            ran["text"][0]
+                .as_str()
+                .unwrap()
+                .contains(&format!("refund py-{i} issued")),
+            "{ran}"
+        );
+    }
+    assert_eq!(payouts.issued.load(Ordering::SeqCst), 2);
+    assert_eq!(payouts.callers.lock().unwrap().as_slice(), ["pia", "pia"]);
+}
