@@ -143,12 +143,18 @@ pub(crate) struct GovernanceArgs {
     /// they are approved for production.
     #[arg(long, value_delimiter = ',', default_values_t = ["dev".to_owned()])]
     dev_surfaces: Vec<String>,
+    /// Seconds a gateway's claim on an approved call lasts without a result before another
+    /// gateway may run it (the first died while running it; servers dedupe by proposal id).
+    #[arg(long, default_value_t = 120)]
+    proposal_claim_lease_secs: u64,
 }
 
 impl GovernanceArgs {
     pub(crate) fn governance(&self) -> anyhow::Result<::registry::Governance> {
         let mut governance = ::registry::Governance::new(self.admin_groups.clone());
         governance.dev_surfaces = self.dev_surfaces.clone();
+        governance.claim_lease =
+            std::time::Duration::from_secs(self.proposal_claim_lease_secs.max(1));
         for value in &self.reviewers {
             let (kind, groups) = value.split_once('=').ok_or_else(|| {
                 anyhow::anyhow!("--reviewers takes KIND=GROUP[,GROUP...], got {value:?}")

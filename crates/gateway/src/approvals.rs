@@ -31,6 +31,9 @@ const DENIED: i64 = -32003;
 /// JSON-RPC code of invalid parameters.
 const INVALID_PARAMS: i64 = -32602;
 
+/// The request `_meta` key servers dedupe calls by (the server SDK's `IDEMPOTENCY_KEY`).
+const IDEMPOTENCY_KEY: &str = "dev.switchboard/idempotency-key";
+
 /// The `_meta` key under which results describe a proposal.
 const META: &str = "dev.switchboard/proposal";
 
@@ -162,11 +165,15 @@ pub(crate) async fn follow_up(
             return unavailable(id);
         }
     };
+    // Approved, or claimed by a gateway that may have died: try to claim it (the registry says
+    // whether a running claim has outlived its lease).
     let proposal = match proposal.state {
-        ProposalState::Approved => match run(gw, server, proposal_id).await {
-            Ok(p) => p,
-            Err(response) => return response(id),
-        },
+        ProposalState::Approved | ProposalState::Running => {
+            match run(gw, server, proposal_id).await {
+                Ok(p) => p,
+                Err(response) => return response(id),
+            }
+        }
         _ => proposal,
     };
     answer(&proposal, id)
@@ -270,6 +277,13 @@ async fn run(
         if let Some(args) = p.arguments.as_object() {
             params = params.with_arguments(args.clone());
         }
+        // Servers run a keyed call once: if a gateway died mid-run, the next one's run returns
+        // the first outcome instead of acting again.
+        let mut meta = serde_json::Map::new();
+        meta.insert(IDEMPOTENCY_KEY.into(), Value::String(p.id.clone()));
+        params.meta = Some(rmcp::model::RequestMetaObject(rmcp::model::MetaObject(
+            meta,
+        )));
         let called = client.call_tool(params).await;
         let _ = client.cancel().await;
         let called = called.map_err(|e| format!("the server refused the call: {e}"))?;

@@ -132,12 +132,14 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
     ) -> Result<Proposal, StoreError>;
     /// Claims an approved proposal for running: exactly one claimant gets it (`None` for the
-    /// others, or when it is not approved).
+    /// others, or when it is not approved). A claim older than `lease_ms` without a result (its
+    /// gateway died while running it) can be taken over.
     async fn claim_proposal(
         &self,
         id: &str,
         claimant: &str,
         now_ms: i64,
+        lease_ms: i64,
     ) -> Result<Option<Proposal>, StoreError>;
     /// Records what running a claimed proposal gave (`done`, or `failed`); only its claimant may.
     async fn finish_proposal(

@@ -870,12 +870,16 @@ impl Store for SqlStore {
         id: &str,
         claimant: &str,
         now_ms: i64,
+        lease_ms: i64,
     ) -> Result<Option<Proposal>, StoreError> {
         let claimed = sqlx::query(
-            "UPDATE proposals SET state = 'running', claimed_by = $2 WHERE id = $1 AND state = 'approved'",
+            "UPDATE proposals SET state = 'running', claimed_by = $2, claimed_at_ms = $3
+             WHERE id = $1 AND (state = 'approved' OR (state = 'running' AND claimed_at_ms < $4))",
         )
         .bind(id)
         .bind(claimant)
+        .bind(now_ms)
+        .bind(now_ms.saturating_sub(lease_ms))
         .execute(&self.pool)
         .await
         .map_err(unavailable)?

@@ -512,8 +512,8 @@ async fn proposals_are_decided_once_and_run_by_one_claimant() {
 
         // Exactly one claimant runs it; only that claimant records the result.
         let (a, b) = tokio::join!(
-            store.claim_proposal("p1", "gateway-a", 400),
-            store.claim_proposal("p1", "gateway-b", 400)
+            store.claim_proposal("p1", "gateway-a", 400, 60_000),
+            store.claim_proposal("p1", "gateway-b", 400, 60_000)
         );
         let winners: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
         assert_eq!(winners.len(), 1);
@@ -542,9 +542,47 @@ async fn proposals_are_decided_once_and_run_by_one_claimant() {
         assert_eq!(done.state, ProposalState::Done);
         assert_eq!(done.result, Some(serde_json::json!({"content": []})));
         assert_eq!(
-            store.claim_proposal("p1", "gateway-a", 600).await.unwrap(),
+            store
+                .claim_proposal("p1", "gateway-a", 600, 60_000)
+                .await
+                .unwrap(),
             None
         );
+        // A claim whose gateway died is taken over once its lease ran out, not before.
+        store
+            .create_proposal(&proposal("p4", 10_000), 100)
+            .await
+            .unwrap();
+        store
+            .decide_proposal("p4", true, "dora", "", 110)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .claim_proposal("p4", "gateway-a", 120, 1_000)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            store
+                .claim_proposal("p4", "gateway-b", 500, 1_000)
+                .await
+                .unwrap(),
+            None
+        );
+        let taken = store
+            .claim_proposal("p4", "gateway-b", 1_500, 1_000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(taken.claimed_by.as_deref(), Some("gateway-b"));
+        assert!(matches!(
+            store
+                .finish_proposal("p4", "gateway-a", true, &serde_json::json!({}), 1_600)
+                .await,
+            Err(StoreError::Conflict(_))
+        ));
 
         // Undecided past its expiry: expired, and no longer decidable.
         store
@@ -588,7 +626,7 @@ async fn proposals_are_decided_once_and_run_by_one_claimant() {
                 .await
                 .unwrap()
                 .len(),
-            3
+            4
         );
         // Every decision is on record.
         let history = store

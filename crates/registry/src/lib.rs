@@ -71,6 +71,9 @@ pub struct Governance {
     /// Per review kind, the groups whose members may decide it.
     pub reviewer_groups: BTreeMap<registry_api::ReviewKind, Vec<String>>,
     pub dev_surfaces: Vec<String>,
+    /// How long a gateway's claim on an approved proposal lasts without a result before another
+    /// may take it over (the first died while running it).
+    pub claim_lease: Duration,
 }
 
 impl Governance {
@@ -89,6 +92,7 @@ impl Governance {
                 (ReviewKind::Genai, vec!["genai-reviewers".to_owned()]),
             ]),
             dev_surfaces: vec!["dev".to_owned()],
+            claim_lease: Duration::from_secs(120),
         }
     }
 

@@ -12,7 +12,7 @@ use rmcp::{
     service::RequestContext,
 };
 
-use crate::{Caller, Telemetry, caller_of, telemetry::Invocation};
+use crate::{Caller, Idempotency, Telemetry, caller_of, telemetry::Invocation};
 
 /// JSON-RPC error code of a call refused by policy (implementation-defined server error range).
 pub const DENIED_CODE: ErrorCode = ErrorCode(-32003);
@@ -28,6 +28,7 @@ struct Inner {
     telemetry: Telemetry,
     /// The identity used when the transport established none (stdio).
     fallback: Caller,
+    idempotency: Idempotency,
 }
 
 impl Governance {
@@ -43,6 +44,7 @@ impl Governance {
                 manifest,
                 telemetry,
                 fallback,
+                idempotency: Idempotency::default(),
             }),
         })
     }
@@ -53,6 +55,12 @@ impl Governance {
 
     pub fn telemetry(&self) -> &Telemetry {
         &self.inner.telemetry
+    }
+
+    /// The outcomes of keyed calls: governed tools use it on their own; a hand-written
+    /// `call_tool` wraps its work in [`Idempotency::once`].
+    pub fn idempotency(&self) -> &Idempotency {
+        &self.inner.idempotency
     }
 
     /// The caller behind `ctx`.
@@ -144,7 +152,8 @@ impl Governance {
                             return Err(governance
                                 .denied(policy.as_deref().unwrap_or("server-access"), &reason));
                         }
-                        let result = inner(ctx).await;
+                        let key = Idempotency::key(&ctx.request_context);
+                        let result = governance.inner.idempotency.once(key, inner(ctx)).await;
                         let (outcome, is_error, error) = match &result {
                             Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => {
                                 ("tool_error", true, None)

@@ -7,7 +7,9 @@
 //!   matches them;
 //! - the per-tool named policies of the manifest, enforced before the tool runs, plus an
 //!   [`Governance::authorize`] guard for checks inside a tool;
-//! - one structured log record and metrics per invocation, `/metrics`, `/healthz` and `/readyz`.
+//! - one structured log record and metrics per invocation, `/metrics`, `/healthz` and `/readyz`;
+//! - idempotent calls: a call carrying an idempotency key (an approved call the gateway runs) runs
+//!   at most once per key ([`Idempotency`]).
 //!
 //! The shape of a server:
 //!
@@ -26,11 +28,13 @@
 mod caller;
 mod governance;
 mod http;
+mod idempotency;
 mod telemetry;
 
 pub use caller::{Caller, caller_of};
 pub use governance::{DENIED_CODE, Governance};
 pub use http::{HttpOptions, IdentityMode, http_router};
+pub use idempotency::{IDEMPOTENCY_KEY, Idempotency};
 pub use telemetry::Telemetry;
 
 use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};

@@ -83,6 +83,8 @@ pub struct Platform {
     /// The development token `up` printed (user `developer`, group `employees`).
     pub token: String,
     processes: Vec<Process>,
+    /// The flags `up` runs with, for restarts.
+    up_args: Vec<String>,
 }
 
 impl Platform {
@@ -92,22 +94,43 @@ impl Platform {
 
     /// `switchboard up` with extra flags (for example `--trust-issuer`).
     pub fn start_with(extra: &[&str]) -> Platform {
+        Platform::start_on(["0", "0", "0"], extra)
+    }
+
+    /// `switchboard up` on fixed ports (registry, gateway, knowledge), so that a restart comes
+    /// back at the same addresses.
+    pub fn start_on_fixed_ports(extra: &[&str]) -> Platform {
+        let port = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+                .to_string()
+        };
+        Platform::start_on([port(), port(), port()], extra)
+    }
+
+    fn start_on<S: AsRef<str>>(ports: [S; 3], extra: &[&str]) -> Platform {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
-        let data = data.to_str().unwrap();
-        let mut args = vec![
-            "up",
-            "--data-dir",
-            data,
-            "--registry-port",
-            "0",
-            "--gateway-port",
-            "0",
-            "--knowledge-port",
-            "0",
+        let mut args: Vec<String> = vec![
+            "up".into(),
+            "--data-dir".into(),
+            data.to_str().unwrap().into(),
+            "--registry-port".into(),
+            ports[0].as_ref().into(),
+            "--gateway-port".into(),
+            ports[1].as_ref().into(),
+            "--knowledge-port".into(),
+            ports[2].as_ref().into(),
         ];
-        args.extend_from_slice(extra);
-        let (up, ready) = spawn(dir.path(), "up", &args);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let (up, ready) = spawn(
+            dir.path(),
+            "up",
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
         let field = |k: &str| ready[k].as_str().unwrap().to_owned();
         Platform {
             registry_url: field("registry_url"),
@@ -116,7 +139,21 @@ impl Platform {
             token: field("token"),
             dir,
             processes: vec![up],
+            up_args: args,
         }
+    }
+
+    /// Kills `switchboard up` with SIGKILL (no shutdown of any kind) and starts it again with the
+    /// same flags and data; with fixed ports it comes back at the same addresses.
+    pub fn crash_and_restart(&mut self) {
+        let up = &mut self.processes[0];
+        up.child.kill().unwrap();
+        up.child.wait().unwrap();
+        let ready = self.dir.path().join("up.ready.json");
+        let _ = std::fs::remove_file(&ready);
+        let args: Vec<&str> = self.up_args.iter().map(String::as_str).collect();
+        let (up, _) = spawn(self.dir.path(), "up", &args);
+        self.processes[0] = up;
     }
 
     pub fn data_dir(&self) -> PathBuf {

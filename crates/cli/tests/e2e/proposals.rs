@@ -33,12 +33,29 @@ minutes_saved = 6.0
 approval = "group:refund-approvers"
 "##;
 
-/// Issues refunds, counting how many really ran and as whom.
+/// Issues refunds, counting how many really ran and as whom. A refund is issued at the end of
+/// its (optionally slow) work, and keyed calls run once ([`server_sdk::Idempotency`]).
 #[derive(Clone)]
 struct Payouts {
     issued: Arc<AtomicUsize>,
+    started: Arc<AtomicUsize>,
     callers: Arc<std::sync::Mutex<Vec<String>>>,
     info: ServerConfig,
+    work: std::time::Duration,
+    idempotency: server_sdk::Idempotency,
+}
+
+impl Payouts {
+    fn new(manifest: &catalog::Manifest, work: std::time::Duration) -> Payouts {
+        Payouts {
+            issued: Arc::default(),
+            started: Arc::default(),
+            callers: Arc::default(),
+            info: server_sdk::server_info(manifest),
+            work,
+            idempotency: server_sdk::Idempotency::default(),
+        }
+    }
 }
 
 fn refund_tool() -> Tool {
@@ -76,11 +93,10 @@ impl ServerHandler for Payouts {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        let key = server_sdk::Idempotency::key(&context);
         let caller = server_sdk::caller_of(&context)
             .map(|c| c.user)
             .unwrap_or_default();
-        self.callers.lock().unwrap().push(caller);
-        let n = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
         let id = request
             .arguments
             .as_ref()
@@ -88,10 +104,19 @@ impl ServerHandler for Payouts {
             .and_then(Value::as_str)
             .unwrap_or("?")
             .to_owned();
-        Ok(CallToolResult::success(vec![ContentBlock::text(format!(
-            "refund {id} issued (#{n})"
-        ))])
-        .into())
+        let this = self.clone();
+        self.idempotency
+            .once(key, async move {
+                this.started.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(this.work).await;
+                this.callers.lock().unwrap().push(caller);
+                let n = this.issued.fetch_add(1, Ordering::SeqCst) + 1;
+                Ok(CallToolResult::success(vec![ContentBlock::text(format!(
+                    "refund {id} issued (#{n})"
+                ))])
+                .into())
+            })
+            .await
     }
 }
 
@@ -111,11 +136,7 @@ fn proposal_of(result: &CallToolResult) -> String {
 async fn approved_calls_run_once_as_their_caller_and_rejections_reach_the_agent() {
     let platform = Platform::start();
     let manifest = catalog::Manifest::parse(MANIFEST).unwrap();
-    let payouts = Payouts {
-        issued: Arc::default(),
-        callers: Arc::default(),
-        info: server_sdk::server_info(&manifest),
-    };
+    let payouts = Payouts::new(&manifest, std::time::Duration::ZERO);
     let endpoint = serve_sdk(&platform, manifest, payouts.clone()).await;
     let dir = platform.dir.path();
     std::fs::write(dir.join("payouts.toml"), MANIFEST).unwrap();
@@ -302,11 +323,7 @@ async fn an_approver_decides_proposals_in_the_browser_inbox() {
     }
     let platform = Platform::start();
     let manifest = catalog::Manifest::parse(MANIFEST).unwrap();
-    let payouts = Payouts {
-        issued: Arc::default(),
-        callers: Arc::default(),
-        info: server_sdk::server_info(&manifest),
-    };
+    let payouts = Payouts::new(&manifest, std::time::Duration::ZERO);
     let endpoint = serve_sdk(&platform, manifest, payouts.clone()).await;
     let dir = platform.dir.path();
     std::fs::write(dir.join("payouts.toml"), MANIFEST).unwrap();
@@ -377,11 +394,7 @@ async fn a_python_sdk_agent_proposes_and_gets_the_result_once_approved() {
     };
     let platform = Platform::start();
     let manifest = catalog::Manifest::parse(MANIFEST).unwrap();
-    let payouts = Payouts {
-        issued: Arc::default(),
-        callers: Arc::default(),
-        info: server_sdk::server_info(&manifest),
-    };
+    let payouts = Payouts::new(&manifest, std::time::Duration::ZERO);
     let endpoint = serve_sdk(&platform, manifest, payouts.clone()).await;
     let dir = platform.dir.path();
     std::fs::write(dir.join("payouts.toml"), MANIFEST).unwrap();
@@ -446,4 +459,86 @@ async fn a_python_sdk_agent_proposes_and_gets_the_result_once_approved() {
     }
     assert_eq!(payouts.issued.load(Ordering::SeqCst), 2);
     assert_eq!(payouts.callers.lock().unwrap().as_slice(), ["pia", "pia"]);
+}
+
+/// A gateway killed with SIGKILL after an approval, before and while running the call, comes back
+/// and the call runs exactly once: the proposal lives in the registry, a dead gateway's claim is
+/// taken over after its lease, and the server dedupes the re-run by the proposal id.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approved_call_runs_exactly_once_across_gateway_crashes() {
+    let mut platform = Platform::start_on_fixed_ports(&["--proposal-claim-lease-secs", "1"]);
+    let manifest = catalog::Manifest::parse(MANIFEST).unwrap();
+    let payouts = Payouts::new(&manifest, std::time::Duration::from_millis(1500));
+    let endpoint = serve_sdk(&platform, manifest, payouts.clone()).await;
+    let dir = platform.dir.path().to_owned();
+    std::fs::write(dir.join("payouts.toml"), MANIFEST).unwrap();
+    std::fs::write(dir.join("tools.json"), json!([refund_tool()]).to_string()).unwrap();
+    let (code, out) = platform.cli(&[
+        "servers",
+        "register",
+        "--manifest",
+        dir.join("payouts.toml").to_str().unwrap(),
+        "--endpoint",
+        &endpoint,
+        "--tools",
+        dir.join("tools.json").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    platform.approve("payouts");
+    let url = format!("{}/servers/payouts/mcp", platform.gateway_url);
+    let token = platform.token("dev", &["employees"]);
+    let approver = platform.token("ava", &["refund-approvers"]);
+
+    for round in 0..3 {
+        let agent = connect(&url, &token, true).await;
+        let pending = call(&agent, "issue_refund", json!({"id": format!("c-{round}")}))
+            .await
+            .unwrap();
+        let id = proposal_of(&pending);
+        let (code, out) = platform.cli(&["approvals", "approve", &id, "--token", &approver]);
+        assert_eq!(code, 0, "{out}");
+        if round == 0 {
+            // Killed between the approval and the run.
+            drop(agent);
+            platform.crash_and_restart();
+        } else {
+            // Killed while running it: the follow-up is in flight when the gateway dies.
+            let started = payouts.started.load(Ordering::SeqCst);
+            let follow = {
+                let id = id.clone();
+                tokio::spawn(async move {
+                    let _ = call(&agent, "switchboard_proposal", json!({"id": id})).await;
+                })
+            };
+            while payouts.started.load(Ordering::SeqCst) == started {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            platform.crash_and_restart();
+            follow.abort();
+        }
+        // After the restart the agent follows up until the call has run.
+        let agent = connect(&url, &token, true).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let result = loop {
+            let followed = call(&agent, "switchboard_proposal", json!({"id": id}))
+                .await
+                .unwrap();
+            if text(&followed).contains("issued") {
+                break followed;
+            }
+            assert!(std::time::Instant::now() < deadline, "{}", text(&followed));
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        };
+        assert!(
+            text(&result).contains(&format!("refund c-{round} issued")),
+            "{}",
+            text(&result)
+        );
+        agent.cancel().await.unwrap();
+        assert_eq!(
+            payouts.issued.load(Ordering::SeqCst),
+            round + 1,
+            "round {round} issued the refund more than once"
+        );
+    }
 }

@@ -326,7 +326,7 @@ pub(crate) struct Finish {
 }
 
 #[utoipa::path(post, operation_id = "claimProposal", path = "/v1/proposals/{id}/claim", tag = "proposals",
-    description = "Claim an approved proposal to run it (the gateway). Exactly one claimant gets it; the others get 409.",
+    description = "Claim an approved proposal to run it (the gateway). Exactly one claimant gets it; the others get 409. A claim that outlived its lease without a result (its gateway died) is taken over; servers dedupe the call by proposal id.",
     params(("id" = String, Path, description = "The proposal id")),
     responses((status = 200, description = "OK", body = Proposal),
         (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody),
@@ -341,7 +341,12 @@ pub(crate) async fn claim(
     caller.require_any(&state.writer_groups, "run proposals")?;
     match state
         .store
-        .claim_proposal(&id, &caller.0.user, now_ms())
+        .claim_proposal(
+            &id,
+            &caller.0.user,
+            now_ms(),
+            i64::try_from(state.governance.claim_lease.as_millis()).unwrap_or(i64::MAX),
+        )
         .await?
     {
         Some(p) => Ok(Json(p)),
