@@ -66,12 +66,27 @@ pub(crate) struct Pending {
     pub(crate) arguments: Value,
 }
 
-/// Records the proposal and answers the agent that it waits for approval. Nothing runs.
+/// How the agent asked: its progress token, if any, and whether it reads event streams.
+pub(crate) struct Asked {
+    pub(crate) client: Option<String>,
+    pub(crate) progress_token: Option<Value>,
+    pub(crate) accepts_sse: bool,
+}
+
+/// How often a waiting call looks at its proposal (a decision wakes it within this).
+const POLL: std::time::Duration = std::time::Duration::from_millis(250);
+/// How often a waiting call tells the agent it is still waiting.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Records the proposal, then waits up to the configured time for a person to decide (telling an
+/// agent that sent a progress token, over an event stream, that it is waiting): approved, it
+/// runs once and the agent gets the result; rejected, an error with the reason; still undecided,
+/// a pending result naming the proposal, to follow up with [`PROPOSAL_TOOL`].
 pub(crate) async fn propose(
     gw: &Arc<Gateway>,
     server: &ServerView,
     pending: Pending,
-    client: Option<String>,
+    asked: Asked,
     id: &Value,
 ) -> Response {
     let Pending {
@@ -93,37 +108,128 @@ pub(crate) async fn propose(
         user: record.user.clone(),
         groups: record.groups.clone(),
         surface: record.surface.clone().unwrap_or_default(),
-        client,
+        client: asked.client,
         reason: need.policies.join(", "),
         approver,
         expires_at_ms: crate::proxy::now_ms()
             + i64::try_from(gw.approval_ttl.as_millis()).unwrap_or(i64::MAX / 2),
     };
     record.latency_ms = started.elapsed().as_millis() as u64;
-    match gw.registry.create_proposal(&proposal).await {
-        Ok(stored) => {
-            record.outcome = Outcome::PendingApproval;
-            record.detail = Some(format!(
-                "proposal {}: awaiting approval by {}",
-                stored.proposal.id, stored.proposal.approver
-            ));
-            gw.audit.record(record).await;
-            tracing::info!(proposal = %stored.proposal.id, server = %server.name,
-                tool = %stored.proposal.tool, user = %stored.proposal.user, "call awaits approval");
-            result(id, pending_result(&stored))
-        }
+    let stored = match gw.registry.create_proposal(&proposal).await {
+        Ok(stored) => stored,
         Err(e) => {
             tracing::error!(error = %e, "could not record a proposal");
             record.outcome = Outcome::Error;
             record.is_error = true;
             record.detail = Some("the proposal could not be recorded; nothing ran".into());
             gw.audit.record(record).await;
-            error::respond(
+            return error::respond(
                 StatusCode::OK,
                 id,
                 crate::error::UPSTREAM,
                 "this call needs approval, but the gateway could not record the proposal; nothing ran",
+            );
+        }
+    };
+    record.outcome = Outcome::PendingApproval;
+    record.detail = Some(format!(
+        "proposal {}: awaiting approval by {}",
+        stored.proposal.id, stored.proposal.approver
+    ));
+    gw.audit.record(record).await;
+    tracing::info!(proposal = %stored.proposal.id, server = %server.name,
+        tool = %stored.proposal.tool, user = %stored.proposal.user, "call awaits approval");
+    if gw.approval_wait.is_zero() {
+        return json(result(id, pending_result(&stored)));
+    }
+    let deadline = Instant::now() + gw.approval_wait;
+    match (asked.progress_token, asked.accepts_sse) {
+        (Some(token), true) => {
+            // Stream progress while waiting, then the outcome, as server-sent events.
+            let (events, stream) = tokio::sync::mpsc::channel::<Value>(4);
+            let (gw, server, id) = (gw.clone(), server.clone(), id.clone());
+            tokio::spawn(async move {
+                let tick = |waited: u64| {
+                    let events = events.clone();
+                    let message = json!({
+                        "jsonrpc": "2.0",
+                        "method": "notifications/progress",
+                        "params": {
+                            "progressToken": token,
+                            "progress": waited,
+                            "message": format!(
+                                "waiting for approval by {} (proposal {})",
+                                stored.proposal.approver, stored.proposal.id
+                            ),
+                        }
+                    });
+                    async move {
+                        let _ = events.send(message).await;
+                    }
+                };
+                let outcome = wait(&gw, &server, &stored, deadline, &id, tick).await;
+                let _ = events.send(outcome).await;
+            });
+            let body = futures::stream::unfold(stream, |mut stream| async move {
+                let message = stream.recv().await?;
+                let event = format!("event: message\ndata: {message}\n\n");
+                Some((
+                    Ok::<_, std::convert::Infallible>(bytes::Bytes::from(event)),
+                    stream,
+                ))
+            });
+            (
+                StatusCode::OK,
+                [
+                    (axum::http::header::CONTENT_TYPE, "text/event-stream"),
+                    (axum::http::header::CACHE_CONTROL, "no-cache"),
+                ],
+                axum::body::Body::from_stream(body),
             )
+                .into_response()
+        }
+        _ => json(wait(gw, server, &stored, deadline, id, |_| async {}).await),
+    }
+}
+
+/// Waits for a decision on `proposal` until `deadline`, calling `tick` with the seconds waited
+/// every [`PROGRESS_EVERY`]; returns the message for the agent.
+async fn wait<F, Fut>(
+    gw: &Arc<Gateway>,
+    server: &ServerView,
+    proposal: &Proposal,
+    deadline: Instant,
+    id: &Value,
+    tick: F,
+) -> Value
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let started = Instant::now();
+    let mut last_tick = started;
+    let mut current = proposal.clone();
+    loop {
+        match current.state {
+            ProposalState::Pending => {}
+            ProposalState::Approved | ProposalState::Running => {
+                return match run(gw, server, &current.proposal.id).await {
+                    Ok(p) => answer(&p, id),
+                    Err(failure) => failure(id),
+                };
+            }
+            _ => return answer(&current, id),
+        }
+        if Instant::now() >= deadline {
+            return answer(&current, id);
+        }
+        if last_tick.elapsed() >= PROGRESS_EVERY {
+            last_tick = Instant::now();
+            tick(started.elapsed().as_secs()).await;
+        }
+        tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
+        if let Ok(latest) = gw.registry.get_proposal(&current.proposal.id).await {
+            current = latest;
         }
     }
 }
@@ -162,7 +268,7 @@ pub(crate) async fn follow_up(
         Err(e) if e.is_not_found() => return not_found(),
         Err(e) => {
             tracing::warn!(error = %e, "could not read a proposal");
-            return unavailable(id);
+            return json(unavailable(id));
         }
     };
     // Approved, or claimed by a gateway that may have died: try to claim it (the registry says
@@ -171,16 +277,16 @@ pub(crate) async fn follow_up(
         ProposalState::Approved | ProposalState::Running => {
             match run(gw, server, proposal_id).await {
                 Ok(p) => p,
-                Err(response) => return response(id),
+                Err(failure) => return json(failure(id)),
             }
         }
         _ => proposal,
     };
-    answer(&proposal, id)
+    json(answer(&proposal, id))
 }
 
-/// What the agent hears about `proposal` in its current state.
-fn answer(proposal: &Proposal, id: &Value) -> Response {
+/// What the agent hears about `proposal` in its current state (a JSON-RPC response).
+fn answer(proposal: &Proposal, id: &Value) -> Value {
     let p = &proposal.proposal;
     match proposal.state {
         ProposalState::Pending | ProposalState::Approved | ProposalState::Running => {
@@ -236,7 +342,7 @@ fn answer(proposal: &Proposal, id: &Value) -> Response {
     }
 }
 
-type Failure = Box<dyn FnOnce(&Value) -> Response + Send>;
+type Failure = Box<dyn FnOnce(&Value) -> Value + Send>;
 
 /// Claims the approved proposal and runs it as the original caller. Exactly one claimant runs
 /// it; anyone else reads where it stands.
@@ -375,28 +481,24 @@ fn pending_result(proposal: &Proposal) -> Value {
     })
 }
 
-fn result(id: &Value, result: Value) -> Response {
-    (
-        StatusCode::OK,
-        axum::Json(json!({"jsonrpc": "2.0", "id": id, "result": result})),
-    )
-        .into_response()
+fn json(message: Value) -> Response {
+    (StatusCode::OK, axum::Json(message)).into_response()
 }
 
-fn refusal(id: &Value, message: &str, proposal: &Proposal) -> Response {
+fn result(id: &Value, result: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
+}
+
+fn refusal(id: &Value, message: &str, proposal: &Proposal) -> Value {
     let data = json!({ "policy": "approval", "proposal": describe(proposal) });
-    (
-        StatusCode::OK,
-        axum::Json(error::jsonrpc_error(id, DENIED, message, Some(data))),
-    )
-        .into_response()
+    error::jsonrpc_error(id, DENIED, message, Some(data))
 }
 
-fn unavailable(id: &Value) -> Response {
-    error::respond(
-        StatusCode::OK,
+fn unavailable(id: &Value) -> Value {
+    error::jsonrpc_error(
         id,
         INVALID_REQUEST,
         "the registry is unavailable; try again",
+        None,
     )
 }

@@ -69,6 +69,9 @@ pub struct GatewayConfig {
     pub probes: ProbeConfig,
     /// How long a call awaiting approval may wait for a decision before it expires.
     pub approval_ttl: Duration,
+    /// How long the call itself waits for a decision before answering "pending" (zero: answer
+    /// at once); agents that send a progress token hear progress while it waits.
+    pub approval_wait: Duration,
 }
 
 /// Trust in workloads (mTLS peers, by SPIFFE ID).
@@ -97,6 +100,7 @@ pub(crate) struct Gateway {
     /// For reporting changed tool definitions and recording proposals.
     pub(crate) registry: RegistryClient,
     pub(crate) approval_ttl: Duration,
+    pub(crate) approval_wait: Duration,
     pub(crate) upstream: reqwest::Client,
 }
 
@@ -135,6 +139,7 @@ pub async fn build(config: GatewayConfig, shutdown: Shutdown) -> anyhow::Result<
         pins: pins::Pins::new(config.pin_tools),
         registry,
         approval_ttl: config.approval_ttl,
+        approval_wait: config.approval_wait,
         upstream,
     });
     probe::spawn(gateway.clone(), config.probes, shutdown);

@@ -240,13 +240,21 @@ pub(crate) async fn handle(
             }
             let inspect = match decision {
                 Ok(Inspect::Propose(pending)) => {
-                    let client = parts
-                        .headers
-                        .get(header::USER_AGENT)
-                        .and_then(|v| v.to_str().ok())
-                        .map(|v| v.chars().take(200).collect());
+                    let asked = approvals::Asked {
+                        client: parts
+                            .headers
+                            .get(header::USER_AGENT)
+                            .and_then(|v| v.to_str().ok())
+                            .map(|v| v.chars().take(200).collect()),
+                        progress_token: message.pointer("/params/_meta/progressToken").cloned(),
+                        accepts_sse: parts
+                            .headers
+                            .get(header::ACCEPT)
+                            .and_then(|v| v.to_str().ok())
+                            .is_some_and(|v| v.contains("text/event-stream")),
+                    };
                     let id = id.unwrap_or(Value::Null);
-                    return approvals::propose(&gw, &server, *pending, client, &id).await;
+                    return approvals::propose(&gw, &server, *pending, asked, &id).await;
                 }
                 Ok(Inspect::FollowUp) => {
                     let id = id.unwrap_or(Value::Null);

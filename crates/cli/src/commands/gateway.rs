@@ -86,6 +86,10 @@ pub(crate) struct Args {
     /// Seconds a call awaiting approval waits for a decision before it expires.
     #[arg(long, default_value_t = 86_400)]
     approval_ttl_secs: u64,
+    /// Seconds a call that needs approval holds on for a decision (with progress to agents that
+    /// ask for it) before answering with a pending proposal (0: answer at once).
+    #[arg(long, default_value_t = 20)]
+    approval_wait_secs: u64,
     /// Seconds between live status probes of every server (0: no probes).
     #[arg(long, default_value_t = 30)]
     probe_every_secs: u64,
@@ -158,6 +162,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             allowed_hosts: args.probe_hosts,
         },
         approval_ttl: Duration::from_secs(args.approval_ttl_secs.max(1)),
+        approval_wait: Duration::from_secs(args.approval_wait_secs),
     };
     let shutdown = service_kit::shutdown_on_signal();
     let mut ready =

@@ -59,6 +59,10 @@ pub(crate) struct Args {
     /// Seconds between live status probes of every server (0: no probes).
     #[arg(long, default_value_t = 10)]
     probe_every_secs: u64,
+    /// Seconds a call that needs approval holds on for a decision before answering with a
+    /// pending proposal (0: answer at once).
+    #[arg(long, default_value_t = 20)]
+    approval_wait_secs: u64,
     /// Also trust these external issuers (for example your company's OpenID Connect provider).
     #[command(flatten)]
     trust: ExternalTrust,
@@ -134,6 +138,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             allowed_hosts: gateway::loopback_hosts(),
         },
         approval_ttl: Duration::from_secs(86_400),
+        approval_wait: Duration::from_secs(args.approval_wait_secs),
     };
     let gateway_task = spawn_component(
         &shutdown,

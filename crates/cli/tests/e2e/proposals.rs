@@ -134,7 +134,7 @@ fn proposal_of(result: &CallToolResult) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn approved_calls_run_once_as_their_caller_and_rejections_reach_the_agent() {
-    let platform = Platform::start();
+    let platform = Platform::start_with(&["--approval-wait-secs", "0"]);
     let manifest = catalog::Manifest::parse(MANIFEST).unwrap();
     let payouts = Payouts::new(&manifest, std::time::Duration::ZERO);
     let endpoint = serve_sdk(&platform, manifest, payouts.clone()).await;
@@ -321,7 +321,7 @@ async fn an_approver_decides_proposals_in_the_browser_inbox() {
     if !crate::ui::browser_available() {
         return;
     }
-    let platform = Platform::start();
+    let platform = Platform::start_with(&["--approval-wait-secs", "0"]);
     let manifest = catalog::Manifest::parse(MANIFEST).unwrap();
     let payouts = Payouts::new(&manifest, std::time::Duration::ZERO);
     let endpoint = serve_sdk(&platform, manifest, payouts.clone()).await;
@@ -392,7 +392,7 @@ async fn a_python_sdk_agent_proposes_and_gets_the_result_once_approved() {
         crate::harness::available("the official MCP Python SDK (pip install mcp)", false);
         return;
     };
-    let platform = Platform::start();
+    let platform = Platform::start_with(&["--approval-wait-secs", "0"]);
     let manifest = catalog::Manifest::parse(MANIFEST).unwrap();
     let payouts = Payouts::new(&manifest, std::time::Duration::ZERO);
     let endpoint = serve_sdk(&platform, manifest, payouts.clone()).await;
@@ -541,4 +541,148 @@ async fn an_approved_call_runs_exactly_once_across_gateway_crashes() {
             "round {round} issued the refund more than once"
         );
     }
+}
+
+/// Waits for the first pending proposal on `payouts` and decides it with the CLI.
+async fn decide_when_proposed(
+    platform: &Platform,
+    approver: &str,
+    approve: bool,
+    after: std::time::Duration,
+) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let id = loop {
+        let (code, out) = platform.cli(&[
+            "approvals",
+            "list",
+            "--server",
+            "payouts",
+            "--token",
+            approver,
+        ]);
+        assert_eq!(code, 0, "{out}");
+        if let Some(id) = out.lines().nth(1).and_then(|l| l.split_whitespace().next()) {
+            break id.to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "no proposal appeared");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    tokio::time::sleep(after).await;
+    let (code, out) = if approve {
+        platform.cli(&["approvals", "approve", &id, "--token", approver])
+    } else {
+        platform.cli(&[
+            "approvals",
+            "reject",
+            &id,
+            "--comment",
+            "over the limit",
+            "--token",
+            approver,
+        ])
+    };
+    assert_eq!(code, 0, "{out}");
+    id
+}
+
+/// A call that needs approval holds on while a person decides: approved meanwhile, the agent gets
+/// the result in the same call (with progress while it waited, when it asked for progress);
+/// rejected meanwhile, an error with the reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_waits_for_its_approval_with_progress() {
+    let platform = Platform::start_with(&["--approval-wait-secs", "15"]);
+    let manifest = catalog::Manifest::parse(MANIFEST).unwrap();
+    let payouts = Payouts::new(&manifest, std::time::Duration::ZERO);
+    let endpoint = serve_sdk(&platform, manifest, payouts.clone()).await;
+    let dir = platform.dir.path();
+    std::fs::write(dir.join("payouts.toml"), MANIFEST).unwrap();
+    std::fs::write(dir.join("tools.json"), json!([refund_tool()]).to_string()).unwrap();
+    let (code, out) = platform.cli(&[
+        "servers",
+        "register",
+        "--manifest",
+        dir.join("payouts.toml").to_str().unwrap(),
+        "--endpoint",
+        &endpoint,
+        "--tools",
+        dir.join("tools.json").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    platform.approve("payouts");
+    let url = format!("{}/servers/payouts/mcp", platform.gateway_url);
+    let token = platform.token("dev", &["employees"]);
+    let approver = platform.token("ava", &["refund-approvers"]);
+
+    // With a progress token, over an event stream (2026-07-28, one request).
+    let request = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(&token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "issue_refund")
+        .json(&json!({
+            "jsonrpc": "2.0", "id": 7, "method": "tools/call",
+            "params": {"name": "issue_refund", "arguments": {"id": "s-1"},
+                       "_meta": {"progressToken": "tok-1"}}
+        }))
+        .send();
+    let (response, _) = tokio::join!(
+        request,
+        decide_when_proposed(
+            &platform,
+            &approver,
+            true,
+            std::time::Duration::from_millis(2600)
+        )
+    );
+    let response = response.unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let body = response.text().await.unwrap();
+    let messages: Vec<Value> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let progress: Vec<&Value> = messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
+    assert!(!progress.is_empty(), "{body}");
+    assert_eq!(progress[0]["params"]["progressToken"], "tok-1");
+    assert!(
+        progress[0]["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("waiting for approval by group:refund-approvers")
+    );
+    let last = messages.last().unwrap();
+    assert_eq!(last["id"], 7, "{body}");
+    assert!(
+        last["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("refund s-1 issued"),
+        "{body}"
+    );
+
+    // Without one, the plain response comes once decided; a rejection is an error.
+    let agent = connect(&url, &token, false).await;
+    let (ran, _) = tokio::join!(
+        call(&agent, "issue_refund", json!({"id": "s-2"})),
+        decide_when_proposed(&platform, &approver, true, std::time::Duration::ZERO)
+    );
+    assert!(text(&ran.unwrap()).contains("refund s-2 issued"));
+    let (refused, _) = tokio::join!(
+        call(&agent, "issue_refund", json!({"id": "s-3"})),
+        decide_when_proposed(&platform, &approver, false, std::time::Duration::ZERO)
+    );
+    let refused = refused.unwrap_err();
+    assert!(
+        refused.message.contains("over the limit"),
+        "{}",
+        refused.message
+    );
+    assert_eq!(payouts.issued.load(Ordering::SeqCst), 2);
+    agent.cancel().await.unwrap();
 }
