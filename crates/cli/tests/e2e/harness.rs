@@ -480,9 +480,9 @@ policy = "finance-leads"
 approval = "none"
 "##;
 
-/// Serves `handler` with the server SDK on a loopback port, trusting only the platform's gateway
-/// (as a team's server would); returns its MCP endpoint. The server runs until the test ends.
-pub async fn serve_sdk<S>(platform: &Platform, manifest: catalog::Manifest, handler: S) -> String
+/// Serves `handler` with the server SDK on a loopback port, trusting only the gateway at
+/// `gateway_url` (as a team's server would); returns its MCP endpoint. The server runs until the test ends.
+pub async fn serve_sdk<S>(gateway_url: &str, manifest: catalog::Manifest, handler: S) -> String
 where
     S: rmcp::ServerHandler + Clone + Send + Sync + 'static,
 {
@@ -491,8 +491,8 @@ where
     let verifier = Verifier::new(
         manifest.server.name.clone(),
         vec![TrustedIssuer::new(
-            platform.gateway_url.clone(),
-            KeySource::Url(format!("{}/.well-known/jwks.json", platform.gateway_url)),
+            gateway_url.to_owned(),
+            KeySource::Url(format!("{gateway_url}/.well-known/jwks.json")),
         )],
     )
     .unwrap();

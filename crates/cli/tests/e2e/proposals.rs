@@ -137,7 +137,7 @@ async fn approved_calls_run_once_as_their_caller_and_rejections_reach_the_agent(
     let platform = Platform::start_with(&["--approval-wait-secs", "0"]);
     let manifest = catalog::Manifest::parse(MANIFEST).unwrap();
     let payouts = Payouts::new(&manifest, std::time::Duration::ZERO);
-    let endpoint = serve_sdk(&platform, manifest, payouts.clone()).await;
+    let endpoint = serve_sdk(&platform.gateway_url, manifest, payouts.clone()).await;
     let dir = platform.dir.path();
     std::fs::write(dir.join("payouts.toml"), MANIFEST).unwrap();
     std::fs::write(dir.join("tools.json"), json!([refund_tool()]).to_string()).unwrap();
@@ -324,7 +324,7 @@ async fn an_approver_decides_proposals_in_the_browser_inbox() {
     let platform = Platform::start_with(&["--approval-wait-secs", "0"]);
     let manifest = catalog::Manifest::parse(MANIFEST).unwrap();
     let payouts = Payouts::new(&manifest, std::time::Duration::ZERO);
-    let endpoint = serve_sdk(&platform, manifest, payouts.clone()).await;
+    let endpoint = serve_sdk(&platform.gateway_url, manifest, payouts.clone()).await;
     let dir = platform.dir.path();
     std::fs::write(dir.join("payouts.toml"), MANIFEST).unwrap();
     std::fs::write(dir.join("tools.json"), json!([refund_tool()]).to_string()).unwrap();
@@ -395,7 +395,7 @@ async fn a_python_sdk_agent_proposes_and_gets_the_result_once_approved() {
     let platform = Platform::start_with(&["--approval-wait-secs", "0"]);
     let manifest = catalog::Manifest::parse(MANIFEST).unwrap();
     let payouts = Payouts::new(&manifest, std::time::Duration::ZERO);
-    let endpoint = serve_sdk(&platform, manifest, payouts.clone()).await;
+    let endpoint = serve_sdk(&platform.gateway_url, manifest, payouts.clone()).await;
     let dir = platform.dir.path();
     std::fs::write(dir.join("payouts.toml"), MANIFEST).unwrap();
     std::fs::write(dir.join("tools.json"), json!([refund_tool()]).to_string()).unwrap();
@@ -469,7 +469,7 @@ async fn an_approved_call_runs_exactly_once_across_gateway_crashes() {
     let mut platform = Platform::start_on_fixed_ports(&["--proposal-claim-lease-secs", "1"]);
     let manifest = catalog::Manifest::parse(MANIFEST).unwrap();
     let payouts = Payouts::new(&manifest, std::time::Duration::from_millis(1500));
-    let endpoint = serve_sdk(&platform, manifest, payouts.clone()).await;
+    let endpoint = serve_sdk(&platform.gateway_url, manifest, payouts.clone()).await;
     let dir = platform.dir.path().to_owned();
     std::fs::write(dir.join("payouts.toml"), MANIFEST).unwrap();
     std::fs::write(dir.join("tools.json"), json!([refund_tool()]).to_string()).unwrap();
@@ -593,7 +593,7 @@ async fn a_call_waits_for_its_approval_with_progress() {
     let platform = Platform::start_with(&["--approval-wait-secs", "15"]);
     let manifest = catalog::Manifest::parse(MANIFEST).unwrap();
     let payouts = Payouts::new(&manifest, std::time::Duration::ZERO);
-    let endpoint = serve_sdk(&platform, manifest, payouts.clone()).await;
+    let endpoint = serve_sdk(&platform.gateway_url, manifest, payouts.clone()).await;
     let dir = platform.dir.path();
     std::fs::write(dir.join("payouts.toml"), MANIFEST).unwrap();
     std::fs::write(dir.join("tools.json"), json!([refund_tool()]).to_string()).unwrap();
@@ -685,4 +685,190 @@ async fn a_call_waits_for_its_approval_with_progress() {
     );
     assert_eq!(payouts.issued.load(Ordering::SeqCst), 2);
     agent.cancel().await.unwrap();
+}
+
+/// Scale-out: two registry replicas on one PostgreSQL and a gateway on replica B. A call waits
+/// for approval on that gateway; the approval, recorded through replica A, wakes it within a
+/// second.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_through_one_registry_replica_wakes_a_call_waiting_on_another() {
+    use crate::harness::spawn;
+    let Some(database) = registry_store::testing::fresh_postgres("the replicas test").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let registry = |name: &str| {
+        spawn(
+            dir.path(),
+            name,
+            &[
+                "registry",
+                "--listen",
+                "127.0.0.1:0",
+                "--database",
+                &database.url,
+                "--dev-issuer",
+                "--data-dir",
+                data,
+            ],
+        )
+    };
+    let (_a, ready_a) = registry("registry-a");
+    let (_b, ready_b) = registry("registry-b");
+    let url_a = ready_a["url"].as_str().unwrap().to_owned();
+    let url_b = ready_b["url"].as_str().unwrap().to_owned();
+    let (_gateway, ready) = spawn(
+        dir.path(),
+        "gateway",
+        &[
+            "gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--registry-url",
+            &url_b,
+            "--dev-issuer",
+            "--data-dir",
+            data,
+            "--approval-wait-secs",
+            "20",
+            "--catalog-refresh-secs",
+            "1",
+        ],
+    );
+    let gateway_url = ready["url"].as_str().unwrap().to_owned();
+    let cli = |registry: &str, args: &[&str]| {
+        let out = std::process::Command::new(crate::harness::bin())
+            .args(args)
+            .args(["--registry-url", registry, "--data-dir", data])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let token = |user: &str, groups: &str| {
+        let out = std::process::Command::new(crate::harness::bin())
+            .args([
+                "token",
+                "--user",
+                user,
+                "--groups",
+                groups,
+                "--data-dir",
+                data,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    cli(
+        &url_a,
+        &[
+            "teams",
+            "put",
+            "finance-eng",
+            "--member-groups",
+            "finance-eng",
+            "--support-channel",
+            "#f",
+        ],
+    );
+    let manifest = catalog::Manifest::parse(MANIFEST).unwrap();
+    let payouts = Payouts::new(&manifest, std::time::Duration::ZERO);
+    let endpoint = serve_sdk(&gateway_url, manifest, payouts.clone()).await;
+    std::fs::write(dir.path().join("payouts.toml"), MANIFEST).unwrap();
+    std::fs::write(
+        dir.path().join("tools.json"),
+        json!([refund_tool()]).to_string(),
+    )
+    .unwrap();
+    cli(
+        &url_a,
+        &[
+            "servers",
+            "register",
+            "--manifest",
+            dir.path().join("payouts.toml").to_str().unwrap(),
+            "--endpoint",
+            &endpoint,
+            "--tools",
+            dir.path().join("tools.json").to_str().unwrap(),
+        ],
+    );
+    let reviewer = token(
+        "rita",
+        "security-reviewers,privacy-reviewers,genai-reviewers",
+    );
+    cli(
+        &url_a,
+        &[
+            "review", "approve", "--server", "payouts", "--token", &reviewer,
+        ],
+    );
+
+    let agent_token = token("dev", "employees");
+    let approver = token("ava", "refund-approvers");
+    let url = format!("{gateway_url}/servers/payouts/mcp");
+    // Replica B sees the approved server within its catalog check, the gateway within its refresh.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !cli(&url_b, &["servers", "list"])
+        .lines()
+        .any(|l| l.starts_with("payouts ") && l.contains(" yes "))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replica B never saw the server"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let agent = loop {
+        let agent = connect(&url, &agent_token, true).await;
+        if agent
+            .list_all_tools()
+            .await
+            .map(|t| !t.is_empty())
+            .unwrap_or(false)
+        {
+            break agent;
+        }
+        agent.cancel().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    let waiting = tokio::spawn(async move {
+        let result = call(&agent, "issue_refund", json!({"id": "x-1"})).await;
+        (std::time::Instant::now(), result)
+    });
+    // Decide through replica A once the proposal is there.
+    let id = loop {
+        let listed = cli(&url_a, &["approvals", "list", "--token", &approver]);
+        if let Some(id) = listed
+            .lines()
+            .nth(1)
+            .and_then(|l| l.split_whitespace().next())
+        {
+            break id.to_owned();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    cli(&url_a, &["approvals", "approve", &id, "--token", &approver]);
+    let approved_at = std::time::Instant::now();
+    let (answered_at, result) = waiting.await.unwrap();
+    assert!(text(&result.unwrap()).contains("refund x-1 issued"));
+    let latency = answered_at.saturating_duration_since(approved_at);
+    assert!(
+        latency < std::time::Duration::from_secs(1),
+        "woke after {latency:?}"
+    );
+    assert_eq!(payouts.issued.load(Ordering::SeqCst), 1);
 }

@@ -110,7 +110,7 @@ async fn serve_refunds(platform: &Platform, description: Arc<Mutex<String>>) -> 
         description,
         info: server_sdk::server_info(&manifest),
     };
-    let endpoint = serve_sdk(platform, manifest, handler.clone()).await;
+    let endpoint = serve_sdk(&platform.gateway_url, manifest, handler.clone()).await;
     (endpoint, handler)
 }
 
