@@ -312,6 +312,16 @@ fn decide(
         return Ok(Inspect::Nothing); // a notification or a response to a server request
     };
     let principal = who.principal();
+    let connect_verdict = || {
+        engine.decide(&question(
+            &principal,
+            &server.name,
+            who,
+            Action::Connect,
+            None,
+            None,
+        ))
+    };
     match method {
         "tools/list" => Ok(Inspect::FilterTools),
         "tools/call" => {
@@ -322,19 +332,12 @@ fn decide(
                 .unwrap_or_default()
                 .to_owned();
             let arguments = params.and_then(|p| p.get("arguments"));
-            if tool == approvals::PROPOSAL_TOOL && approvals::may_propose(server) {
-                // The gateway's own tool: whoever may connect may follow up on their proposals.
-                let verdict = engine.decide(&question(
-                    &principal,
-                    &server.name,
-                    who,
-                    Action::Connect,
-                    None,
-                    None,
-                ));
-                if verdict.allowed {
-                    return Ok(Inspect::FollowUp);
-                }
+            // The gateway's own tool: whoever may connect may follow up on their proposals.
+            if tool == approvals::PROPOSAL_TOOL
+                && approvals::may_propose(server)
+                && connect_verdict().allowed
+            {
+                return Ok(Inspect::FollowUp);
             }
             let mut record = AuditRecord {
                 id: uuid_v7(),
@@ -400,14 +403,7 @@ fn decide(
         }
         m if LIFECYCLE_METHODS.contains(&m) => Ok(Inspect::Nothing),
         _ => {
-            let verdict = engine.decide(&question(
-                &principal,
-                &server.name,
-                who,
-                Action::Connect,
-                None,
-                None,
-            ));
+            let verdict = connect_verdict();
             log_policy_errors(&verdict);
             if verdict.allowed {
                 Ok(Inspect::Nothing)

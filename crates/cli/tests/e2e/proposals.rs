@@ -120,23 +120,14 @@ impl ServerHandler for Payouts {
     }
 }
 
-fn text(result: &CallToolResult) -> String {
-    serde_json::to_value(&result.content).unwrap().to_string()
-}
-
-fn proposal_of(result: &CallToolResult) -> String {
-    let value = serde_json::to_value(result).unwrap();
-    value["_meta"]["dev.switchboard/proposal"]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no proposal in {value}"))
-        .to_owned()
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn approved_calls_run_once_as_their_caller_and_rejections_reach_the_agent() {
-    let platform = Platform::start_with(&["--approval-wait-secs", "0"]);
+/// The Payouts server (whose work takes `work`) on `platform`, registered with the CLI and
+/// approved for production; returns the platform, the server and its gateway route.
+async fn payouts_platform(
+    platform: Platform,
+    work: std::time::Duration,
+) -> (Platform, Payouts, String) {
     let manifest = catalog::Manifest::parse(MANIFEST).unwrap();
-    let payouts = Payouts::new(&manifest, std::time::Duration::ZERO);
+    let payouts = Payouts::new(&manifest, work);
     let endpoint = serve_sdk(&platform.gateway_url, manifest, payouts.clone()).await;
     let dir = platform.dir.path();
     std::fs::write(dir.join("payouts.toml"), MANIFEST).unwrap();
@@ -154,6 +145,28 @@ async fn approved_calls_run_once_as_their_caller_and_rejections_reach_the_agent(
     assert_eq!(code, 0, "{out}");
     platform.approve("payouts");
     let url = format!("{}/servers/payouts/mcp", platform.gateway_url);
+    (platform, payouts, url)
+}
+
+fn text(result: &CallToolResult) -> String {
+    serde_json::to_value(&result.content).unwrap().to_string()
+}
+
+fn proposal_of(result: &CallToolResult) -> String {
+    let value = serde_json::to_value(result).unwrap();
+    value["_meta"]["dev.switchboard/proposal"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no proposal in {value}"))
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn approved_calls_run_once_as_their_caller_and_rejections_reach_the_agent() {
+    let (platform, payouts, url) = payouts_platform(
+        Platform::start_with(&["--approval-wait-secs", "0"]),
+        std::time::Duration::ZERO,
+    )
+    .await;
     let developer = platform.token("dev", &["employees"]);
     let approver = platform.token("ava", &["refund-approvers"]);
 
@@ -321,26 +334,11 @@ async fn an_approver_decides_proposals_in_the_browser_inbox() {
     if !crate::ui::browser_available() {
         return;
     }
-    let platform = Platform::start_with(&["--approval-wait-secs", "0"]);
-    let manifest = catalog::Manifest::parse(MANIFEST).unwrap();
-    let payouts = Payouts::new(&manifest, std::time::Duration::ZERO);
-    let endpoint = serve_sdk(&platform.gateway_url, manifest, payouts.clone()).await;
-    let dir = platform.dir.path();
-    std::fs::write(dir.join("payouts.toml"), MANIFEST).unwrap();
-    std::fs::write(dir.join("tools.json"), json!([refund_tool()]).to_string()).unwrap();
-    let (code, out) = platform.cli(&[
-        "servers",
-        "register",
-        "--manifest",
-        dir.join("payouts.toml").to_str().unwrap(),
-        "--endpoint",
-        &endpoint,
-        "--tools",
-        dir.join("tools.json").to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{out}");
-    platform.approve("payouts");
-    let url = format!("{}/servers/payouts/mcp", platform.gateway_url);
+    let (platform, payouts, url) = payouts_platform(
+        Platform::start_with(&["--approval-wait-secs", "0"]),
+        std::time::Duration::ZERO,
+    )
+    .await;
     let agent = connect(&url, &platform.token("dev", &["employees"]), false).await;
     let mut proposals = Vec::new();
     for i in 0..5 {
@@ -392,26 +390,11 @@ async fn a_python_sdk_agent_proposes_and_gets_the_result_once_approved() {
         crate::harness::available("the official MCP Python SDK (pip install mcp)", false);
         return;
     };
-    let platform = Platform::start_with(&["--approval-wait-secs", "0"]);
-    let manifest = catalog::Manifest::parse(MANIFEST).unwrap();
-    let payouts = Payouts::new(&manifest, std::time::Duration::ZERO);
-    let endpoint = serve_sdk(&platform.gateway_url, manifest, payouts.clone()).await;
-    let dir = platform.dir.path();
-    std::fs::write(dir.join("payouts.toml"), MANIFEST).unwrap();
-    std::fs::write(dir.join("tools.json"), json!([refund_tool()]).to_string()).unwrap();
-    let (code, out) = platform.cli(&[
-        "servers",
-        "register",
-        "--manifest",
-        dir.join("payouts.toml").to_str().unwrap(),
-        "--endpoint",
-        &endpoint,
-        "--tools",
-        dir.join("tools.json").to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{out}");
-    platform.approve("payouts");
-    let url = format!("{}/servers/payouts/mcp", platform.gateway_url);
+    let (platform, payouts, url) = payouts_platform(
+        Platform::start_with(&["--approval-wait-secs", "0"]),
+        std::time::Duration::ZERO,
+    )
+    .await;
     let token = platform.token("pia", &["employees"]);
     let approver = platform.token("ava", &["refund-approvers"]);
     let script = concat!(
@@ -466,26 +449,16 @@ async fn a_python_sdk_agent_proposes_and_gets_the_result_once_approved() {
 /// taken over after its lease, and the server dedupes the re-run by the proposal id.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_approved_call_runs_exactly_once_across_gateway_crashes() {
-    let mut platform = Platform::start_on_fixed_ports(&["--proposal-claim-lease-secs", "1"]);
-    let manifest = catalog::Manifest::parse(MANIFEST).unwrap();
-    let payouts = Payouts::new(&manifest, std::time::Duration::from_millis(1500));
-    let endpoint = serve_sdk(&platform.gateway_url, manifest, payouts.clone()).await;
-    let dir = platform.dir.path().to_owned();
-    std::fs::write(dir.join("payouts.toml"), MANIFEST).unwrap();
-    std::fs::write(dir.join("tools.json"), json!([refund_tool()]).to_string()).unwrap();
-    let (code, out) = platform.cli(&[
-        "servers",
-        "register",
-        "--manifest",
-        dir.join("payouts.toml").to_str().unwrap(),
-        "--endpoint",
-        &endpoint,
-        "--tools",
-        dir.join("tools.json").to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{out}");
-    platform.approve("payouts");
-    let url = format!("{}/servers/payouts/mcp", platform.gateway_url);
+    let (mut platform, payouts, url) = payouts_platform(
+        Platform::start_on_fixed_ports(&[
+            "--proposal-claim-lease-secs",
+            "1",
+            "--approval-wait-secs",
+            "0",
+        ]),
+        std::time::Duration::from_millis(1500),
+    )
+    .await;
     let token = platform.token("dev", &["employees"]);
     let approver = platform.token("ava", &["refund-approvers"]);
 
@@ -590,26 +563,11 @@ async fn decide_when_proposed(
 /// rejected meanwhile, an error with the reason.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_call_waits_for_its_approval_with_progress() {
-    let platform = Platform::start_with(&["--approval-wait-secs", "15"]);
-    let manifest = catalog::Manifest::parse(MANIFEST).unwrap();
-    let payouts = Payouts::new(&manifest, std::time::Duration::ZERO);
-    let endpoint = serve_sdk(&platform.gateway_url, manifest, payouts.clone()).await;
-    let dir = platform.dir.path();
-    std::fs::write(dir.join("payouts.toml"), MANIFEST).unwrap();
-    std::fs::write(dir.join("tools.json"), json!([refund_tool()]).to_string()).unwrap();
-    let (code, out) = platform.cli(&[
-        "servers",
-        "register",
-        "--manifest",
-        dir.join("payouts.toml").to_str().unwrap(),
-        "--endpoint",
-        &endpoint,
-        "--tools",
-        dir.join("tools.json").to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{out}");
-    platform.approve("payouts");
-    let url = format!("{}/servers/payouts/mcp", platform.gateway_url);
+    let (platform, payouts, url) = payouts_platform(
+        Platform::start_with(&["--approval-wait-secs", "15"]),
+        std::time::Duration::ZERO,
+    )
+    .await;
     let token = platform.token("dev", &["employees"]);
     let approver = platform.token("ava", &["refund-approvers"]);
 
