@@ -388,8 +388,12 @@ fn decide(
                 let response = deny_response(&record, id, &message, Some("tool-pinning"));
                 return Err(Box::new((Some(record), response)));
             }
-            // Allowed, but a person may have to approve it first.
-            if let Some(need) = engine.approval(&asked) {
+            // Allowed, but a person may have to approve it first. A service has nobody to
+            // confirm for it, so its confirmations go to the owner team.
+            if let Some(mut need) = engine.approval(&asked) {
+                if matches!(who.kind, CallerKind::Service) && need.approver == "self" {
+                    need.approver = "owners".into();
+                }
                 return Ok(Inspect::Propose(Box::new(approvals::Pending {
                     record,
                     need,
