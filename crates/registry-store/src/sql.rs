@@ -137,6 +137,21 @@ impl SqlStore {
         Ok(Some(server))
     }
 
+    /// The one row `query` (taking the key as `$1`) finds for `key`, or `NotFound` naming `what`.
+    async fn row_by_key(
+        &self,
+        query: &'static str,
+        key: &str,
+        what: &str,
+    ) -> Result<AnyRow, StoreError> {
+        sqlx::query(query)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| StoreError::NotFound(format!("{what} {key}")))
+    }
+
     /// Locks the server's row until the transaction ends (PostgreSQL; SQLite serializes writers),
     /// so concurrent registrations and review decisions on one server apply one after another.
     async fn lock_server(conn: &mut AnyConnection, name: &str) -> Result<(), StoreError> {
@@ -463,14 +478,13 @@ impl Store for SqlStore {
     }
 
     async fn get_registration(&self, name: &str) -> Result<RegisterServer, StoreError> {
-        let row = sqlx::query(
-            "SELECT manifest, endpoint, environment, policies FROM servers WHERE name = $1",
-        )
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(unavailable)?
-        .ok_or_else(|| StoreError::NotFound(format!("server {name}")))?;
+        let row = self
+            .row_by_key(
+                "SELECT manifest, endpoint, environment, policies FROM servers WHERE name = $1",
+                name,
+                "server",
+            )
+            .await?;
         let tools = sqlx::query("SELECT definition FROM tools WHERE server = $1 ORDER BY position")
             .bind(name)
             .fetch_all(&self.pool)
@@ -534,14 +548,13 @@ impl Store for SqlStore {
     }
 
     async fn get_team(&self, name: &str) -> Result<Team, StoreError> {
-        let row = sqlx::query(
-            "SELECT name, title, owners, member_groups, support_channel, updated_at_ms FROM teams WHERE name = $1",
-        )
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(unavailable)?
-        .ok_or_else(|| StoreError::NotFound(format!("team {name}")))?;
+        let row = self
+            .row_by_key(
+                "SELECT name, title, owners, member_groups, support_channel, updated_at_ms FROM teams WHERE name = $1",
+                name,
+                "team",
+            )
+            .await?;
         team_from_row(&row)
     }
 
@@ -561,12 +574,9 @@ impl Store for SqlStore {
     }
 
     async fn get_review(&self, id: &str) -> Result<Review, StoreError> {
-        let row = sqlx::query(concat!(review_columns!(), " WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| StoreError::NotFound(format!("review {id}")))?;
+        let row = self
+            .row_by_key(concat!(review_columns!(), " WHERE id = $1"), id, "review")
+            .await?;
         review_from_row(&row)
     }
 
@@ -786,12 +796,13 @@ impl Store for SqlStore {
 
     async fn get_proposal(&self, id: &str, now_ms: i64) -> Result<Proposal, StoreError> {
         expire_proposals(&self.pool, now_ms).await?;
-        let row = sqlx::query(concat!(proposal_columns!(), " WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| StoreError::NotFound(format!("proposal {id}")))?;
+        let row = self
+            .row_by_key(
+                concat!(proposal_columns!(), " WHERE id = $1"),
+                id,
+                "proposal",
+            )
+            .await?;
         proposal_from_row(&row)
     }
 
