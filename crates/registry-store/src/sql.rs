@@ -795,15 +795,14 @@ impl Store for SqlStore {
     }
 
     async fn get_proposal(&self, id: &str, now_ms: i64) -> Result<Proposal, StoreError> {
-        expire_proposals(&self.pool, now_ms).await?;
-        let row = self
-            .row_by_key(
-                concat!(proposal_columns!(), " WHERE id = $1"),
-                id,
-                "proposal",
-            )
-            .await?;
-        proposal_from_row(&row)
+        // Read first, and write only when this one has just expired: waiting gateways poll here.
+        let query = concat!(proposal_columns!(), " WHERE id = $1");
+        let proposal = proposal_from_row(&self.row_by_key(query, id, "proposal").await?)?;
+        if proposal.state == ProposalState::Pending && proposal.proposal.expires_at_ms <= now_ms {
+            expire_proposals(&self.pool, now_ms).await?;
+            return proposal_from_row(&self.row_by_key(query, id, "proposal").await?);
+        }
+        Ok(proposal)
     }
 
     async fn list_proposals(
