@@ -8,6 +8,7 @@
 //! - the per-tool named policies of the manifest, enforced before the tool runs, plus an
 //!   [`Governance::authorize`] guard for checks inside a tool;
 //! - one structured log record and metrics per invocation, `/metrics`, `/healthz` and `/readyz`;
+//! - confirming a dangerous action with the user from inside a tool, in either era ([`confirm`]);
 //! - idempotent calls: a call carrying an idempotency key (an approved call the gateway runs) runs
 //!   at most once per key ([`Idempotency`]).
 //!
@@ -26,12 +27,14 @@
 //! ```
 
 mod caller;
+mod confirm;
 mod governance;
 mod http;
 mod idempotency;
 mod telemetry;
 
 pub use caller::{Caller, caller_of};
+pub use confirm::{CONFIRM_KEY, CONFIRMATION_REQUIRED, Confirmation, confirm};
 pub use governance::{DENIED_CODE, Governance};
 pub use http::{HttpOptions, IdentityMode, http_router};
 pub use idempotency::{IDEMPOTENCY_KEY, Idempotency};

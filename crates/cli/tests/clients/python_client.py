@@ -2,15 +2,18 @@
 
 Usage: python_client.py URL MODE TOKEN TOOL ARGS_JSON
 MODE is "legacy" (2025-11-25) or "2026-07-28". Prints one JSON object: the negotiated protocol
-version, the tools the caller sees, and the call's result or JSON-RPC error.
+version, the tools the caller sees, and the call's result or JSON-RPC error. With
+SWITCHBOARD_ELICIT=accept or decline the client answers elicitation requests so (and records the
+questions it was asked); without it, the client does not support elicitation.
 """
 
 import asyncio
 import json
+import os
 import sys
 
 import httpx2
-from mcp import Client, MCPError
+from mcp import Client, MCPError, types
 from mcp.client.streamable_http import streamable_http_client
 
 
@@ -18,7 +21,15 @@ async def main(url: str, mode: str, token: str, tool: str, args: dict) -> dict:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     http = httpx2.AsyncClient(headers=headers, timeout=30)
     out: dict = {}
-    async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
+    answer = os.environ.get("SWITCHBOARD_ELICIT")
+    asked: list = []
+
+    async def elicit(context, params):
+        asked.append(params.message)
+        return types.ElicitResult(action=answer, content={"confirm": True} if answer == "accept" else None)
+
+    options = {"elicitation_callback": elicit} if answer else {}
+    async with Client(streamable_http_client(url, http_client=http), mode=mode, **options) as client:
         out["protocol_version"] = str(client.protocol_version)
         listed = await client.list_tools()
         out["tools"] = sorted(t.name for t in listed.tools)
@@ -29,6 +40,7 @@ async def main(url: str, mode: str, token: str, tool: str, args: dict) -> dict:
             out["text"] = [c.text for c in result.content if getattr(c, "type", "") == "text"]
         except MCPError as e:
             out["error"] = {"code": e.error.code, "message": e.error.message}
+    out["asked"] = asked
     return out
 
 

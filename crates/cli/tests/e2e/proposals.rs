@@ -830,3 +830,170 @@ async fn an_approval_through_one_registry_replica_wakes_a_call_waiting_on_anothe
     );
     assert_eq!(payouts.issued.load(Ordering::SeqCst), 1);
 }
+
+const WAREHOUSE: &str = r##"
+[server]
+name = "warehouse"
+description = "Manage warehouse tables"
+owner_team = "finance-eng"
+support_channel = "#warehouse"
+
+[tools.overwrite_table]
+minutes_saved = 3.0
+approval = "none"
+"##;
+
+/// Overwrites tables, once the user confirmed it from inside the tool.
+#[derive(Clone)]
+struct Warehouse {
+    overwritten: Arc<AtomicUsize>,
+    info: ServerConfig,
+}
+
+fn overwrite_tool() -> Tool {
+    let Value::Object(schema) = json!({
+        "type": "object",
+        "properties": {"table": {"type": "string", "maxLength": 64}},
+        "required": ["table"],
+        "additionalProperties": false
+    }) else {
+        unreachable!()
+    };
+    Tool::new("overwrite_table", "Replaces a table's contents.", schema)
+        .with_annotations(ToolAnnotations::new().read_only(false).destructive(false))
+}
+
+impl ServerHandler for Warehouse {
+    fn get_info(&self) -> ServerConfig {
+        self.info.clone()
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(vec![overwrite_tool()]))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let table = request
+            .arguments
+            .as_ref()
+            .and_then(|a| a.get("table"))
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned();
+        let question = format!("Overwrite table {table}, 1.2M rows?");
+        let text = match server_sdk::confirm(&context, request.input_responses.as_ref(), &question)
+            .await?
+        {
+            server_sdk::Confirmation::Ask(response) => return Ok(response),
+            server_sdk::Confirmation::Declined => format!("left {table} as it was"),
+            server_sdk::Confirmation::Confirmed => {
+                self.overwritten.fetch_add(1, Ordering::SeqCst);
+                format!("overwrote {table}")
+            }
+        };
+        Ok(CallToolResult::success(vec![ContentBlock::text(text)]).into())
+    }
+}
+
+/// A tool confirms a dangerous action with the user, through the gateway, with the official Python
+/// SDK in both eras: accepted, it acts; declined, it does not; a client that cannot ask gets a
+/// clear error and nothing happens.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tool_confirms_a_dangerous_action_with_the_user_in_both_eras() {
+    let Some(python) = crate::harness::python() else {
+        crate::harness::available("the official MCP Python SDK (pip install mcp)", false);
+        return;
+    };
+    let platform = Platform::start();
+    let manifest = catalog::Manifest::parse(WAREHOUSE).unwrap();
+    let warehouse = Warehouse {
+        overwritten: Arc::default(),
+        info: server_sdk::server_info(&manifest),
+    };
+    let endpoint = serve_sdk(&platform.gateway_url, manifest, warehouse.clone()).await;
+    let dir = platform.dir.path();
+    std::fs::write(dir.join("warehouse.toml"), WAREHOUSE).unwrap();
+    std::fs::write(
+        dir.join("tools.json"),
+        json!([overwrite_tool()]).to_string(),
+    )
+    .unwrap();
+    let (code, out) = platform.cli(&[
+        "servers",
+        "register",
+        "--manifest",
+        dir.join("warehouse.toml").to_str().unwrap(),
+        "--endpoint",
+        &endpoint,
+        "--tools",
+        dir.join("tools.json").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    platform.approve("warehouse");
+    let url = format!("{}/servers/warehouse/mcp", platform.gateway_url);
+    let token = platform.token("dev", &["employees"]);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/python_client.py"
+    );
+    let run = |mode: &str, answer: Option<&str>| {
+        let mut command = std::process::Command::new(&python);
+        command.args([
+            script,
+            &url,
+            mode,
+            &token,
+            "overwrite_table",
+            r#"{"table": "ads.daily_spend"}"#,
+        ]);
+        match answer {
+            Some(a) => command.env("SWITCHBOARD_ELICIT", a),
+            None => command.env_remove("SWITCHBOARD_ELICIT"),
+        };
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "python: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let mut expected = 0;
+    for mode in ["2026-07-28", "legacy"] {
+        let yes = run(mode, Some("accept"));
+        assert_eq!(yes["text"][0], "overwrote ads.daily_spend", "{mode}: {yes}");
+        assert_eq!(
+            yes["asked"],
+            json!(["Overwrite table ads.daily_spend, 1.2M rows?"]),
+            "{yes}"
+        );
+        expected += 1;
+        let no = run(mode, Some("decline"));
+        assert_eq!(
+            no["text"][0], "left ads.daily_spend as it was",
+            "{mode}: {no}"
+        );
+        let unable = run(mode, None);
+        assert_eq!(unable["error"]["code"], -32005, "{mode}: {unable}");
+        assert!(
+            unable["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("the client cannot ask"),
+            "{unable}"
+        );
+        assert_eq!(
+            warehouse.overwritten.load(Ordering::SeqCst),
+            expected,
+            "{mode}"
+        );
+    }
+}
