@@ -28,7 +28,7 @@ pub enum Confirmation {
     /// Declined or dismissed: do not act.
     Declined,
     /// (2026-07-28) Return this from the tool: the client asks its user and calls again.
-    Ask(CallToolResponse),
+    Ask(Box<CallToolResponse>),
 }
 
 /// Asks the person behind `ctx` to confirm `question`. `responses` are the call's input
@@ -66,7 +66,7 @@ pub async fn confirm(
             "inputRequests": {CONFIRM_KEY: {"method": "elicitation/create", "params": request}}
         }))
         .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-        return Ok(Confirmation::Ask(result.into()));
+        return Ok(Confirmation::Ask(Box::new(result.into())));
     }
     let can_ask = ctx
         .peer

@@ -892,7 +892,7 @@ impl ServerHandler for Warehouse {
         let text = match server_sdk::confirm(&context, request.input_responses.as_ref(), &question)
             .await?
         {
-            server_sdk::Confirmation::Ask(response) => return Ok(response),
+            server_sdk::Confirmation::Ask(response) => return Ok(*response),
             server_sdk::Confirmation::Declined => format!("left {table} as it was"),
             server_sdk::Confirmation::Confirmed => {
                 self.overwritten.fetch_add(1, Ordering::SeqCst);
