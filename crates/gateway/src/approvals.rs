@@ -1,7 +1,8 @@
 //! Calls that need a person's approval: instead of running such a call, the gateway records a
-//! proposal in the registry and answers the agent with a pending result naming it. The agent
-//! follows up through `switchboard_proposal`, a tool the gateway adds to the server's tools when
-//! any of them can need approval: once the proposal is approved, the first follow-up claims it
+//! proposal in the registry and answers the agent with a pending result naming it; so does a call
+//! whose tool asked the user to confirm when the client cannot ask (the requester approves it).
+//! The agent follows up through `switchboard_proposal`, a tool the gateway answers itself (and
+//! lists to callers who see a tool that can need approval): once the proposal is approved, the first follow-up claims it
 //! (exactly one gateway can), runs it as the original caller, and records the result, which every
 //! later follow-up returns; a rejection comes back as an error with the approver's reason.
 
@@ -28,6 +29,9 @@ pub(crate) const PROPOSAL_TOOL: &str = "switchboard_proposal";
 
 /// JSON-RPC code of a refused call (the gateway's policy denials use it too).
 const DENIED: i64 = -32003;
+/// JSON-RPC code of a confirmation the client cannot give (the server SDK's
+/// `CONFIRMATION_REQUIRED`).
+const CONFIRMATION_REQUIRED: i64 = -32005;
 /// JSON-RPC code of invalid parameters.
 const INVALID_PARAMS: i64 = -32602;
 
@@ -36,12 +40,6 @@ const IDEMPOTENCY_KEY: &str = "dev.switchboard/idempotency-key";
 
 /// The `_meta` key under which results describe a proposal.
 const META: &str = "dev.switchboard/proposal";
-
-/// Whether the server has a tool whose calls can need approval (then its listing carries
-/// [`PROPOSAL_TOOL`]).
-pub(crate) fn may_propose(server: &ServerView) -> bool {
-    server.tools.iter().any(|t| t.approval.is_some())
-}
 
 /// The definition of [`PROPOSAL_TOOL`].
 pub(crate) fn proposal_tool() -> Value {
@@ -89,56 +87,10 @@ pub(crate) async fn propose(
     asked: Asked,
     id: &Value,
 ) -> Response {
-    let Pending {
-        mut record,
-        need,
-        arguments,
-    } = pending;
-    let started = Instant::now();
-    let approver = match Approver::parse(&need.approver) {
-        Ok(a) => a,
-        // The engine only yields approvers the compiler validated; be safe anyway.
-        Err(_) => Approver::OwnerTeam,
-    };
-    let proposal = NewProposal {
-        id: format!("prop-{}", record.id),
-        server: server.name.clone(),
-        tool: record.tool.clone().unwrap_or_default(),
-        arguments,
-        user: record.user.clone(),
-        groups: record.groups.clone(),
-        surface: record.surface.clone().unwrap_or_default(),
-        client: asked.client,
-        reason: need.policies.join(", "),
-        approver,
-        expires_at_ms: crate::proxy::now_ms()
-            + i64::try_from(gw.approval_ttl.as_millis()).unwrap_or(i64::MAX / 2),
-    };
-    record.latency_ms = started.elapsed().as_millis() as u64;
-    let stored = match gw.registry.create_proposal(&proposal).await {
+    let stored = match open(gw, server, pending, asked.client, id).await {
         Ok(stored) => stored,
-        Err(e) => {
-            tracing::error!(error = %e, "could not record a proposal");
-            record.outcome = Outcome::Error;
-            record.is_error = true;
-            record.detail = Some("the proposal could not be recorded; nothing ran".into());
-            gw.audit.record(record).await;
-            return error::respond(
-                StatusCode::OK,
-                id,
-                crate::error::UPSTREAM,
-                "this call needs approval, but the gateway could not record the proposal; nothing ran",
-            );
-        }
+        Err(error) => return json(error),
     };
-    record.outcome = Outcome::PendingApproval;
-    record.detail = Some(format!(
-        "proposal {}: awaiting approval by {}",
-        stored.proposal.id, stored.proposal.approver
-    ));
-    gw.audit.record(record).await;
-    tracing::info!(proposal = %stored.proposal.id, server = %server.name,
-        tool = %stored.proposal.tool, user = %stored.proposal.user, "call awaits approval");
     if gw.approval_wait.is_zero() {
         return json(result(id, pending_result(&stored)));
     }
@@ -189,6 +141,111 @@ pub(crate) async fn propose(
                 .into_response()
         }
         _ => json(wait(gw, server, &stored, deadline, id, |_| async {}).await),
+    }
+}
+
+/// Records the proposal for `pending` (and its audit record); the JSON-RPC error for the agent
+/// when the registry cannot take it.
+async fn open(
+    gw: &Arc<Gateway>,
+    server: &ServerView,
+    pending: Pending,
+    client: Option<String>,
+    id: &Value,
+) -> Result<Proposal, Value> {
+    let Pending {
+        mut record,
+        need,
+        arguments,
+    } = pending;
+    let started = Instant::now();
+    let approver = match Approver::parse(&need.approver) {
+        Ok(a) => a,
+        // The engine only yields approvers the compiler validated; be safe anyway.
+        Err(_) => Approver::OwnerTeam,
+    };
+    let proposal = NewProposal {
+        id: format!("prop-{}", record.id),
+        server: server.name.clone(),
+        tool: record.tool.clone().unwrap_or_default(),
+        arguments,
+        user: record.user.clone(),
+        groups: record.groups.clone(),
+        surface: record.surface.clone().unwrap_or_default(),
+        client,
+        reason: need.policies.join(", "),
+        approver,
+        expires_at_ms: crate::proxy::now_ms()
+            + i64::try_from(gw.approval_ttl.as_millis()).unwrap_or(i64::MAX / 2),
+    };
+    record.latency_ms = started.elapsed().as_millis() as u64;
+    match gw.registry.create_proposal(&proposal).await {
+        Ok(stored) => {
+            record.outcome = Outcome::PendingApproval;
+            record.is_error = false;
+            record.detail = Some(format!(
+                "proposal {}: awaiting approval by {}",
+                stored.proposal.id, stored.proposal.approver
+            ));
+            gw.audit.record(record).await;
+            tracing::info!(proposal = %stored.proposal.id, server = %server.name,
+                tool = %stored.proposal.tool, user = %stored.proposal.user, "call awaits approval");
+            Ok(stored)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "could not record a proposal");
+            record.outcome = Outcome::Error;
+            record.is_error = true;
+            record.detail = Some("the proposal could not be recorded; nothing ran".into());
+            gw.audit.record(record).await;
+            Err(error::jsonrpc_error(
+                id,
+                crate::error::UPSTREAM,
+                "this call needs approval, but the gateway could not record the proposal; nothing ran",
+                None,
+            ))
+        }
+    }
+}
+
+/// The question of a tool that asked for a confirmation its client cannot give (the server SDK's
+/// `CONFIRMATION_REQUIRED` error), if that is what `message` is.
+pub(crate) fn confirmation_asked(message: &Value) -> Option<String> {
+    let error = message.get("error")?;
+    (error.get("code")?.as_i64()? == CONFIRMATION_REQUIRED).then(|| {
+        error
+            .pointer("/data/confirmation")
+            .and_then(Value::as_str)
+            .or_else(|| error.get("message").and_then(Value::as_str))
+            .unwrap_or("confirm this action")
+            .chars()
+            .take(500)
+            .collect()
+    })
+}
+
+/// A tool asked to confirm and the client cannot: the call becomes a proposal the requester
+/// approves (in the inbox or with the CLI); run once approved, it arrives confirmed. Returns the
+/// message for the agent in place of the error.
+pub(crate) async fn confirm_by_proposal(
+    gw: &Arc<Gateway>,
+    server: &ServerView,
+    record: AuditRecord,
+    arguments: Value,
+    question: String,
+    id: &Value,
+) -> Value {
+    let pending = Pending {
+        record,
+        need: ApprovalNeed {
+            approver: "self".into(),
+            policies: vec![format!("the tool asks you to confirm: {question}")],
+        },
+        arguments,
+    };
+    match open(gw, server, pending, None, id).await {
+        Ok(stored) => result(id, pending_result(&stored)),
+        Err(error) => error,
     }
 }
 
@@ -376,6 +433,7 @@ async fn run(
                 user: &p.user,
                 groups: &p.groups,
                 surface: &p.surface,
+                confirmation: Some(&p.id),
             },
         )
         .await?;

@@ -141,6 +141,7 @@ async fn run(gateway: &Gateway, server: &ServerView) -> Result<(u32, String), St
             user: PROBE_USER,
             groups: &[],
             surface: "probe",
+            confirmation: None,
         },
     )
     .await?;

@@ -94,6 +94,9 @@ enum Inspect {
 struct CallContext {
     record: AuditRecord,
     started: Instant,
+    /// Kept in case the tool asks for a confirmation the client cannot give (then the call
+    /// becomes a proposal).
+    arguments: Value,
 }
 
 pub(crate) async fn handle(
@@ -333,10 +336,7 @@ fn decide(
                 .to_owned();
             let arguments = params.and_then(|p| p.get("arguments"));
             // The gateway's own tool: whoever may connect may follow up on their proposals.
-            if tool == approvals::PROPOSAL_TOOL
-                && approvals::may_propose(server)
-                && connect_verdict().allowed
-            {
+            if tool == approvals::PROPOSAL_TOOL && connect_verdict().allowed {
                 return Ok(Inspect::FollowUp);
             }
             let mut record = AuditRecord {
@@ -403,6 +403,7 @@ fn decide(
             Ok(Inspect::AuditCall(Box::new(CallContext {
                 record,
                 started: Instant::now(),
+                arguments: arguments.cloned().unwrap_or(empty),
             })))
         }
         m if LIFECYCLE_METHODS.contains(&m) => Ok(Inspect::Nothing),
@@ -898,6 +899,21 @@ async fn apply(inspect: &Inspection, guard: &mut CallGuard, message: &mut Value)
         }
     }
     if guard.is_armed() {
+        // A tool asked the user to confirm and the client cannot: propose the call instead.
+        if let Some(question) = approvals::confirmation_asked(message)
+            && let Some(call) = guard.call.take()
+        {
+            *message = approvals::confirm_by_proposal(
+                &inspect.gw,
+                &inspect.server,
+                call.record,
+                call.arguments,
+                question,
+                &inspect.id,
+            )
+            .await;
+            return;
+        }
         let (outcome, is_error, detail) = inspect::call_outcome(message);
         guard.finish(outcome, is_error, detail).await;
     }

@@ -22,6 +22,8 @@ pub(crate) struct ActingAs<'a> {
     pub(crate) user: &'a str,
     pub(crate) groups: &'a [String],
     pub(crate) surface: &'a str,
+    /// The approved proposal the call runs, carried in the signed assertion.
+    pub(crate) confirmation: Option<&'a str>,
 }
 
 /// A client session to `server` as `who`.
@@ -38,6 +40,7 @@ pub(crate) async fn connect(
         60,
     );
     claims.surface = Some(who.surface.to_owned());
+    claims.confirmation = who.confirmation.map(str::to_owned);
     let assertion = gateway
         .assertion_key
         .sign(&claims)

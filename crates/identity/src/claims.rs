@@ -26,6 +26,10 @@ pub struct Claims {
     /// The OpenID Connect nonce (ID tokens only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
+    /// (Gateway assertions only) the approved proposal this call runs: a person approved this
+    /// very call, so the tool may take it as the user's confirmation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<String>,
 }
 
 impl Claims {
@@ -44,6 +48,7 @@ impl Claims {
             surface: None,
             scope: None,
             nonce: None,
+            confirmation: None,
         }
     }
 }

@@ -325,6 +325,7 @@ fn claims_from(raw: &Value, audiences: &[&str], groups_claim: &str) -> Result<Cl
         surface: text("surface"),
         scope,
         nonce: text("nonce"),
+        confirmation: text("confirmation"),
     })
 }
 

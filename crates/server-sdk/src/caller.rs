@@ -10,6 +10,9 @@ pub struct Caller {
     pub groups: Vec<String>,
     /// The surface the call came from (web chat, bot, IDE, ...), when the gateway says so.
     pub surface: Option<String>,
+    /// The approved proposal this call runs, when the gateway runs one: a person approved this
+    /// very call (see [`crate::confirm`]).
+    pub confirmation: Option<String>,
 }
 
 impl Caller {
@@ -18,6 +21,7 @@ impl Caller {
             user: "anonymous".into(),
             groups: Vec::new(),
             surface: None,
+            confirmation: None,
         }
     }
 
@@ -34,6 +38,7 @@ impl Caller {
             user,
             groups,
             surface: Some("local".into()),
+            confirmation: None,
         }
     }
 

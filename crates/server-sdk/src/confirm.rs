@@ -2,7 +2,9 @@
 //! table ads.daily_spend, 1.2M rows?"), in either protocol era: a 2025-11-25 session asks with
 //! `elicitation/create` and waits; a 2026-07-28 call returns an `input_required` result asking the
 //! same, and the client calls again with the answer. A client that cannot ask its user gets a
-//! clear error ([`CONFIRMATION_REQUIRED`]), never a silent yes.
+//! clear error ([`CONFIRMATION_REQUIRED`]), never a silent yes; behind the gateway that error
+//! becomes a proposal the user approves, and the approved call arrives confirmed (the gateway's
+//! signed assertion names the proposal).
 
 use rmcp::{
     ErrorData, RoleServer,
@@ -38,6 +40,10 @@ pub async fn confirm(
     responses: Option<&InputResponses>,
     question: &str,
 ) -> Result<Confirmation, ErrorData> {
+    // The gateway runs an approved proposal of this very call: a person already said yes.
+    if crate::caller_of(ctx).is_some_and(|c| c.confirmation.is_some()) {
+        return Ok(Confirmation::Confirmed);
+    }
     if let Some(answer) = responses.and_then(|r| r.get(CONFIRM_KEY)) {
         return Ok(decision(answer));
     }

@@ -140,6 +140,7 @@ async fn establish(mode: &IdentityMode, headers: &HeaderMap) -> Result<Caller, S
         user: claims.sub,
         groups: claims.groups,
         surface: claims.surface,
+        confirmation: claims.confirmation,
     })
 }
 

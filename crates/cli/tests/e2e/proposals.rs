@@ -904,8 +904,8 @@ impl ServerHandler for Warehouse {
 }
 
 /// A tool confirms a dangerous action with the user, through the gateway, with the official Python
-/// SDK in both eras: accepted, it acts; declined, it does not; a client that cannot ask gets a
-/// clear error and nothing happens.
+/// SDK in both eras: accepted, it acts; declined, it does not; for a client that cannot ask, the
+/// confirmation becomes a proposal the requester approves, and then it acts once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tool_confirms_a_dangerous_action_with_the_user_in_both_eras() {
     let Some(python) = crate::harness::python() else {
@@ -981,15 +981,40 @@ async fn a_tool_confirms_a_dangerous_action_with_the_user_in_both_eras() {
             no["text"][0], "left ads.daily_spend as it was",
             "{mode}: {no}"
         );
-        let unable = run(mode, None);
-        assert_eq!(unable["error"]["code"], -32005, "{mode}: {unable}");
-        assert!(
-            unable["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("the client cannot ask"),
-            "{unable}"
+        assert_eq!(
+            warehouse.overwritten.load(Ordering::SeqCst),
+            expected,
+            "{mode}"
         );
+
+        // A client that cannot ask: the gateway turns the confirmation into a proposal the
+        // requester approves; the approved call arrives confirmed and acts once.
+        let unable = run(mode, None);
+        let text = unable["text"][0].as_str().unwrap_or_default();
+        assert!(text.contains("needs approval by self"), "{mode}: {unable}");
+        assert_eq!(
+            warehouse.overwritten.load(Ordering::SeqCst),
+            expected,
+            "{mode}"
+        );
+        let id = text
+            .split("Proposal ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap()
+            .to_owned();
+        let (code, out) = platform.cli(&["approvals", "list", "--token", &token]);
+        assert!(code == 0 && out.contains(&id), "{out}");
+        let (code, out) = platform.cli(&["approvals", "approve", &id, "--token", &token]);
+        assert_eq!(code, 0, "{out}");
+        let mut follow = std::process::Command::new(&python);
+        follow.args([script, &url, mode, &token, "switchboard_proposal"]);
+        follow.arg(json!({"id": id}).to_string());
+        let out = follow.output().unwrap();
+        let ran: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        assert_eq!(ran["text"][0], "overwrote ads.daily_spend", "{mode}: {ran}");
+        expected += 1;
         assert_eq!(
             warehouse.overwritten.load(Ordering::SeqCst),
             expected,
