@@ -327,8 +327,8 @@ async fn approved_calls_run_once_as_their_caller_and_rejections_reach_the_agent(
 }
 
 /// People decide in the browser: an approver rejects one proposal with a reason and approves the
-/// rest in one action in the inbox (headless Chromium); the agent's follow-ups then run the
-/// approved calls once each and report the rejection.
+/// rest in one action in the inbox (headless Chromium); the agents' follow-ups (one on the
+/// official Python SDK) then run the approved calls once each and report the rejection.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_approver_decides_proposals_in_the_browser_inbox() {
     if !crate::ui::browser_available() {
@@ -339,9 +339,39 @@ async fn an_approver_decides_proposals_in_the_browser_inbox() {
         std::time::Duration::ZERO,
     )
     .await;
-    let agent = connect(&url, &platform.token("dev", &["employees"]), false).await;
-    let mut proposals = Vec::new();
-    for i in 0..5 {
+    let Some(python) = crate::harness::python() else {
+        crate::harness::available("the official MCP Python SDK (pip install mcp)", false);
+        return;
+    };
+    // The oldest proposal comes from an agent on the official Python SDK (the inbox lists newest
+    // first, so it is among those approved in one action).
+    let token = platform.token("dev", &["employees"]);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/python_client.py"
+    );
+    let python_call = |tool: &str, args: Value| {
+        let out = std::process::Command::new(&python)
+            .args([script, &url, "2026-07-28", &token, tool, &args.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "python: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let proposed = python_call("issue_refund", json!({"id": "py-w"}));
+    let from_python = proposed["text"][0]
+        .as_str()
+        .and_then(|t| t.split("Proposal ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{proposed}"))
+        .to_owned();
+    let agent = connect(&url, &token, false).await;
+    let mut proposals = vec![from_python.clone()];
+    for i in 0..4 {
         let pending = call(&agent, "issue_refund", json!({"id": format!("w-{i}")}))
             .await
             .unwrap();
@@ -365,7 +395,18 @@ async fn an_approver_decides_proposals_in_the_browser_inbox() {
     assert_eq!(seen["empty"], true, "{seen}");
 
     let rejected = seen["rejectedId"].as_str().unwrap();
-    for id in &proposals {
+    assert_ne!(rejected, from_python);
+    // The Python agent gets its result: approved in the browser, run once.
+    let ran = python_call("switchboard_proposal", json!({"id": from_python}));
+    assert_eq!(ran["is_error"], false, "{ran}");
+    assert!(
+        ran["text"][0]
+            .as_str()
+            .unwrap()
+            .contains("refund py-w issued"),
+        "{ran}"
+    );
+    for id in &proposals[1..] {
         let followed = call(&agent, "switchboard_proposal", json!({"id": id})).await;
         if id == rejected {
             let refused = followed.unwrap_err();
