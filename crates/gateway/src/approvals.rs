@@ -69,7 +69,13 @@ pub(crate) struct Asked {
     pub(crate) client: Option<String>,
     pub(crate) progress_token: Option<Value>,
     pub(crate) accepts_sse: bool,
+    /// A 2026-07-28 client that can elicit: a call still waiting is answered with an
+    /// `input_required` round (asking the user to check again) instead of a pending result.
+    pub(crate) round_trip: bool,
 }
+
+/// The `requestState` prefix of a 2026-07-28 call that waits for its proposal.
+pub(crate) const STATE_PREFIX: &str = "switchboard-proposal:";
 
 /// How often a waiting call looks at its proposal (a decision wakes it within this).
 const POLL: std::time::Duration = std::time::Duration::from_millis(250);
@@ -91,8 +97,9 @@ pub(crate) async fn propose(
         Ok(stored) => stored,
         Err(error) => return json(error),
     };
+    let round_trip = asked.round_trip;
     if gw.approval_wait.is_zero() {
-        return json(result(id, pending_result(&stored)));
+        return json(answer_for(&stored, id, round_trip));
     }
     let deadline = Instant::now() + gw.approval_wait;
     match (asked.progress_token, asked.accepts_sse) {
@@ -119,7 +126,7 @@ pub(crate) async fn propose(
                         let _ = events.send(message).await;
                     }
                 };
-                let outcome = wait(&gw, &server, &stored, deadline, &id, tick).await;
+                let outcome = wait(&gw, &server, &stored, deadline, &id, round_trip, tick).await;
                 let _ = events.send(outcome).await;
             });
             let body = futures::stream::unfold(stream, |mut stream| async move {
@@ -140,7 +147,7 @@ pub(crate) async fn propose(
             )
                 .into_response()
         }
-        _ => json(wait(gw, server, &stored, deadline, id, |_| async {}).await),
+        _ => json(wait(gw, server, &stored, deadline, id, round_trip, |_| async {}).await),
     }
 }
 
@@ -257,6 +264,7 @@ async fn wait<F, Fut>(
     proposal: &Proposal,
     deadline: Instant,
     id: &Value,
+    round_trip: bool,
     tick: F,
 ) -> Value
 where
@@ -278,7 +286,7 @@ where
             _ => return answer(&current, id),
         }
         if Instant::now() >= deadline {
-            return answer(&current, id);
+            return answer_for(&current, id, round_trip);
         }
         if last_tick.elapsed() >= PROGRESS_EVERY {
             last_tick = Instant::now();
@@ -340,6 +348,87 @@ pub(crate) async fn follow_up(
         _ => proposal,
     };
     json(answer(&proposal, id))
+}
+
+/// Like [`answer`], but a proposal still waiting is an `input_required` round for a client that
+/// takes those (it asks its user to check again, then calls again with the state).
+fn answer_for(proposal: &Proposal, id: &Value, round_trip: bool) -> Value {
+    if !round_trip || proposal.state != ProposalState::Pending {
+        return answer(proposal, id);
+    }
+    let p = &proposal.proposal;
+    result(
+        id,
+        json!({
+            "resultType": "input_required",
+            "inputRequests": {
+                "switchboard_approval": {
+                    "method": "elicitation/create",
+                    "params": {
+                        "message": format!(
+                            "The call to {} is waiting for approval by {} (proposal {}). Accept to check again.",
+                            p.tool, p.approver, p.id
+                        ),
+                        "requestedSchema": {
+                            "type": "object",
+                            "properties": {"check": {"type": "boolean", "title": "Check again"}}
+                        }
+                    }
+                }
+            },
+            "requestState": format!("{STATE_PREFIX}{}", p.id),
+            "_meta": { META: describe(proposal) }
+        }),
+    )
+}
+
+/// A 2026-07-28 call coming back with the state of its proposal: the same caller, server, tool
+/// and arguments; it waits again for a decision and gets the result once approved.
+pub(crate) async fn resume(
+    gw: &Arc<Gateway>,
+    server: &ServerView,
+    caller: &str,
+    params: &Value,
+    id: &Value,
+) -> Response {
+    let proposal_id = params
+        .get("requestState")
+        .and_then(Value::as_str)
+        .and_then(|s| s.strip_prefix(STATE_PREFIX))
+        .unwrap_or_default();
+    let tool = params
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let digest = catalog::json_digest(
+        params
+            .get("arguments")
+            .unwrap_or(&Value::Object(Default::default())),
+    );
+    let proposal = match gw.registry.get_proposal(proposal_id).await {
+        Ok(p)
+            if p.proposal.user == caller
+                && p.proposal.server == server.name
+                && p.proposal.tool == tool
+                && p.argument_digest == digest =>
+        {
+            p
+        }
+        Ok(_) | Err(registry_client::ClientError::Api { status: 404, .. }) => {
+            return error::respond(
+                StatusCode::OK,
+                id,
+                INVALID_PARAMS,
+                "the requestState names no proposal of this call",
+            );
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read a proposal");
+            return json(unavailable(id));
+        }
+    };
+    let deadline = Instant::now() + gw.approval_wait;
+    json(wait(gw, server, &proposal, deadline, id, true, |_| async {}).await)
 }
 
 /// What the agent hears about `proposal` in its current state (a JSON-RPC response).

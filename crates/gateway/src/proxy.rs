@@ -89,6 +89,8 @@ enum Inspect {
     Propose(Box<approvals::Pending>),
     /// A `switchboard_proposal` call, answered by the gateway itself.
     FollowUp,
+    /// A 2026-07-28 call coming back with its proposal's state.
+    Resume,
 }
 
 struct CallContext {
@@ -255,9 +257,23 @@ pub(crate) async fn handle(
                             .get(header::ACCEPT)
                             .and_then(|v| v.to_str().ok())
                             .is_some_and(|v| v.contains("text/event-stream")),
+                        round_trip: parts
+                            .headers
+                            .get("mcp-protocol-version")
+                            .is_some_and(|v| v.as_bytes() == b"2026-07-28")
+                            && message
+                                .pointer(
+                                    "/params/_meta/io.modelcontextprotocol~1clientCapabilities/elicitation",
+                                )
+                                .is_some_and(|e| !e.is_null()),
                     };
                     let id = id.unwrap_or(Value::Null);
                     return approvals::propose(&gw, &server, *pending, asked, &id).await;
+                }
+                Ok(Inspect::Resume) => {
+                    let id = id.unwrap_or(Value::Null);
+                    let params = message.get("params").cloned().unwrap_or(Value::Null);
+                    return approvals::resume(&gw, &server, &who.user, &params, &id).await;
                 }
                 Ok(Inspect::FollowUp) => {
                     let id = id.unwrap_or(Value::Null);
@@ -387,6 +403,14 @@ fn decide(
                 record.detail = Some(message.clone());
                 let response = deny_response(&record, id, &message, Some("tool-pinning"));
                 return Err(Box::new((Some(record), response)));
+            }
+            // A call coming back for its proposal (2026-07-28 input_required rounds).
+            if params
+                .and_then(|p| p.get("requestState"))
+                .and_then(Value::as_str)
+                .is_some_and(|state| state.starts_with(approvals::STATE_PREFIX))
+            {
+                return Ok(Inspect::Resume);
             }
             // Allowed, but a person may have to approve it first. A service has nobody to
             // confirm for it, so its confirmations go to the owner team.
@@ -677,7 +701,7 @@ async fn forward(
         Inspect::FilterTools => (true, None),
         Inspect::AuditCall(call) => (false, Some(*call)),
         // Answered before forwarding; never reach here.
-        Inspect::Propose(_) | Inspect::FollowUp => (false, None),
+        Inspect::Propose(_) | Inspect::FollowUp | Inspect::Resume => (false, None),
     };
     // From here on the call's audit record is owned by the guard: written exactly once, whether
     // the call completes, fails, or the client goes away first.

@@ -26,7 +26,13 @@ async def main(url: str, mode: str, token: str, tool: str, args: dict) -> dict:
 
     async def elicit(context, params):
         asked.append(params.message)
-        return types.ElicitResult(action=answer, content={"confirm": True} if answer == "accept" else None)
+        if answer != "accept":
+            return types.ElicitResult(action=answer)
+        # Say yes to every yes/no question of the form.
+        schema = params.requested_schema
+        properties = schema.get("properties", {}) if isinstance(schema, dict) else schema.properties
+        content = {name: True for name, spec in properties.items() if (spec.get("type") if isinstance(spec, dict) else spec.type) == "boolean"}
+        return types.ElicitResult(action="accept", content=content)
 
     options = {"elicitation_callback": elicit} if answer else {}
     async with Client(streamable_http_client(url, http_client=http), mode=mode, **options) as client:

@@ -1063,3 +1063,67 @@ async fn a_tool_confirms_a_dangerous_action_with_the_user_in_both_eras() {
         );
     }
 }
+
+/// 2026-07-28 in the protocol's own terms: a client that can elicit gets `input_required` rounds
+/// while its call waits for approval (its user is asked to check again; the call comes back with
+/// the proposal's state), and the result in the round after the approval.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_modern_client_waits_for_approval_in_input_required_rounds() {
+    let Some(python) = crate::harness::python() else {
+        crate::harness::available("the official MCP Python SDK (pip install mcp)", false);
+        return;
+    };
+    let (platform, payouts, url) = payouts_platform(
+        Platform::start_with(&["--approval-wait-secs", "1"]),
+        std::time::Duration::ZERO,
+    )
+    .await;
+    let token = platform.token("dev", &["employees"]);
+    let approver = platform.token("ava", &["refund-approvers"]);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/python_client.py"
+    );
+    let agent = std::process::Command::new(&python)
+        .args([
+            script,
+            &url,
+            "2026-07-28",
+            &token,
+            "issue_refund",
+            r#"{"id": "m-1"}"#,
+        ])
+        .env("SWITCHBOARD_ELICIT", "accept")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let it go round at least once, then approve.
+    decide_when_proposed(
+        &platform,
+        &approver,
+        true,
+        std::time::Duration::from_millis(1800),
+    )
+    .await;
+    let out = tokio::task::spawn_blocking(move || agent.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["text"][0], "refund m-1 issued (#1)", "{result}");
+    let asked = result["asked"].as_array().unwrap();
+    assert!(!asked.is_empty(), "{result}");
+    assert!(
+        asked[0]
+            .as_str()
+            .unwrap()
+            .contains("waiting for approval by group:refund-approvers"),
+        "{result}"
+    );
+    assert_eq!(payouts.issued.load(Ordering::SeqCst), 1);
+}
