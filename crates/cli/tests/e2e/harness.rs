@@ -510,3 +510,38 @@ where
     tokio::spawn(async move { axum::serve(listener, router).await });
     endpoint
 }
+
+/// An agent on the official Python SDK (`tests/clients/python_client.py`): one call of `tool`
+/// with `args` at `url`, in `mode` (`2026-07-28` or `legacy`), answering elicitation requests with
+/// `elicit` (`accept`, `decline`, or none: no elicitation support). Not yet run.
+pub fn python_agent(
+    python: &Path,
+    url: &str,
+    mode: &str,
+    token: &str,
+    tool: &str,
+    args: &Value,
+    elicit: Option<&str>,
+) -> Command {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/python_client.py"
+    );
+    let mut command = Command::new(python);
+    command.args([script, url, mode, token, tool, &args.to_string()]);
+    match elicit {
+        Some(answer) => command.env("SWITCHBOARD_ELICIT", answer),
+        None => command.env_remove("SWITCHBOARD_ELICIT"),
+    };
+    command
+}
+
+/// What [`python_agent`] printed, once it ran successfully.
+pub fn python_output(out: std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}

@@ -19,7 +19,7 @@ use rmcp::{
 };
 use serde_json::{Value, json};
 
-use crate::harness::{Platform, call, connect, serve_sdk};
+use crate::harness::{Platform, call, connect, python_agent, python_output, serve_sdk};
 
 const MANIFEST: &str = r##"
 [server]
@@ -346,21 +346,12 @@ async fn an_approver_decides_proposals_in_the_browser_inbox() {
     // The oldest proposal comes from an agent on the official Python SDK (the inbox lists newest
     // first, so it is among those approved in one action).
     let token = platform.token("dev", &["employees"]);
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/python_client.py"
-    );
     let python_call = |tool: &str, args: Value| {
-        let out = std::process::Command::new(&python)
-            .args([script, &url, "2026-07-28", &token, tool, &args.to_string()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "python: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        python_output(
+            python_agent(&python, &url, "2026-07-28", &token, tool, &args, None)
+                .output()
+                .unwrap(),
+        )
     };
     let proposed = python_call("issue_refund", json!({"id": "py-w"}));
     let from_python = proposed["text"][0]
@@ -438,21 +429,12 @@ async fn a_python_sdk_agent_proposes_and_gets_the_result_once_approved() {
     .await;
     let token = platform.token("pia", &["employees"]);
     let approver = platform.token("ava", &["refund-approvers"]);
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/python_client.py"
-    );
     let run = |mode: &str, tool: &str, args: Value| {
-        let out = std::process::Command::new(&python)
-            .args([script, &url, mode, &token, tool, &args.to_string()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "python: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        python_output(
+            python_agent(&python, &url, mode, &token, tool, &args, None)
+                .output()
+                .unwrap(),
+        )
     };
     for (i, mode) in ["2026-07-28", "legacy"].into_iter().enumerate() {
         let proposed = run(mode, "issue_refund", json!({"id": format!("py-{i}")}));
@@ -981,31 +963,21 @@ async fn a_tool_confirms_a_dangerous_action_with_the_user_in_both_eras() {
     platform.approve("warehouse");
     let url = format!("{}/servers/warehouse/mcp", platform.gateway_url);
     let token = platform.token("dev", &["employees"]);
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/python_client.py"
-    );
+    let table = json!({"table": "ads.daily_spend"});
     let run = |mode: &str, answer: Option<&str>| {
-        let mut command = std::process::Command::new(&python);
-        command.args([
-            script,
-            &url,
-            mode,
-            &token,
-            "overwrite_table",
-            r#"{"table": "ads.daily_spend"}"#,
-        ]);
-        match answer {
-            Some(a) => command.env("SWITCHBOARD_ELICIT", a),
-            None => command.env_remove("SWITCHBOARD_ELICIT"),
-        };
-        let out = command.output().unwrap();
-        assert!(
-            out.status.success(),
-            "python: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        python_output(
+            python_agent(
+                &python,
+                &url,
+                mode,
+                &token,
+                "overwrite_table",
+                &table,
+                answer,
+            )
+            .output()
+            .unwrap(),
+        )
     };
     let mut expected = 0;
     for mode in ["2026-07-28", "legacy"] {
@@ -1048,12 +1020,20 @@ async fn a_tool_confirms_a_dangerous_action_with_the_user_in_both_eras() {
         assert!(code == 0 && out.contains(&id), "{out}");
         let (code, out) = platform.cli(&["approvals", "approve", &id, "--token", &token]);
         assert_eq!(code, 0, "{out}");
-        let mut follow = std::process::Command::new(&python);
-        follow.args([script, &url, mode, &token, "switchboard_proposal"]);
-        follow.arg(json!({"id": id}).to_string());
-        let out = follow.output().unwrap();
-        let ran: Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let follow = json!({"id": id});
+        let ran = python_output(
+            python_agent(
+                &python,
+                &url,
+                mode,
+                &token,
+                "switchboard_proposal",
+                &follow,
+                None,
+            )
+            .output()
+            .unwrap(),
+        );
         assert_eq!(ran["text"][0], "overwrote ads.daily_spend", "{mode}: {ran}");
         expected += 1;
         assert_eq!(
@@ -1080,24 +1060,20 @@ async fn a_modern_client_waits_for_approval_in_input_required_rounds() {
     .await;
     let token = platform.token("dev", &["employees"]);
     let approver = platform.token("ava", &["refund-approvers"]);
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/clients/python_client.py"
-    );
-    let agent = std::process::Command::new(&python)
-        .args([
-            script,
-            &url,
-            "2026-07-28",
-            &token,
-            "issue_refund",
-            r#"{"id": "m-1"}"#,
-        ])
-        .env("SWITCHBOARD_ELICIT", "accept")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let refund = json!({"id": "m-1"});
+    let agent = python_agent(
+        &python,
+        &url,
+        "2026-07-28",
+        &token,
+        "issue_refund",
+        &refund,
+        Some("accept"),
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     // Let it go round at least once, then approve.
     decide_when_proposed(
         &platform,
