@@ -1085,12 +1085,7 @@ async fn a_modern_client_waits_for_approval_in_input_required_rounds() {
     let out = tokio::task::spawn_blocking(move || agent.wait_with_output().unwrap())
         .await
         .unwrap();
-    assert!(
-        out.status.success(),
-        "python: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let result = python_output(out);
     assert_eq!(result["text"][0], "refund m-1 issued (#1)", "{result}");
     let asked = result["asked"].as_array().unwrap();
     assert!(!asked.is_empty(), "{result}");
