@@ -1306,3 +1306,80 @@ async fn policy_checks_say_which_calls_need_approval_and_whose() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_approvals_inbox_decides_chosen_proposals_for_the_signed_in_person() {
+    let store = Arc::new(SqlStore::sqlite_in_memory().await.unwrap());
+    let ui = crate::UiConfig {
+        dev_sign_in: true,
+        ..Default::default()
+    };
+    let f = Fixture::build(
+        store,
+        SigningKey::generate().unwrap(),
+        Default::default(),
+        ui,
+    )
+    .await;
+    f.register_approved(registration()).await;
+    let gateway = f.token("gateway", &["platform-admins"]);
+    let expires = super::api::servers::now_ms() + 600_000;
+    for (id, approver) in [
+        ("p-1", "group:dba"),
+        ("p-2", "group:dba"),
+        ("p-3", "owners"),
+    ] {
+        let (status, body) = f
+            .call(
+                "POST",
+                "/v1/proposals",
+                Some(&gateway),
+                Some(serde_json::json!({
+                    "id": id, "server": "presto", "tool": "tables", "arguments": {"table": id},
+                    "user": "ann", "surface": "ide", "reason": "r", "approver": approver,
+                    "expires_at_ms": expires
+                })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (dora, csrf) = sign_in(&f, "dora", "dba").await;
+    let (status, _, page) = browse(&f, "GET", "/ui/approvals", Some(&dora), None).await;
+    assert_eq!(status, StatusCode::OK);
+    // Only what dora may decide: the DBA proposals, not the owners' one.
+    assert!(
+        page.contains("proposal-p-1") && page.contains("proposal-p-2"),
+        "{page}"
+    );
+    assert!(!page.contains("proposal-p-3"), "{page}");
+    let (status, _, _) = browse(
+        &f,
+        "POST",
+        "/ui/approvals/decide",
+        Some(&dora),
+        Some("csrf=forged&decision=approve&ids=p-1"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, headers, _) = browse(
+        &f,
+        "POST",
+        "/ui/approvals/decide",
+        Some(&dora),
+        Some(&format!(
+            "csrf={csrf}&decision=approve&comment=ok&ids=p-1&ids=p-2&ids=p-3"
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let location = headers[header::LOCATION].to_str().unwrap();
+    assert!(
+        location.contains("2+approved") && location.contains("1+not+decided"),
+        "{location}"
+    );
+    let now = super::api::servers::now_ms();
+    for (id, state) in [("p-1", "approved"), ("p-2", "approved"), ("p-3", "pending")] {
+        let p = f.state.store.get_proposal(id, now).await.unwrap();
+        assert_eq!(p.state.as_str(), state, "{id}");
+    }
+}
