@@ -105,7 +105,7 @@ pub(crate) async fn probe(
         ok: false,
         latency_ms: 0,
         error: None,
-        checked_at_ms: now_ms(),
+        checked_at_ms: crate::proxy::now_ms(),
         last_ok_at_ms: None,
         tools: 0,
         protocol_version: None,
@@ -167,13 +167,6 @@ async fn run(gateway: &Gateway, server: &ServerView) -> Result<(u32, String), St
         crate::proxy::report_observed(gateway.registry.clone(), &server.name, changed);
     }
     Ok((tools.len().min(u32::MAX as usize) as u32, version))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -114,6 +114,9 @@ pub struct RegistryState {
     pub platform: registry_api::PlatformPolicies,
     pub governance: Governance,
     pub publication: Publication,
+    /// A short digest of the platform policies (fixed for the process), part of the catalog
+    /// version the gateways poll.
+    platform_digest: String,
     pub(crate) ui: ui::Ui,
     /// Every registered server and the policy engine over them, rebuilt on each registration
     /// here and whenever the store's catalog changes (another replica registered a server).
@@ -183,16 +186,21 @@ pub const CATALOG_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 impl RegistryState {
     /// Validates the platform policies and loads every stored server's policies.
     pub async fn new(config: RegistryConfig) -> anyhow::Result<Arc<RegistryState>> {
+        let platform = registry_api::PlatformPolicies {
+            policies: config.platform_policies,
+            dev_surfaces: config.governance.dev_surfaces.clone(),
+        };
+        let platform_digest =
+            catalog::json_digest(&serde_json::to_value(&platform).unwrap_or_default())[..16]
+                .to_owned();
         let state = RegistryState {
             store: config.store,
             verifier: config.verifier,
             writer_groups: config.writer_groups,
             auditor_groups: config.auditor_groups,
             dev_issuer_jwks: config.dev_issuer_jwks,
-            platform: registry_api::PlatformPolicies {
-                policies: config.platform_policies,
-                dev_surfaces: config.governance.dev_surfaces.clone(),
-            },
+            platform,
+            platform_digest,
             governance: config.governance,
             publication: config.publication,
             ui: ui::Ui::new(config.ui)?,
@@ -243,9 +251,7 @@ impl RegistryState {
     /// A fingerprint of everything the gateway decides with: the catalog as of the snapshot and
     /// the platform policies. It changes whenever either does.
     pub fn catalog_version(&self) -> String {
-        let platform =
-            catalog::json_digest(&serde_json::to_value(&self.platform).unwrap_or_default());
-        format!("{}:{}", self.snapshot.load().version, &platform[..16])
+        format!("{}:{}", self.snapshot.load().version, self.platform_digest)
     }
 
     /// Reloads when the store's catalog differs from the snapshot's.
