@@ -5,15 +5,19 @@
 //! forwards the rest to the server with its own signed identity assertion (never the user's
 //! token), and audits every tool call with its real outcome.
 //!
-//! The gateway is era-transparent: it parses only the JSON-RPC envelope of each POST and the one
-//! response it must inspect, and streams everything else (SSE included) through unchanged, so
-//! 2025-11-25 sessions and 2026-07-28 stateless requests both pass.
+//! The gateway is era-transparent where client and server share an era: it parses only the
+//! JSON-RPC envelope of each POST and the one response it must inspect, and streams everything
+//! else (SSE included) through unchanged, so 2025-11-25 sessions and 2026-07-28 stateless
+//! requests both pass. Where they do not share one, it bridges them (`bridge.rs`,
+//! `legacy_server.rs`), elicitation included.
 
 mod approvals;
 mod audit;
+mod bridge;
 mod catalog_cache;
 mod error;
 mod inspect;
+mod legacy_server;
 mod metadata;
 mod mtls;
 mod pins;
@@ -96,6 +100,12 @@ pub(crate) struct Gateway {
     pub(crate) allowed_hosts: Vec<String>,
     pub(crate) audit: AuditSink,
     pub(crate) sessions: sessions::SessionOwners,
+    /// Answers the bridge awaits from legacy clients.
+    pub(crate) bridge_answers: bridge::Answers,
+    /// Which servers speak only the legacy era.
+    pub(crate) eras: legacy_server::Eras,
+    /// Calls on legacy servers waiting for their 2026-07-28 clients' next round.
+    pub(crate) legacy_calls: legacy_server::Continuations,
     pub(crate) pins: pins::Pins,
     /// For reporting changed tool definitions and recording proposals.
     pub(crate) registry: RegistryClient,
@@ -136,6 +146,9 @@ pub async fn build(config: GatewayConfig, shutdown: Shutdown) -> anyhow::Result<
             .collect(),
         audit,
         sessions: sessions::SessionOwners::default(),
+        bridge_answers: bridge::Answers::default(),
+        eras: legacy_server::Eras::default(),
+        legacy_calls: legacy_server::Continuations::default(),
         pins: pins::Pins::new(config.pin_tools),
         registry,
         approval_ttl: config.approval_ttl,

@@ -23,11 +23,11 @@ use registry_api::{AuditRecord, Outcome, ServerView};
 use serde_json::Value;
 
 use crate::{
-    Gateway, approvals,
+    Gateway, approvals, bridge,
     error::{
         self, DENIED, HEADER_MISMATCH, INVALID_REQUEST, PARSE_ERROR, UNAUTHENTICATED, UPSTREAM,
     },
-    inspect,
+    inspect, legacy_server,
     mtls::PeerIdentity,
     pins::{Pins, Withheld},
     sse,
@@ -80,8 +80,62 @@ const LIFECYCLE_METHODS: &[&str] = &[
     "logging/setLevel",
 ];
 
+/// A request to `server` on behalf of `who`: the forwardable headers of `headers`, the caller's
+/// name and groups, and the gateway's signed assertion of them (never the caller's token).
+pub(crate) fn upstream_request(
+    gw: &Gateway,
+    server: &ServerView,
+    method: &Method,
+    headers: &HeaderMap,
+    who: &Caller,
+) -> Result<reqwest::RequestBuilder, Box<Response>> {
+    let mut upstream = gw.upstream.request(method.clone(), &server.endpoint);
+    for (name, value) in headers {
+        let n = name.as_str();
+        if FORWARDED_REQUEST_HEADERS.contains(&n) || n.starts_with("mcp-param-") {
+            upstream = upstream.header(name, value);
+        }
+    }
+    let mut claims = Claims::new(
+        &gw.issuer,
+        &who.user,
+        &server.name,
+        who.groups.clone(),
+        ASSERTION_TTL_SECONDS,
+    );
+    claims.surface = Some(who.surface.clone());
+    let assertion = gw.assertion_key.sign(&claims).map_err(|e| {
+        tracing::error!(error = %e, "failed to sign an identity assertion");
+        Box::new(error::respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &Value::Null,
+            UPSTREAM,
+            "the gateway could not sign the caller's identity",
+        ))
+    })?;
+    let (Ok(user), Ok(groups)) = (
+        HeaderValue::from_str(&who.user),
+        HeaderValue::from_str(&who.groups.join(",")),
+    ) else {
+        return Err(Box::new(error::respond(
+            StatusCode::BAD_REQUEST,
+            &Value::Null,
+            INVALID_REQUEST,
+            "the caller's name or groups cannot be sent in HTTP headers",
+        )));
+    };
+    upstream = upstream
+        .header(FORWARDED_USER_HEADER, user)
+        .header(FORWARDED_GROUPS_HEADER, groups)
+        .header(ASSERTION_HEADER, assertion);
+    if let Ok(surface) = HeaderValue::from_str(&who.surface) {
+        upstream = upstream.header(FORWARDED_SURFACE_HEADER, surface);
+    }
+    Ok(upstream)
+}
+
 /// What the gateway must do with the server's response.
-enum Inspect {
+pub(crate) enum Inspect {
     Nothing,
     FilterTools,
     AuditCall(Box<CallContext>),
@@ -93,7 +147,7 @@ enum Inspect {
     Resume,
 }
 
-struct CallContext {
+pub(crate) struct CallContext {
     record: AuditRecord,
     started: Instant,
     /// Kept in case the tool asks for a confirmation the client cannot give (then the call
@@ -156,7 +210,28 @@ pub(crate) async fn handle(
         );
     }
 
+    let bridged = match session.as_deref() {
+        Some(id) if id.starts_with(bridge::SESSION_PREFIX) => {
+            match bridge::session(&gw, id, &who.user, &name) {
+                Ok(session) => Some(session),
+                Err(reason) => {
+                    tracing::info!(user = %who.user, server = %name, %reason, "refused a bridged session");
+                    return error::respond(
+                        StatusCode::NOT_FOUND,
+                        &Value::Null,
+                        INVALID_REQUEST,
+                        "session not found",
+                    );
+                }
+            }
+        }
+        _ => None,
+    };
+
     match parts.method {
+        // A bridged session has no stream to offer and nothing to end.
+        Method::GET if bridged.is_some() => StatusCode::METHOD_NOT_ALLOWED.into_response(),
+        Method::DELETE if bridged.is_some() => StatusCode::NO_CONTENT.into_response(),
         Method::GET | Method::DELETE => {
             let response = forward(
                 &gw,
@@ -219,6 +294,19 @@ pub(crate) async fn handle(
                 let id = id.as_ref().unwrap_or(&Value::Null);
                 return error::respond(StatusCode::BAD_REQUEST, id, HEADER_MISMATCH, &mismatch);
             }
+            // A bridged session's requests go to the server in its own era.
+            let (message, bytes, headers) = match &bridged {
+                Some(session) => {
+                    if let Some(answered) = bridge::local(&gw, session, &message) {
+                        return answered;
+                    }
+                    let modern = bridge::to_modern(session, message);
+                    let headers = bridge::modern_headers(&parts.headers, &modern, &server);
+                    let bytes = Bytes::from(modern.to_string());
+                    (modern, bytes, std::borrow::Cow::Owned(headers))
+                }
+                None => (message, bytes, std::borrow::Cow::Borrowed(&parts.headers)),
+            };
             let decide_on = |server: &ServerView| {
                 decide(
                     &gw.catalog.engine(),
@@ -290,11 +378,44 @@ pub(crate) async fn handle(
                     return denial;
                 }
             };
+            if bridged.is_some() && bridge::round_trips(method.as_deref()) {
+                return bridge::call(
+                    gw.clone(),
+                    server,
+                    who,
+                    headers.into_owned(),
+                    message,
+                    inspect,
+                );
+            }
+            // A 2026-07-28 client and a server that speaks only the legacy era.
+            if bridged.is_none()
+                && session.is_none()
+                && method.is_some()
+                && parts
+                    .headers
+                    .get("mcp-protocol-version")
+                    .is_some_and(|v| v.as_bytes() == bridge::MODERN.as_bytes())
+                && gw.eras.legacy_only(&gw, &server, &who).await
+            {
+                return legacy_server::handle(
+                    gw.clone(),
+                    server,
+                    who,
+                    &parts.headers,
+                    message,
+                    inspect,
+                )
+                .await;
+            }
+            if method.as_deref() == Some("initialize") && session.is_none() {
+                return bridge::initialize(&gw, &server, &who, &headers, bytes, &message).await;
+            }
             forward(
                 &gw,
                 &server,
                 &parts.method,
-                &parts.headers,
+                &headers,
                 Some(bytes),
                 &who,
                 inspect,
@@ -598,10 +719,10 @@ fn log_policy_errors(verdict: &Verdict) {
 
 /// Who is calling, as the policies see them.
 #[derive(Clone)]
-struct Caller {
+pub(crate) struct Caller {
     kind: CallerKind,
     /// The user name, or a service's SPIFFE ID.
-    user: String,
+    pub(crate) user: String,
     groups: Vec<String>,
     surface: String,
     channel: Option<String>,
@@ -646,51 +767,10 @@ async fn forward(
     inspect: Inspect,
     request: Option<(Value, Option<String>)>,
 ) -> Response {
-    let mut upstream = gw.upstream.request(method.clone(), &server.endpoint);
-    for (name, value) in headers {
-        let n = name.as_str();
-        if FORWARDED_REQUEST_HEADERS.contains(&n) || n.starts_with("mcp-param-") {
-            upstream = upstream.header(name, value);
-        }
-    }
-    let mut claims = Claims::new(
-        &gw.issuer,
-        &who.user,
-        &server.name,
-        who.groups.clone(),
-        ASSERTION_TTL_SECONDS,
-    );
-    claims.surface = Some(who.surface.clone());
-    let assertion = match gw.assertion_key.sign(&claims) {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!(error = %e, "failed to sign an identity assertion");
-            return error::respond(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &Value::Null,
-                UPSTREAM,
-                "the gateway could not sign the caller's identity",
-            );
-        }
+    let mut upstream = match upstream_request(gw, server, method, headers, who) {
+        Ok(upstream) => upstream,
+        Err(refusal) => return *refusal,
     };
-    let (Ok(user), Ok(groups)) = (
-        HeaderValue::from_str(&who.user),
-        HeaderValue::from_str(&who.groups.join(",")),
-    ) else {
-        return error::respond(
-            StatusCode::BAD_REQUEST,
-            &Value::Null,
-            INVALID_REQUEST,
-            "the caller's name or groups cannot be sent in HTTP headers",
-        );
-    };
-    upstream = upstream
-        .header(FORWARDED_USER_HEADER, user)
-        .header(FORWARDED_GROUPS_HEADER, groups)
-        .header(ASSERTION_HEADER, assertion);
-    if let Ok(surface) = HeaderValue::from_str(&who.surface) {
-        upstream = upstream.header(FORWARDED_SURFACE_HEADER, surface);
-    }
     if let Some(body) = body {
         upstream = upstream.body(body);
     }
@@ -771,15 +851,15 @@ async fn forward(
 }
 
 /// What the gateway looks for in one response.
-struct Inspection {
-    gw: Arc<Gateway>,
-    engine: Arc<Engine>,
-    server: Arc<ServerView>,
-    who: Caller,
+pub(crate) struct Inspection {
+    pub(crate) gw: Arc<Gateway>,
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) server: Arc<ServerView>,
+    pub(crate) who: Caller,
     /// Filter a `tools/list` result to the caller's callable tools with pinned definitions.
-    filter_tools: bool,
+    pub(crate) filter_tools: bool,
     /// The id of the request whose response is inspected.
-    id: Value,
+    pub(crate) id: Value,
 }
 
 /// Buffers a JSON response, rewrites or audits it, and returns the new body.
@@ -874,7 +954,7 @@ fn inspect_sse(inspect: Inspection, guard: CallGuard, response: reqwest::Respons
 }
 
 /// Filters a `tools/list` result, or audits a `tools/call` result.
-async fn apply(inspect: &Inspection, guard: &mut CallGuard, message: &mut Value) {
+pub(crate) async fn apply(inspect: &Inspection, guard: &mut CallGuard, message: &mut Value) {
     if inspect.filter_tools {
         let principal = inspect.who.principal();
         let pins = &inspect.gw.pins;
@@ -967,18 +1047,27 @@ pub(crate) fn report_observed(
 
 /// Owns the audit record of one `tools/call` until it is written. Dropped unwritten (the client
 /// went away before the outcome was known), it records the call as an error.
-struct CallGuard {
+pub(crate) struct CallGuard {
     gw: Arc<Gateway>,
     call: Option<CallContext>,
 }
 
 impl CallGuard {
+    pub(crate) fn new(gw: Arc<Gateway>, call: Option<CallContext>) -> CallGuard {
+        CallGuard { gw, call }
+    }
+
     fn is_armed(&self) -> bool {
         self.call.is_some()
     }
 
     /// Writes the record with its outcome; later calls do nothing.
-    async fn finish(&mut self, outcome: Outcome, is_error: bool, detail: Option<String>) {
+    pub(crate) async fn finish(
+        &mut self,
+        outcome: Outcome,
+        is_error: bool,
+        detail: Option<String>,
+    ) {
         if let Some(call) = self.call.take() {
             self.gw
                 .audit

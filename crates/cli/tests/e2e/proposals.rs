@@ -13,7 +13,7 @@ use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
-        PaginatedRequestParams, ServerConfig, Tool, ToolAnnotations,
+        PaginatedRequestParams, ProtocolVersion, ServerConfig, Tool, ToolAnnotations,
     },
     service::RequestContext,
 };
@@ -935,33 +935,7 @@ async fn a_tool_confirms_a_dangerous_action_with_the_user_in_both_eras() {
         crate::harness::available("the official MCP Python SDK (pip install mcp)", false);
         return;
     };
-    let platform = Platform::start();
-    let manifest = catalog::Manifest::parse(WAREHOUSE).unwrap();
-    let warehouse = Warehouse {
-        overwritten: Arc::default(),
-        info: server_sdk::server_info(&manifest),
-    };
-    let endpoint = serve_sdk(&platform.gateway_url, manifest, warehouse.clone()).await;
-    let dir = platform.dir.path();
-    std::fs::write(dir.join("warehouse.toml"), WAREHOUSE).unwrap();
-    std::fs::write(
-        dir.join("tools.json"),
-        json!([overwrite_tool()]).to_string(),
-    )
-    .unwrap();
-    let (code, out) = platform.cli(&[
-        "servers",
-        "register",
-        "--manifest",
-        dir.join("warehouse.toml").to_str().unwrap(),
-        "--endpoint",
-        &endpoint,
-        "--tools",
-        dir.join("tools.json").to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{out}");
-    platform.approve("warehouse");
-    let url = format!("{}/servers/warehouse/mcp", platform.gateway_url);
+    let (platform, warehouse, url) = warehouse_platform(false).await;
     let token = platform.token("dev", &["employees"]);
     let table = json!({"table": "ads.daily_spend"});
     let run = |mode: &str, answer: Option<&str>| {
@@ -1042,6 +1016,378 @@ async fn a_tool_confirms_a_dangerous_action_with_the_user_in_both_eras() {
             "{mode}"
         );
     }
+}
+
+/// The same warehouse as a server that speaks only 2026-07-28: it has no `initialize`.
+#[derive(Clone)]
+struct ModernOnly(Warehouse);
+
+impl ServerHandler for ModernOnly {
+    fn get_info(&self) -> ServerConfig {
+        self.0.get_info()
+    }
+
+    fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
+        std::borrow::Cow::Owned(vec![ProtocolVersion::V_2026_07_28])
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        self.0.list_tools(request, context).await
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.0.call_tool(request, context).await
+    }
+}
+
+/// A platform with the warehouse server (speaking only 2026-07-28 when `modern_only`) registered
+/// and approved; returns the platform, the server and its gateway route.
+async fn warehouse_platform(modern_only: bool) -> (Platform, Warehouse, String) {
+    let platform = Platform::start();
+    let manifest = catalog::Manifest::parse(WAREHOUSE).unwrap();
+    let warehouse = Warehouse {
+        overwritten: Arc::default(),
+        info: server_sdk::server_info(&manifest),
+    };
+    let endpoint = if modern_only {
+        serve_sdk(
+            &platform.gateway_url,
+            manifest,
+            ModernOnly(warehouse.clone()),
+        )
+        .await
+    } else {
+        serve_sdk(&platform.gateway_url, manifest, warehouse.clone()).await
+    };
+    let dir = platform.dir.path();
+    std::fs::write(dir.join("warehouse.toml"), WAREHOUSE).unwrap();
+    std::fs::write(
+        dir.join("tools.json"),
+        json!([overwrite_tool()]).to_string(),
+    )
+    .unwrap();
+    let (code, out) = platform.cli(&[
+        "servers",
+        "register",
+        "--manifest",
+        dir.join("warehouse.toml").to_str().unwrap(),
+        "--endpoint",
+        &endpoint,
+        "--tools",
+        dir.join("tools.json").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    platform.approve("warehouse");
+    let url = format!("{}/servers/warehouse/mcp", platform.gateway_url);
+    (platform, warehouse, url)
+}
+
+/// Between eras: a legacy (2025-11-25) client and a server that speaks only 2026-07-28. The
+/// server refuses the legacy handshake, so the gateway answers it and bridges the session; the
+/// tool's `input_required` confirmation reaches the official Python SDK's legacy client as an
+/// `elicitation/create` request, its answer goes back to the server as `inputResponses`, and a
+/// client that cannot elicit gets a proposal instead.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_legacy_client_confirms_with_a_server_that_speaks_only_the_new_era() {
+    let Some(python) = crate::harness::python() else {
+        crate::harness::available("the official MCP Python SDK (pip install mcp)", false);
+        return;
+    };
+    let (platform, warehouse, url) = warehouse_platform(true).await;
+    let token = platform.token("dev", &["employees"]);
+
+    // The handshake is the gateway's: a session id it signed, the client's own version.
+    let http = reqwest::Client::new();
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"}}});
+    let opened = http
+        .post(&url)
+        .bearer_auth(&token)
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 200);
+    let session = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(session.starts_with("switchboard-bridge."), "{session}");
+    let body: Value = opened.json().await.unwrap();
+    assert_eq!(body["result"]["protocolVersion"], "2025-06-18", "{body}");
+    assert_eq!(body["result"]["serverInfo"]["name"], "warehouse", "{body}");
+    // Nobody else can ride it, and a forged one is refused.
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let other = platform.token("mallory", &["employees"]);
+    for (who, id) in [(&other, session.clone()), (&token, format!("{session}x"))] {
+        let refused = http
+            .post(&url)
+            .bearer_auth(who)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-session-id", id)
+            .header("mcp-protocol-version", "2025-06-18")
+            .json(&list)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 404);
+    }
+
+    let table = json!({"table": "ads.daily_spend"});
+    let run = |answer: Option<&str>| {
+        python_output(
+            python_agent(
+                &python,
+                &url,
+                "legacy",
+                &token,
+                "overwrite_table",
+                &table,
+                answer,
+            )
+            .output()
+            .unwrap(),
+        )
+    };
+    let yes = run(Some("accept"));
+    assert_eq!(yes["protocol_version"], "2025-11-25", "{yes}");
+    assert_eq!(yes["tools"], json!(["overwrite_table"]), "{yes}");
+    assert_eq!(yes["text"][0], "overwrote ads.daily_spend", "{yes}");
+    assert_eq!(
+        yes["asked"],
+        json!(["Overwrite table ads.daily_spend, 1.2M rows?"]),
+        "{yes}"
+    );
+    assert_eq!(warehouse.overwritten.load(Ordering::SeqCst), 1);
+    let no = run(Some("decline"));
+    assert_eq!(no["text"][0], "left ads.daily_spend as it was", "{no}");
+    assert_eq!(warehouse.overwritten.load(Ordering::SeqCst), 1);
+
+    // A legacy client that cannot elicit: the confirmation becomes a proposal.
+    let unable = run(None);
+    let text = unable["text"][0].as_str().unwrap_or_default();
+    assert!(text.contains("needs approval by self"), "{unable}");
+    let id = text
+        .split("Proposal ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let (code, out) = platform.cli(&["approvals", "approve", &id, "--token", &token]);
+    assert_eq!(code, 0, "{out}");
+    let ran = python_output(
+        python_agent(
+            &python,
+            &url,
+            "legacy",
+            &token,
+            "switchboard_proposal",
+            &json!({"id": id}),
+            None,
+        )
+        .output()
+        .unwrap(),
+    );
+    assert_eq!(ran["text"][0], "overwrote ads.daily_spend", "{ran}");
+    assert_eq!(warehouse.overwritten.load(Ordering::SeqCst), 2);
+
+    // Every call through the bridge was audited with its outcome.
+    let records = platform.audit("warehouse");
+    let calls: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["tool"] == "overwrite_table" && r["user"] == "dev")
+        .collect();
+    assert!(calls.len() >= 3, "{records:?}");
+    assert!(calls.iter().any(|r| r["outcome"] == "ok"), "{records:?}");
+}
+
+const ARCHIVE: &str = r##"
+[server]
+name = "archive"
+description = "Manage cold-storage archives"
+owner_team = "finance-eng"
+support_channel = "#archive"
+
+[tools.purge_archive]
+minutes_saved = 2.0
+approval = "none"
+"##;
+
+/// The legacy-only server of `tests/node/legacy-server.mjs`, stopped when dropped.
+struct LegacyServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for LegacyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl LegacyServer {
+    fn start(tools: &std::path::Path) -> LegacyServer {
+        use std::io::BufRead;
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/node/legacy-server.mjs"
+        );
+        let mut child = std::process::Command::new(tools.join("node_modules/.bin/node"))
+            .arg(script)
+            .env("SWITCHBOARD_NODE_TOOLS", tools)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("server said {line:?}: {e}"));
+        LegacyServer {
+            child,
+            url: ready["url"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    async fn purged(&self) -> u64 {
+        let stats = self.url.replace("/mcp", "/stats");
+        let body: Value = reqwest::get(stats).await.unwrap().json().await.unwrap();
+        body["purged"].as_u64().unwrap()
+    }
+}
+
+/// Between eras, the other way: a 2026-07-28 client (the official Python SDK) and a third-party
+/// server that speaks only the legacy era (the official TypeScript SDK 1.x). The gateway learns
+/// the server's era, runs each request in a legacy session as the caller, and turns the server's
+/// `elicitation/create` into an `input_required` round; the client's answer, sent back with the
+/// round's `requestState`, reaches the waiting server, which acts once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_modern_client_confirms_with_a_server_that_speaks_only_the_old_era() {
+    let Some(python) = crate::harness::python() else {
+        crate::harness::available("the official MCP Python SDK (pip install mcp)", false);
+        return;
+    };
+    let Some(tools) = crate::harness::node_tools_dir() else {
+        crate::harness::available("node 22 and the TypeScript MCP SDK", false);
+        return;
+    };
+    let legacy = LegacyServer::start(&tools);
+    let platform = Platform::start();
+    // What the server lists is what gets registered and approved.
+    let listed = {
+        use rmcp::ServiceExt;
+        let transport =
+            rmcp::transport::StreamableHttpClientTransport::from_uri(legacy.url.clone());
+        let client = ().serve(transport).await.unwrap();
+        let tools = client.list_all_tools().await.unwrap();
+        client.cancel().await.unwrap();
+        tools
+    };
+    let dir = platform.dir.path();
+    std::fs::write(dir.join("archive.toml"), ARCHIVE).unwrap();
+    std::fs::write(dir.join("tools.json"), json!(listed).to_string()).unwrap();
+    let (code, out) = platform.cli(&[
+        "servers",
+        "register",
+        "--manifest",
+        dir.join("archive.toml").to_str().unwrap(),
+        "--endpoint",
+        &legacy.url,
+        "--tools",
+        dir.join("tools.json").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    platform.approve("archive");
+    let url = format!("{}/servers/archive/mcp", platform.gateway_url);
+    let token = platform.token("dev", &["employees"]);
+    let archive = json!({"archive": "logs-2019"});
+    let run = |answer: Option<&str>| {
+        python_output(
+            python_agent(
+                &python,
+                &url,
+                "2026-07-28",
+                &token,
+                "purge_archive",
+                &archive,
+                answer,
+            )
+            .output()
+            .unwrap(),
+        )
+    };
+    let yes = run(Some("accept"));
+    assert_eq!(yes["protocol_version"], "2026-07-28", "{yes}");
+    assert_eq!(yes["tools"], json!(["purge_archive"]), "{yes}");
+    assert_eq!(yes["text"][0], "purged logs-2019", "{yes}");
+    assert_eq!(yes["asked"], json!(["Purge archive logs-2019?"]), "{yes}");
+    assert_eq!(legacy.purged().await, 1);
+    let no = run(Some("decline"));
+    assert_eq!(no["text"][0], "kept logs-2019", "{no}");
+    assert_eq!(legacy.purged().await, 1);
+
+    // A round's state is the caller's own: replayed by someone else, or for other arguments, it
+    // is refused.
+    let http = reqwest::Client::new();
+    let call = |who: &str, archive: &str, state: Option<&str>| {
+        let mut params = json!({"name": "purge_archive", "arguments": {"archive": archive},
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {"elicitation": {"form": {}}}}});
+        if let Some(state) = state {
+            params["requestState"] = json!(state);
+            params["inputResponses"] = json!({});
+        }
+        http.post(&url)
+            .bearer_auth(who)
+            .header("accept", "application/json")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "purge_archive")
+            .json(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": params}))
+            .send()
+    };
+    let first: Value = call(&token, "logs-2020", None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["result"]["resultType"], "input_required", "{first}");
+    let state = first["result"]["requestState"].as_str().unwrap().to_owned();
+    let other = platform.token("mallory", &["employees"]);
+    for (who, archive) in [(&other, "logs-2020"), (&token, "logs-2021")] {
+        let refused: Value = call(who, archive, Some(&state))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(refused["error"]["code"], -32602, "{refused}");
+    }
+    assert_eq!(legacy.purged().await, 1);
+
+    // Each round was audited with what it came to.
+    let records = platform.audit("archive");
+    let outcomes: Vec<&str> = records
+        .iter()
+        .filter(|r| r["tool"] == "purge_archive" && r["user"] == "dev")
+        .filter_map(|r| r["outcome"].as_str())
+        .collect();
+    assert!(outcomes.contains(&"input_required"), "{records:?}");
+    assert!(outcomes.contains(&"ok"), "{records:?}");
 }
 
 /// 2026-07-28 in the protocol's own terms: a client that can elicit gets `input_required` rounds
