@@ -7,8 +7,10 @@ use catalog::Manifest;
 use identity::{KeySource, TrustedIssuer, Verifier};
 use registry_api::{RegisterServer, ToolDefinition};
 use registry_client::{Credentials, RegistryClient};
+use rmcp::{handler::server::router::tool::ToolRouter, model::ServerConfig};
 use server_knowledge::{Knowledge, KnowledgeIndex};
 use server_sdk::{Caller, Governance, HttpOptions, IdentityMode};
+use server_sql::{SqlEngine, SqlServer};
 
 use crate::{
     commands::{DataDir, gateway::dev_service_credentials, write_ready},
@@ -31,11 +33,56 @@ enum Which {
         #[command(flatten)]
         common: Common,
     },
+    /// Query the data warehouse with read-only SQL (embedded DataFusion over Parquet/CSV files;
+    /// by default a generated sample warehouse of ads and finance data).
+    Sql {
+        #[command(flatten)]
+        sql: SqlArgs,
+        #[command(flatten)]
+        common: Common,
+    },
     /// The MCP conformance fixture server, for the official conformance suite.
     Conformance {
         #[command(flatten)]
         common: Common,
     },
+}
+
+/// Where the SQL server's data is and how much one query may take.
+#[derive(clap::Args, Clone)]
+pub(crate) struct SqlArgs {
+    /// Serve this folder (`<schema>/<table>.parquet` or `.csv`) instead of the sample warehouse,
+    /// which is generated under the data directory on first run.
+    #[arg(long)]
+    pub(crate) warehouse: Option<PathBuf>,
+    /// The catalog the folder's schemas belong to.
+    #[arg(long, default_value = "warehouse")]
+    pub(crate) catalog: String,
+    /// Rows one query returns at most.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) max_rows: usize,
+    /// Bytes of rows (as JSON) one query returns at most.
+    #[arg(long, default_value_t = 256 * 1024)]
+    pub(crate) max_result_bytes: usize,
+    /// Seconds after which a query is cancelled on the engine.
+    #[arg(long, default_value_t = 30)]
+    pub(crate) query_timeout_secs: u64,
+    /// The size of the generated sample warehouse (when no --warehouse is given).
+    #[arg(skip = server_sql::sample::Scale::FULL)]
+    pub(crate) sample: server_sql::sample::Scale,
+}
+
+impl Default for SqlArgs {
+    fn default() -> SqlArgs {
+        SqlArgs {
+            warehouse: None,
+            catalog: "warehouse".into(),
+            max_rows: 1000,
+            max_result_bytes: 256 * 1024,
+            query_timeout_secs: 30,
+            sample: server_sql::sample::Scale::FULL,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -96,6 +143,16 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             let router = knowledge.http_router(identity, common.allowed_hosts.clone());
             serve(&common, router, knowledge.registration_parts()).await
         }
+        Which::Sql { sql, common } => {
+            let manifest = load_manifest(common.manifest.as_deref(), server_sql::MANIFEST)?;
+            let built = build_sql(&sql, manifest, &common.data.data_dir).await?;
+            if common.stdio {
+                return server_sdk::serve_stdio(built.handler()).await;
+            }
+            let identity = identity_mode(&common, &built.governance.manifest().server.name)?;
+            let router = built.http_router(identity, common.allowed_hosts.clone());
+            serve(&common, router, built.registration_parts()).await
+        }
         Which::Conformance { common } => {
             let fixture = server_conformance::Fixture::new()?;
             if common.stdio {
@@ -116,17 +173,37 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-/// A governed Knowledge server, ready to serve.
-pub(crate) struct BuiltKnowledge {
+/// Builds one handler of a bundled server from its server info and governed tool router.
+type MakeHandler<H> = dyn Fn(ServerConfig, ToolRouter<H>) -> H + Send + Sync;
+
+/// A governed bundled server, ready to serve over HTTP or stdio.
+pub(crate) struct Built<H: Send + Sync + 'static> {
     pub(crate) governance: Governance,
-    index: Arc<KnowledgeIndex>,
-    router: rmcp::handler::server::router::tool::ToolRouter<Knowledge>,
+    make: Arc<MakeHandler<H>>,
+    router: ToolRouter<H>,
 }
 
-impl BuiltKnowledge {
-    pub(crate) fn handler(&self) -> Knowledge {
-        Knowledge::new(
-            self.index.clone(),
+impl<H> Built<H>
+where
+    H: rmcp::ServerHandler + Clone + Send + Sync + 'static,
+{
+    /// Governs `tools` with `manifest`; `make` builds each handler.
+    pub(crate) fn new(
+        manifest: Manifest,
+        tools: ToolRouter<H>,
+        make: impl Fn(ServerConfig, ToolRouter<H>) -> H + Send + Sync + 'static,
+    ) -> anyhow::Result<Built<H>> {
+        let governance = Governance::new(manifest, Caller::local()).map_err(problems)?;
+        let router = governance.govern(tools).map_err(problems)?;
+        Ok(Built {
+            governance,
+            make: Arc::new(make),
+            router,
+        })
+    }
+
+    pub(crate) fn handler(&self) -> H {
+        (self.make)(
             server_sdk::server_info(self.governance.manifest()),
             self.router.clone(),
         )
@@ -137,13 +214,13 @@ impl BuiltKnowledge {
         identity: IdentityMode,
         allowed_hosts: Vec<String>,
     ) -> axum::Router {
-        let (index, router, info) = (
-            self.index.clone(),
+        let (make, router, info) = (
+            self.make.clone(),
             self.router.clone(),
             server_sdk::server_info(self.governance.manifest()),
         );
         server_sdk::http_router(
-            move || Knowledge::new(index.clone(), info.clone(), router.clone()),
+            move || make(info.clone(), router.clone()),
             self.governance.clone(),
             HttpOptions {
                 identity,
@@ -163,19 +240,48 @@ impl BuiltKnowledge {
 pub(crate) fn build_knowledge(
     docs: Option<&std::path::Path>,
     manifest: Manifest,
-) -> anyhow::Result<BuiltKnowledge> {
+) -> anyhow::Result<Built<Knowledge>> {
     let documents = match docs {
         Some(dir) => server_knowledge::load_folder(dir)?,
         None => server_knowledge::bundled_corpus(),
     };
     let index = Arc::new(KnowledgeIndex::build(documents)?);
     tracing::info!(documents = index.len(), "indexed the knowledge corpus");
-    let governance = Governance::new(manifest, Caller::local()).map_err(problems)?;
-    let router = governance.govern(Knowledge::tools()).map_err(problems)?;
-    Ok(BuiltKnowledge {
-        governance,
-        index,
-        router,
+    Built::new(manifest, Knowledge::tools(), move |info, router| {
+        Knowledge::new(index.clone(), info, router)
+    })
+}
+
+/// The SQL server over `args.warehouse`, or over the sample warehouse (generated under
+/// `data_dir` on first run).
+pub(crate) async fn build_sql(
+    args: &SqlArgs,
+    manifest: Manifest,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Built<SqlServer>> {
+    let root = match &args.warehouse {
+        Some(dir) => dir.clone(),
+        None => {
+            let dir = data_dir.join("sql-warehouse");
+            let scale = args.sample;
+            tokio::task::spawn_blocking({
+                let dir = dir.clone();
+                move || server_sql::sample::ensure(&dir, scale)
+            })
+            .await??;
+            dir
+        }
+    };
+    let engine: Arc<dyn SqlEngine> =
+        Arc::new(server_sql::Embedded::open(&root, &args.catalog).await?);
+    tracing::info!(warehouse = %root.display(), engine = engine.name(), "opened the SQL engine");
+    let limits = server_sql::Limits {
+        max_rows: args.max_rows.max(1),
+        max_bytes: args.max_result_bytes.max(1),
+        timeout: std::time::Duration::from_secs(args.query_timeout_secs.max(1)),
+    };
+    Built::new(manifest, SqlServer::tools(), move |info, router| {
+        SqlServer::new(engine.clone(), limits.clone(), info, router)
     })
 }
 

@@ -1,6 +1,6 @@
 //! `switchboard up`: the whole platform on loopback with embedded defaults: the registry on SQLite,
-//! the gateway, and the Knowledge server over the bundled sample corpus, with a development issuer
-//! minting tokens. State lives in the data directory, so a restart keeps registrations and audit.
+//! the gateway, the Knowledge server over the bundled sample corpus and the SQL server over a
+//! generated sample warehouse (embedded DataFusion), with a development issuer minting tokens. State lives in the data directory, so a restart keeps registrations and audit.
 
 use std::{net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -31,9 +31,19 @@ pub(crate) struct Args {
     gateway_port: u16,
     #[arg(long, default_value_t = 7702)]
     knowledge_port: u16,
+    #[arg(long, default_value_t = 7703)]
+    sql_port: u16,
     /// Index this folder for the Knowledge server instead of the bundled sample corpus.
     #[arg(long)]
     docs: Option<PathBuf>,
+    /// Serve this folder (`<schema>/<table>.parquet` or `.csv`) from the SQL server instead of
+    /// the sample warehouse.
+    #[arg(long)]
+    warehouse: Option<PathBuf>,
+    /// The size of the generated sample warehouse: `full` (over a million rows of daily ad
+    /// spend) or `small` (quick to generate, for tests and demos).
+    #[arg(long, default_value = "full", value_parser = ["full", "small"])]
+    sql_sample: String,
     /// The user the printed development token names.
     #[arg(long, default_value = "developer")]
     user: String,
@@ -91,9 +101,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let registry_listener = service_kit::bind((args.host, args.registry_port).into()).await?;
     let gateway_listener = service_kit::bind((args.host, args.gateway_port).into()).await?;
     let knowledge_listener = service_kit::bind((args.host, args.knowledge_port).into()).await?;
+    let sql_listener = service_kit::bind((args.host, args.sql_port).into()).await?;
     let registry_url = format!("http://{}", registry_listener.local_addr()?);
     let gateway_url = format!("http://{}", gateway_listener.local_addr()?);
     let knowledge_url = format!("http://{}", knowledge_listener.local_addr()?);
+    let sql_url = format!("http://{}", sql_listener.local_addr()?);
 
     let governance = args.governance.governance()?;
     let registry_state = RegistryConfig {
@@ -145,21 +157,28 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         gateway::run(gateway_config, gateway_listener, shutdown.clone()),
     );
 
-    let manifest = server::load_manifest(None, server_knowledge::MANIFEST)?;
-    let knowledge = server::build_knowledge(args.docs.as_deref(), manifest)?;
-    let server_name = knowledge.governance.manifest().server.name.clone();
-    let assertion_verifier = Verifier::new(
-        server_name.clone(),
-        vec![TrustedIssuer::new(
-            gateway_url.clone(),
-            KeySource::Url(format!("{gateway_url}/.well-known/jwks.json")),
-        )],
+    let knowledge = server::build_knowledge(
+        args.docs.as_deref(),
+        server::load_manifest(None, server_knowledge::MANIFEST)?,
     )?;
-    let router = knowledge.http_router(IdentityMode::Gateway(assertion_verifier), Vec::new());
-    let knowledge_task = spawn_component(
-        &shutdown,
-        service_kit::serve(knowledge_listener, router, shutdown.clone()),
-    );
+    let sql_args = server::SqlArgs {
+        warehouse: args.warehouse.clone(),
+        sample: if args.sql_sample == "small" {
+            server_sql::sample::Scale::SMALL
+        } else {
+            server_sql::sample::Scale::FULL
+        },
+        ..server::SqlArgs::default()
+    };
+    let sql = server::build_sql(
+        &sql_args,
+        server::load_manifest(None, server_sql::MANIFEST)?,
+        &data_dir,
+    )
+    .await?;
+    let server_name = knowledge.governance.manifest().server.name.clone();
+    let knowledge_task = serve_bundled(&knowledge, knowledge_listener, &gateway_url, &shutdown)?;
+    let sql_task = serve_bundled(&sql, sql_listener, &gateway_url, &shutdown)?;
 
     // Governance on a laptop: the sample teams, and the bundled servers approved by `up`
     // itself (recorded as such), so production surfaces work out of the box.
@@ -179,34 +198,36 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     );
     wait_for_registry(&admin).await?;
     seed_teams(&admin).await?;
-    let (manifest, tools) = knowledge.registration_parts();
-    let registrar = RegistryClient::new(
-        &registry_url,
-        dev_service_credentials(dev::load_key(&data_dir)?, &server_name),
-    );
-    let registration = RegisterServer {
-        manifest,
-        endpoint: format!("{knowledge_url}/mcp"),
-        environment: "dev".into(),
-        tools,
-        policies: String::new(),
-    };
-    registrar.register(&registration).await?;
     let reviewer = RegistryClient::new(
         &registry_url,
         dev::credentials(dev::load_key(&data_dir)?, "switchboard-up", reviewer_groups),
     );
-    for review in reviewer
-        .list_reviews(Some(&server_name), Some("pending"))
-        .await?
-    {
-        reviewer
-            .decide_review(
-                &review.id,
-                true,
-                "bundled with Switchboard; approved by `switchboard up`",
-            )
-            .await?;
+    for ((manifest, tools), url) in [
+        (knowledge.registration_parts(), &knowledge_url),
+        (sql.registration_parts(), &sql_url),
+    ] {
+        let name = manifest.server.name.clone();
+        let registrar = RegistryClient::new(
+            &registry_url,
+            dev_service_credentials(dev::load_key(&data_dir)?, &name),
+        );
+        let registration = RegisterServer {
+            manifest,
+            endpoint: format!("{url}/mcp"),
+            environment: "dev".into(),
+            tools,
+            policies: String::new(),
+        };
+        registrar.register(&registration).await?;
+        for review in reviewer.list_reviews(Some(&name), Some("pending")).await? {
+            reviewer
+                .decide_review(
+                    &review.id,
+                    true,
+                    "bundled with Switchboard; approved by `switchboard up`",
+                )
+                .await?;
+        }
     }
 
     let token = dev::mint(
@@ -216,11 +237,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         12 * 3600,
     )?;
     let mcp_url = format!("{gateway_url}/servers/{server_name}/mcp");
+    let sql_mcp_url = format!(
+        "{gateway_url}/servers/{}/mcp",
+        sql.governance.manifest().server.name
+    );
     let summary = serde_json::json!({
         "registry_url": registry_url,
         "gateway_url": gateway_url,
         "knowledge_url": knowledge_url,
+        "sql_url": sql_url,
         "mcp_url": mcp_url,
+        "sql_mcp_url": sql_mcp_url,
         "data_dir": data_dir,
         "user": args.user,
         "token": token,
@@ -231,7 +258,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     println!("  registry   {registry_url}   (API: {registry_url}/v1/servers)");
     println!("  web UI     {registry_url}/ui/   (development sign-in: any user, any groups)");
     println!("  gateway    {gateway_url}");
-    println!("  knowledge  {mcp_url}   (MCP, through the gateway)\n");
+    println!("  knowledge  {mcp_url}   (MCP, through the gateway)");
+    println!("  sql        {sql_mcp_url}   (MCP, through the gateway)\n");
     println!(
         "Development token for {} (groups: {}), valid 12 h:\n\n{token}\n",
         args.user, args.groups
@@ -239,11 +267,37 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     println!("More tokens: switchboard token --user bob --groups finance,ads-eng");
     println!("Stop with Ctrl-C. State is kept in {}.", data_dir.display());
 
-    let (registry, gateway, knowledge) = tokio::join!(registry_task, gateway_task, knowledge_task);
+    let (registry, gateway, knowledge, sql) =
+        tokio::join!(registry_task, gateway_task, knowledge_task, sql_task);
     registry??;
     gateway??;
     knowledge??;
+    sql??;
     Ok(())
+}
+
+/// Serves a bundled server on `listener`, trusting the gateway's identity assertions.
+fn serve_bundled<H>(
+    built: &server::Built<H>,
+    listener: tokio::net::TcpListener,
+    gateway_url: &str,
+    shutdown: &service_kit::Shutdown,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>>
+where
+    H: rmcp::ServerHandler + Clone + Send + Sync + 'static,
+{
+    let assertion_verifier = Verifier::new(
+        built.governance.manifest().server.name.clone(),
+        vec![TrustedIssuer::new(
+            gateway_url.to_owned(),
+            KeySource::Url(format!("{gateway_url}/.well-known/jwks.json")),
+        )],
+    )?;
+    let router = built.http_router(IdentityMode::Gateway(assertion_verifier), Vec::new());
+    Ok(spawn_component(
+        shutdown,
+        service_kit::serve(listener, router, shutdown.clone()),
+    ))
 }
 
 /// The registry task may not have started accepting yet; wait briefly.

@@ -16,4 +16,5 @@ mod policies;
 mod proposals;
 mod reviews;
 mod spiffe;
+mod sql;
 mod ui;
