@@ -9,6 +9,8 @@ pub mod engine;
 pub mod guard;
 pub mod sample;
 mod text;
+pub mod trino;
+pub mod trino_front;
 
 use std::sync::Arc;
 
@@ -25,6 +27,7 @@ use serde::{Deserialize, Serialize};
 pub use embedded::Embedded;
 pub use engine::{Column, Limits, Plan, Rows, Run, SqlEngine, SqlError, TableInfo, TableName};
 pub use guard::{Checked, Flavor, Refused, check_read_only};
+pub use trino::{Dialect, Trino, TrinoConfig};
 
 /// The bundled manifest.
 pub const MANIFEST: &str = include_str!("../switchboard.toml");
