@@ -7,6 +7,7 @@
 pub mod embedded;
 pub mod engine;
 pub mod guard;
+pub mod postgres;
 pub mod sample;
 mod text;
 pub mod trino;
@@ -25,6 +26,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use embedded::Embedded;
+pub use postgres::{Postgres, PostgresConfig};
 pub use engine::{Column, Limits, Plan, Rows, Run, SqlEngine, SqlError, TableInfo, TableName};
 pub use guard::{Checked, Flavor, Refused, check_read_only};
 pub use trino::{Dialect, Trino, TrinoConfig};

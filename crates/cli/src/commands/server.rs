@@ -51,11 +51,29 @@ enum Which {
 /// Where the SQL server's data is and how much one query may take.
 #[derive(clap::Args, Clone)]
 pub(crate) struct SqlArgs {
+    /// The engine behind the tools: embedded `datafusion` (default), `trino`, `presto` or
+    /// `postgres`.
+    #[arg(long, default_value = "datafusion", value_parser = ["datafusion", "trino", "presto", "postgres"])]
+    pub(crate) engine: String,
+    /// The Trino/Presto coordinator (`http://trino:8080`).
+    #[arg(long)]
+    pub(crate) trino_url: Option<String>,
+    /// The `Authorization` header value for the coordinator (`Basic …`, `Bearer …`).
+    #[arg(long, env = "SWITCHBOARD_TRINO_AUTHORIZATION", hide_env_values = true)]
+    pub(crate) trino_authorization: Option<String>,
+    /// The PostgreSQL database (`postgres://reader@db/warehouse`).
+    #[arg(long, env = "SWITCHBOARD_SQL_POSTGRES_URL", hide_env_values = true)]
+    pub(crate) postgres_url: Option<String>,
+    /// Run each PostgreSQL statement as the caller's role (the connecting user must be a member
+    /// of every caller's role).
+    #[arg(long)]
+    pub(crate) postgres_set_role: bool,
     /// Serve this folder (`<schema>/<table>.parquet` or `.csv`) instead of the sample warehouse,
     /// which is generated under the data directory on first run.
     #[arg(long)]
     pub(crate) warehouse: Option<PathBuf>,
-    /// The catalog the folder's schemas belong to.
+    /// The catalog the folder's schemas belong to (datafusion), or that `schema.table` names
+    /// mean (trino, presto).
     #[arg(long, default_value = "warehouse")]
     pub(crate) catalog: String,
     /// Rows one query returns at most.
@@ -75,6 +93,11 @@ pub(crate) struct SqlArgs {
 impl Default for SqlArgs {
     fn default() -> SqlArgs {
         SqlArgs {
+            engine: "datafusion".into(),
+            trino_url: None,
+            trino_authorization: None,
+            postgres_url: None,
+            postgres_set_role: false,
             warehouse: None,
             catalog: "warehouse".into(),
             max_rows: 1000,
@@ -252,29 +275,56 @@ pub(crate) fn build_knowledge(
     })
 }
 
-/// The SQL server over `args.warehouse`, or over the sample warehouse (generated under
-/// `data_dir` on first run).
+/// The SQL server over the chosen engine: Trino/Presto, PostgreSQL, or embedded DataFusion over
+/// `args.warehouse` or the sample warehouse (generated under `data_dir` on first run).
 pub(crate) async fn build_sql(
     args: &SqlArgs,
     manifest: Manifest,
     data_dir: &std::path::Path,
 ) -> anyhow::Result<Built<SqlServer>> {
-    let root = match &args.warehouse {
-        Some(dir) => dir.clone(),
-        None => {
-            let dir = data_dir.join("sql-warehouse");
-            let scale = args.sample;
-            tokio::task::spawn_blocking({
-                let dir = dir.clone();
-                move || server_sql::sample::ensure(&dir, scale)
+    let engine: Arc<dyn SqlEngine> = match args.engine.as_str() {
+        "trino" | "presto" => Arc::new(server_sql::Trino::new(server_sql::TrinoConfig {
+            url: args
+                .trino_url
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("--engine {} needs --trino-url", args.engine))?,
+            dialect: if args.engine == "presto" {
+                server_sql::Dialect::Presto
+            } else {
+                server_sql::Dialect::Trino
+            },
+            catalog: args.catalog.clone(),
+            authorization: args.trino_authorization.clone(),
+        })?),
+        "postgres" => Arc::new(
+            server_sql::Postgres::connect(&server_sql::PostgresConfig {
+                url: args
+                    .postgres_url
+                    .clone()
+                    .ok_or_else(|| anyhow::anyhow!("--engine postgres needs --postgres-url"))?,
+                set_role: args.postgres_set_role,
             })
-            .await??;
-            dir
+            .await?,
+        ),
+        _ => {
+            let root = match &args.warehouse {
+                Some(dir) => dir.clone(),
+                None => {
+                    let dir = data_dir.join("sql-warehouse");
+                    let scale = args.sample;
+                    tokio::task::spawn_blocking({
+                        let dir = dir.clone();
+                        move || server_sql::sample::ensure(&dir, scale)
+                    })
+                    .await??;
+                    dir
+                }
+            };
+            tracing::info!(warehouse = %root.display(), "serving the warehouse folder");
+            Arc::new(server_sql::Embedded::open(&root, &args.catalog).await?)
         }
     };
-    let engine: Arc<dyn SqlEngine> =
-        Arc::new(server_sql::Embedded::open(&root, &args.catalog).await?);
-    tracing::info!(warehouse = %root.display(), engine = engine.name(), "opened the SQL engine");
+    tracing::info!(engine = engine.name(), "opened the SQL engine");
     let limits = server_sql::Limits {
         max_rows: args.max_rows.max(1),
         max_bytes: args.max_result_bytes.max(1),
