@@ -34,9 +34,13 @@ async fn main() -> anyhow::Result<()> {
     let engine: Arc<dyn SqlEngine> = Arc::new(Embedded::open(&root, "warehouse").await?);
     let limits = Limits::default();
 
-    let manifest = catalog::Manifest::parse(server_sql::MANIFEST).map_err(|p| anyhow::anyhow!("{p:?}"))?;
-    let governance = Governance::new(manifest.clone(), Caller::local()).map_err(|p| anyhow::anyhow!("{p:?}"))?;
-    let router = governance.govern(SqlServer::tools()).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    let manifest =
+        catalog::Manifest::parse(server_sql::MANIFEST).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    let governance =
+        Governance::new(manifest.clone(), Caller::local()).map_err(|p| anyhow::anyhow!("{p:?}"))?;
+    let router = governance
+        .govern(SqlServer::tools())
+        .map_err(|p| anyhow::anyhow!("{p:?}"))?;
     let info = server_sdk::server_info(&manifest);
     let (e, l) = (engine.clone(), limits.clone());
     let app = server_sdk::http_router(
@@ -52,7 +56,10 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(async move { axum::serve(listener, app).await });
     let client = ().serve(StreamableHttpClientTransport::from_uri(url)).await?;
 
-    println!("{:<28} {:>14} {:>14} {:>8}", "query", "engine (ms)", "tool (ms)", "ratio");
+    println!(
+        "{:<28} {:>14} {:>14} {:>8}",
+        "query", "engine (ms)", "tool (ms)", "ratio"
+    );
     for (name, sql) in QUERIES {
         let run = Run {
             user: "bench".into(),
@@ -65,7 +72,10 @@ async fn main() -> anyhow::Result<()> {
         }
         let call = || {
             CallToolRequestParams::new("run_query").with_arguments(
-                serde_json::json!({"sql": sql}).as_object().cloned().unwrap_or_default(),
+                serde_json::json!({"sql": sql})
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
             )
         };
         for _ in 0..3 {

@@ -26,9 +26,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use embedded::Embedded;
-pub use postgres::{Postgres, PostgresConfig};
 pub use engine::{Column, Limits, Plan, Rows, Run, SqlEngine, SqlError, TableInfo, TableName};
 pub use guard::{Checked, Flavor, Refused, check_read_only};
+pub use postgres::{Postgres, PostgresConfig};
 pub use trino::{Dialect, Trino, TrinoConfig};
 
 /// The bundled manifest.
@@ -131,6 +131,21 @@ pub struct SqlServer {
     tool_router: ToolRouter<SqlServer>,
 }
 
+/// Runs `work` until it ends or the client cancels the call (a `notifications/cancelled`, or a
+/// closed stream): then `work` is dropped, which stops the statement on the engine.
+async fn cancellable<T>(
+    ctx: &RequestContext<RoleServer>,
+    work: impl std::future::Future<Output = Result<T, SqlError>>,
+) -> Result<T, SqlError> {
+    tokio::select! {
+        outcome = work => outcome,
+        () = ctx.ct.cancelled() => {
+            tracing::info!("the client cancelled a statement; stopped it on the engine");
+            Err(SqlError::Query("the client cancelled the call".into()))
+        }
+    }
+}
+
 /// A tool's failure, as the result the model reads.
 fn failure(message: impl std::fmt::Display) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message.to_string())])
@@ -200,8 +215,13 @@ impl SqlServer {
     }
 
     /// Runs a statement the guard passed and shapes its result.
-    async fn run_checked(&self, checked: Checked, run: &Run) -> Result<CallToolResult, ErrorData> {
-        match self.engine.query(&checked.sql, run).await {
+    async fn run_checked(
+        &self,
+        checked: Checked,
+        run: &Run,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        match cancellable(ctx, self.engine.query(&checked.sql, run)).await {
             Ok(rows) => {
                 let text = text::table(&rows);
                 let result = QueryResult {
@@ -342,7 +362,7 @@ impl SqlServer {
         };
         let sql = format!("SELECT * FROM {} LIMIT {limit}", name.quoted());
         match guard::check_read_only(&sql, self.engine.flavor()) {
-            Ok(checked) => self.run_checked(checked, &self.run_for(&ctx)).await,
+            Ok(checked) => self.run_checked(checked, &self.run_for(&ctx), &ctx).await,
             Err(e) => Ok(failure(e)),
         }
     }
@@ -368,7 +388,7 @@ impl SqlServer {
             }
             run.limits.max_rows = run.limits.max_rows.min(max as usize);
         }
-        self.run_checked(checked, &run).await
+        self.run_checked(checked, &run, &ctx).await
     }
 
     #[tool(
@@ -390,7 +410,7 @@ impl SqlServer {
             Ok(checked) => checked,
             Err(e) => return Ok(failure(e)),
         };
-        match self.engine.explain(&checked.sql, &self.run_for(&ctx)).await {
+        match cancellable(&ctx, self.engine.explain(&checked.sql, &self.run_for(&ctx))).await {
             Ok(plan) => {
                 let mut text = plan.plan.clone();
                 if let Some(rows) = plan.estimated_rows {

@@ -64,7 +64,9 @@ impl Postgres {
         let timeout = run.limits.timeout;
         let attempt = async {
             let mut tx = self.pool.begin().await.map_err(unavailable)?;
-            tx.execute("SET TRANSACTION READ ONLY").await.map_err(pg_error)?;
+            tx.execute("SET TRANSACTION READ ONLY")
+                .await
+                .map_err(pg_error)?;
             sqlx::query("SELECT set_config('statement_timeout', $1, true), set_config('application_name', $2, true)")
                 .bind(format!("{}ms", timeout.as_millis().max(1)))
                 .bind(format!("switchboard:{}", run.user.chars().take(40).collect::<String>()))
@@ -72,9 +74,12 @@ impl Postgres {
                 .await
                 .map_err(pg_error)?;
             if self.set_role {
-                tx.execute(AssertSqlSafe(format!("SET LOCAL ROLE {}", identifier(&run.user))))
-                    .await
-                    .map_err(pg_error)?;
+                tx.execute(AssertSqlSafe(format!(
+                    "SET LOCAL ROLE {}",
+                    identifier(&run.user)
+                )))
+                .await
+                .map_err(pg_error)?;
             }
             let out = work(&mut *tx).await;
             // Nothing to keep: a read-only transaction ends the same either way.
@@ -88,7 +93,12 @@ impl Postgres {
         }
     }
 
-    async fn strings(&self, sql: &str, binds: &[&str], run: &Run) -> Result<Vec<Vec<String>>, SqlError> {
+    async fn strings(
+        &self,
+        sql: &str,
+        binds: &[&str],
+        run: &Run,
+    ) -> Result<Vec<Vec<String>>, SqlError> {
         let sql = sql.to_owned();
         let binds: Vec<String> = binds.iter().map(|b| (*b).to_owned()).collect();
         self.read_only(run, async move |conn| {
@@ -149,12 +159,16 @@ impl SqlEngine for Postgres {
     }
 
     async fn query(&self, sql: &str, run: &Run) -> Result<Rows, SqlError> {
-        let statement = guard::parse_one(sql, Flavor::Postgres).map_err(|e| SqlError::Query(e.to_string()))?;
+        let statement =
+            guard::parse_one(sql, Flavor::Postgres).map_err(|e| SqlError::Query(e.to_string()))?;
         let is_query = matches!(statement, Statement::Query(_));
         let sql = sql.to_owned();
         let limits = run.limits.clone();
         self.read_only(run, async move |conn| {
-            let described = (&mut *conn).describe(AssertSqlSafe(sql.clone()).into_sql_str()).await.map_err(pg_error)?;
+            let described = (&mut *conn)
+                .describe(AssertSqlSafe(sql.clone()).into_sql_str())
+                .await
+                .map_err(pg_error)?;
             let columns: Vec<Column> = described
                 .columns()
                 .iter()
@@ -167,7 +181,8 @@ impl SqlEngine for Postgres {
             if is_query {
                 // Every type reads as JSON, in column order by name.
                 let wrapped = format!("SELECT row_to_json(q) FROM ({sql}) AS q");
-                let mut stream = sqlx::query_scalar::<_, Value>(AssertSqlSafe(wrapped)).fetch(&mut *conn);
+                let mut stream =
+                    sqlx::query_scalar::<_, Value>(AssertSqlSafe(wrapped)).fetch(&mut *conn);
                 while let Some(object) = stream.try_next().await.map_err(pg_error)? {
                     let row = columns
                         .iter()
@@ -182,7 +197,11 @@ impl SqlEngine for Postgres {
                 let mut stream = sqlx::query(AssertSqlSafe(sql)).fetch(&mut *conn);
                 while let Some(row) = stream.try_next().await.map_err(pg_error)? {
                     let values = (0..row.len())
-                        .map(|i| row.try_get::<String, _>(i).map(Value::String).unwrap_or(Value::Null))
+                        .map(|i| {
+                            row.try_get::<String, _>(i)
+                                .map(Value::String)
+                                .unwrap_or(Value::Null)
+                        })
                         .collect();
                     if !rows.push(values) {
                         break;
@@ -210,7 +229,9 @@ impl SqlEngine for Postgres {
             .await?;
         let top = plan.pointer("/0/Plan");
         let rows = top.and_then(|p| p.get("Plan Rows")).and_then(Value::as_f64);
-        let width = top.and_then(|p| p.get("Plan Width")).and_then(Value::as_f64);
+        let width = top
+            .and_then(|p| p.get("Plan Width"))
+            .and_then(Value::as_f64);
         Ok(Plan {
             plan: serde_json::to_string_pretty(&plan).unwrap_or_default(),
             estimated_rows: rows.map(|r| r as u64),
@@ -261,7 +282,12 @@ impl SqlEngine for Postgres {
                     catalog: self.database.clone(),
                     schema: schema.clone(),
                     name: name.clone(),
-                    kind: if kind.contains("VIEW") { "view" } else { "table" }.into(),
+                    kind: if kind.contains("VIEW") {
+                        "view"
+                    } else {
+                        "table"
+                    }
+                    .into(),
                 }),
                 _ => None,
             })

@@ -41,6 +41,30 @@ pub struct Trino {
     http: reqwest::Client,
 }
 
+/// A statement still running on the coordinator: dropped before it finished (the client cancelled
+/// the call, the caller went away), it cancels the statement there.
+struct Running {
+    http: reqwest::Client,
+    next_uri: Option<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let Some(next) = self.next_uri.take() else {
+            return;
+        };
+        let http = self.http.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                match http.delete(&next).send().await {
+                    Ok(_) => tracing::info!("cancelled an abandoned statement on the coordinator"),
+                    Err(e) => tracing::warn!(error = %e, "could not cancel an abandoned statement"),
+                }
+            });
+        }
+    }
+}
+
 /// Retries of a page the coordinator is too busy to serve (HTTP 502/503/504).
 const BUSY_RETRIES: u32 = 20;
 
@@ -118,6 +142,10 @@ impl Trino {
             request = request.header("authorization", auth);
         }
         let mut page = self.page(request, deadline, limits.timeout).await?;
+        let mut running = Running {
+            http: self.http.clone(),
+            next_uri: None,
+        };
         let mut columns: Option<Vec<Column>> = None;
         let mut rows = Collector::new(limits);
         loop {
@@ -147,11 +175,15 @@ impl Trino {
             let Some(next) = page.next_uri.take() else {
                 break;
             };
+            // From here until the next page arrives, dropping this future cancels the statement.
+            running.next_uri = Some(next.clone());
             if full {
+                running.next_uri = None;
                 self.cancel(&next).await;
                 break;
             }
             if Instant::now() >= deadline {
+                running.next_uri = None;
                 self.cancel(&next).await;
                 return Err(SqlError::Timeout(limits.timeout));
             }
@@ -159,10 +191,12 @@ impl Trino {
             page = match self.page(request, deadline, limits.timeout).await {
                 Ok(page) => page,
                 Err(e) => {
+                    running.next_uri = None;
                     self.cancel(&next).await;
                     return Err(e);
                 }
             };
+            running.next_uri = None;
         }
         Ok(Rows {
             columns: columns.unwrap_or_default(),

@@ -55,10 +55,19 @@ async fn real_queries_and_metadata_on_postgresql() {
         .unwrap();
     assert_eq!(
         rows.rows[0],
-        vec![json!(1), json!("emea-north"), json!("2025-06-02"), json!(100.25), json!({"n": 1})]
+        vec![
+            json!(1),
+            json!("emea-north"),
+            json!("2025-06-02"),
+            json!(100.25),
+            json!({"n": 1})
+        ]
     );
     assert_eq!(
-        rows.columns.iter().map(|c| c.data_type.as_str()).collect::<Vec<_>>(),
+        rows.columns
+            .iter()
+            .map(|c| c.data_type.as_str())
+            .collect::<Vec<_>>(),
         ["int8", "text", "date", "numeric", "jsonb"]
     );
     let by_region = engine
@@ -72,11 +81,20 @@ async fn real_queries_and_metadata_on_postgresql() {
 
     let r = run(Limits::default());
     let name = database.url.rsplit('/').next().unwrap().to_owned();
-    assert_eq!(engine.catalogs(&r).await.unwrap(), [name.clone()]);
-    assert!(engine.schemas(&name, &r).await.unwrap().contains(&"ads".to_owned()));
+    assert_eq!(engine.catalogs(&r).await.unwrap(), vec![name.clone()]);
+    assert!(
+        engine
+            .schemas(&name, &r)
+            .await
+            .unwrap()
+            .contains(&"ads".to_owned())
+    );
     let tables = engine.tables(&name, Some("ads"), &r).await.unwrap();
     assert_eq!(
-        tables.iter().map(|t| (t.name.as_str(), t.kind.as_str())).collect::<Vec<_>>(),
+        tables
+            .iter()
+            .map(|t| (t.name.as_str(), t.kind.as_str()))
+            .collect::<Vec<_>>(),
         [("big_budgets", "view"), ("campaigns", "table")]
     );
     let columns = engine
@@ -126,7 +144,9 @@ async fn the_read_only_transaction_refuses_what_a_query_could_still_change() {
         .query("SELECT nextval('ads.ids')", &run(Limits::default()))
         .await
     {
-        Err(SqlError::Query(message)) => assert!(message.contains("read-only transaction"), "{message}"),
+        Err(SqlError::Query(message)) => {
+            assert!(message.contains("read-only transaction"), "{message}")
+        }
         other => panic!("{other:?}"),
     }
 }

@@ -379,3 +379,95 @@ async fn a_real_trino_answers_when_one_is_configured() {
         .unwrap();
     assert_eq!(limited.rows.len(), 10);
 }
+
+const SLOW: &str = "SELECT count(*) FROM ads.daily_spend a, ads.daily_spend b, ads.daily_spend c \
+                    WHERE a.spend_usd + b.spend_usd > c.spend_usd";
+
+async fn cancelled(stats: &FrontStats, expected: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while stats.cancelled.load(Ordering::SeqCst) < expected {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the coordinator never heard the cancel"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_statement_its_caller_abandons_is_cancelled_on_the_coordinator() {
+    let front = front().await;
+    let trino = client(&front.url);
+    let patient = Limits {
+        timeout: Duration::from_secs(60),
+        ..Limits::default()
+    };
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(500),
+        trino.query(SLOW, &as_user("alice", patient)),
+    )
+    .await;
+    assert!(abandoned.is_err());
+    cancelled(&front.stats, 1).await;
+}
+
+/// The whole path: an MCP client cancels its `run_query` call, the SQL server drops the
+/// statement, and the Trino client cancels it on the coordinator.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_cancelling_its_call_cancels_the_statement() {
+    use rmcp::{
+        ServiceExt,
+        model::{CallToolRequest, CallToolRequestParams, ClientRequest},
+        transport::StreamableHttpClientTransport,
+    };
+    use server_sdk::{Caller, Governance, HttpOptions, IdentityMode};
+    let front = front().await;
+    let engine: Arc<dyn SqlEngine> = Arc::new(client(&front.url));
+    let manifest = catalog::Manifest::parse(server_sql::MANIFEST).unwrap();
+    let governance = Governance::new(manifest.clone(), Caller::local()).unwrap();
+    let router = governance.govern(server_sql::SqlServer::tools()).unwrap();
+    let info = server_sdk::server_info(&manifest);
+    let limits = Limits {
+        timeout: Duration::from_secs(60),
+        ..Limits::default()
+    };
+    let app = server_sdk::http_router(
+        move || {
+            server_sql::SqlServer::new(engine.clone(), limits.clone(), info.clone(), router.clone())
+        },
+        governance,
+        HttpOptions {
+            identity: IdentityMode::Open(None),
+            allowed_hosts: Vec::new(),
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let agent = ().serve(StreamableHttpClientTransport::from_uri(url)).await.unwrap();
+    let params = CallToolRequestParams::new("run_query")
+        .with_arguments(json!({"sql": SLOW}).as_object().cloned().unwrap());
+    let handle = agent
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(CallToolRequest::new(params)),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    // Let it reach the coordinator, then give up on it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while front.engine.users.lock().unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the statement never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    handle
+        .cancel(Some("the user changed their mind".into()))
+        .await
+        .unwrap();
+    cancelled(&front.stats, 1).await;
+    agent.cancel().await.unwrap();
+}
