@@ -408,15 +408,7 @@ pub(crate) fn modern_headers(
     message: &Value,
     server: &ServerView,
 ) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(
-        header::ACCEPT,
-        HeaderValue::from_static("application/json, text/event-stream"),
-    );
+    let mut headers = json_rpc_headers();
     if let Some(agent) = client.get(header::USER_AGENT) {
         headers.insert(header::USER_AGENT, agent.clone());
     }
@@ -506,7 +498,7 @@ pub(crate) fn call(
     inspect: Inspect,
 ) -> Response {
     let id = message.get("id").cloned().unwrap_or(Value::Null);
-    let (tx, mut rx) = mpsc::channel::<Bytes>(32);
+    let (tx, rx) = mpsc::channel::<Bytes>(32);
     tokio::spawn(async move {
         let keep_alive = {
             let tx = tx.clone();
@@ -555,6 +547,11 @@ pub(crate) fn call(
         keep_alive.abort();
         let _ = tx.send(event(&answer)).await;
     });
+    sse_response(rx)
+}
+
+/// An SSE response whose events are what arrives on `rx`, until its senders are gone.
+pub(crate) fn sse_response(mut rx: mpsc::Receiver<Bytes>) -> Response {
     let stream = futures::stream::poll_fn(move |cx| {
         rx.poll_recv(cx).map(|b| b.map(Ok::<_, std::io::Error>))
     });
@@ -567,6 +564,20 @@ pub(crate) fn call(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
+}
+
+/// `Content-Type` and `Accept` of a JSON-RPC request to a server.
+pub(crate) fn json_rpc_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        header::ACCEPT,
+        HeaderValue::from_static("application/json, text/event-stream"),
+    );
+    headers
 }
 
 /// Sends `request` to the server, and again with the client's answers for as long as the server

@@ -18,7 +18,7 @@ use std::{
 };
 
 use axum::{
-    body::{Body, Bytes},
+    body::Bytes,
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::{IntoResponse, Response},
 };
@@ -277,23 +277,12 @@ pub(crate) async fn handle(
         let answer = round.drive(running, guard, None).await;
         return axum::Json(answer).into_response();
     }
-    let (tx, mut rx) = mpsc::channel::<Bytes>(32);
+    let (tx, rx) = mpsc::channel::<Bytes>(32);
     tokio::spawn(async move {
         let answer = round.drive(running, guard, Some(&tx)).await;
         let _ = tx.send(bridge::event(&answer)).await;
     });
-    let stream = futures::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx).map(|b| b.map(Ok::<_, std::io::Error>))
-    });
-    let mut response = Response::new(Body::from_stream(stream));
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
+    bridge::sse_response(rx)
 }
 
 /// One round of a call towards its client.
@@ -402,15 +391,7 @@ struct Session {
 impl Session {
     /// Headers of a request in this session.
     fn headers(&self) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        headers.insert(
-            header::ACCEPT,
-            HeaderValue::from_static("application/json, text/event-stream"),
-        );
+        let mut headers = bridge::json_rpc_headers();
         if let Ok(version) = HeaderValue::from_str(&self.version) {
             headers.insert("mcp-protocol-version", version);
         }
@@ -445,16 +426,7 @@ async fn open(
         );
     let initialize = json!({"jsonrpc": "2.0", "id": "switchboard-initialize", "method": "initialize", "params": {
         "protocolVersion": LEGACY, "capabilities": capabilities, "clientInfo": client_info}});
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(
-        header::ACCEPT,
-        HeaderValue::from_static("application/json, text/event-stream"),
-    );
-    let response = send(gw, server, who, &headers, &initialize).await?;
+    let response = send(gw, server, who, &bridge::json_rpc_headers(), &initialize).await?;
     let id = response
         .headers()
         .get("mcp-session-id")

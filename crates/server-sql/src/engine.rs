@@ -148,6 +148,49 @@ pub trait SqlEngine: Send + Sync + 'static {
     async fn columns(&self, table: &TableName, run: &Run) -> Result<Vec<Column>, SqlError>;
 }
 
+/// Metadata rows `[schema, name, table_type]`, as `information_schema.tables` gives them, as the
+/// tables of `catalog`.
+pub(crate) fn table_infos(catalog: &str, rows: Vec<Vec<String>>) -> Vec<TableInfo> {
+    rows.into_iter()
+        .filter_map(|r| match r.as_slice() {
+            [schema, name, kind] => Some(TableInfo {
+                catalog: catalog.to_owned(),
+                schema: schema.clone(),
+                name: name.clone(),
+                kind: if kind.contains("VIEW") {
+                    "view"
+                } else {
+                    "table"
+                }
+                .into(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Metadata rows `[name, data_type]` as the columns of `table`; none means there is no such
+/// table.
+pub(crate) fn column_list(
+    table: &TableName,
+    rows: Vec<Vec<String>>,
+) -> Result<Vec<Column>, SqlError> {
+    let columns: Vec<Column> = rows
+        .into_iter()
+        .filter_map(|r| match r.as_slice() {
+            [name, data_type] => Some(Column {
+                name: name.clone(),
+                data_type: data_type.clone(),
+            }),
+            _ => None,
+        })
+        .collect();
+    if columns.is_empty() {
+        return Err(SqlError::Query(format!("no table named {table}")));
+    }
+    Ok(columns)
+}
+
 /// Gathers rows within the limits: rows past `max_rows`, or past `max_bytes` of JSON, are
 /// dropped and the reason recorded.
 #[derive(Debug)]

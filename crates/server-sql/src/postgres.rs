@@ -17,7 +17,10 @@ use sqlx::{
 };
 
 use crate::{
-    engine::{Collector, Column, Plan, Rows, Run, SqlEngine, SqlError, TableInfo, TableName},
+    engine::{
+        Collector, Column, Plan, Rows, Run, SqlEngine, SqlError, TableInfo, TableName, column_list,
+        table_infos,
+    },
     guard::{self, Flavor},
 };
 
@@ -275,48 +278,20 @@ impl SqlEngine for Postgres {
                 run,
             )
             .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| match r.as_slice() {
-                [schema, name, kind] => Some(TableInfo {
-                    catalog: self.database.clone(),
-                    schema: schema.clone(),
-                    name: name.clone(),
-                    kind: if kind.contains("VIEW") {
-                        "view"
-                    } else {
-                        "table"
-                    }
-                    .into(),
-                }),
-                _ => None,
-            })
-            .collect())
+        Ok(table_infos(&self.database, rows))
     }
 
     async fn columns(&self, table: &TableName, run: &Run) -> Result<Vec<Column>, SqlError> {
         self.same_database(&table.catalog)?;
-        let columns: Vec<Column> = self
+        let rows = self
             .strings(
                 "SELECT column_name::text, data_type::text FROM information_schema.columns \
                  WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position",
                 &[&table.schema, &table.table],
                 run,
             )
-            .await?
-            .into_iter()
-            .filter_map(|r| match r.as_slice() {
-                [name, data_type] => Some(Column {
-                    name: name.clone(),
-                    data_type: data_type.clone(),
-                }),
-                _ => None,
-            })
-            .collect();
-        if columns.is_empty() {
-            return Err(SqlError::Query(format!("no table named {table}")));
-        }
-        Ok(columns)
+            .await?;
+        column_list(table, rows)
     }
 }
 

@@ -354,48 +354,33 @@ fn generate(dir: &Path, scale: Scale) -> anyhow::Result<()> {
             Field::new("memo", DataType::Utf8, true),
         ],
     )?;
-    let (mut entry, mut booked, mut account, mut center, mut amount, mut memo) = (
-        Int64Builder::new(),
-        Date32Builder::new(),
-        StringBuilder::new(),
-        StringBuilder::new(),
-        Float64Builder::new(),
-        StringBuilder::new(),
-    );
+    let mut columns = LedgerColumns::default();
     let days = scale.days.max(1) as u64;
     for n in 1..=scale.ledger_entries as i64 {
         let acct = rng.pick(ACCOUNTS);
         let sign = if acct.starts_with('4') { 1.0 } else { -1.0 };
-        entry.append_value(n);
-        booked.append_value(FIRST_DAY + (rng.next() % days) as i32);
-        account.append_value(acct);
-        center.append_value(rng.pick(COST_CENTERS));
-        amount.append_value(cents(sign * (10.0 + rng.unit().powi(3) * 250_000.0)));
+        columns.entry.append_value(n);
+        columns
+            .booked
+            .append_value(FIRST_DAY + (rng.next() % days) as i32);
+        columns.account.append_value(acct);
+        columns.center.append_value(rng.pick(COST_CENTERS));
+        columns
+            .amount
+            .append_value(cents(sign * (10.0 + rng.unit().powi(3) * 250_000.0)));
         if rng.next().is_multiple_of(4) {
-            memo.append_null();
+            columns.memo.append_null();
         } else {
-            memo.append_value(format!("{} batch {}", acct, n % 97));
+            columns
+                .memo
+                .append_value(format!("{} batch {}", acct, n % 97));
         }
-        if entry.len() == BATCH_ROWS {
-            ledger.write(vec![
-                Arc::new(entry.finish()),
-                Arc::new(booked.finish()),
-                Arc::new(account.finish()),
-                Arc::new(center.finish()),
-                Arc::new(amount.finish()),
-                Arc::new(memo.finish()),
-            ])?;
+        if columns.entry.len() == BATCH_ROWS {
+            ledger.write(columns.finish())?;
         }
     }
-    if !entry.is_empty() {
-        ledger.write(vec![
-            Arc::new(entry.finish()),
-            Arc::new(booked.finish()),
-            Arc::new(account.finish()),
-            Arc::new(center.finish()),
-            Arc::new(amount.finish()),
-            Arc::new(memo.finish()),
-        ])?;
+    if !columns.entry.is_empty() {
+        ledger.write(columns.finish())?;
     }
     ledger.finish()?;
     Ok(())
@@ -418,6 +403,29 @@ impl SpendColumns {
             Arc::new(self.impressions.finish()),
             Arc::new(self.clicks.finish()),
             Arc::new(self.spend.finish()),
+        ]
+    }
+}
+
+#[derive(Default)]
+struct LedgerColumns {
+    entry: Int64Builder,
+    booked: Date32Builder,
+    account: StringBuilder,
+    center: StringBuilder,
+    amount: Float64Builder,
+    memo: StringBuilder,
+}
+
+impl LedgerColumns {
+    fn finish(&mut self) -> Vec<ArrayRef> {
+        vec![
+            Arc::new(self.entry.finish()),
+            Arc::new(self.booked.finish()),
+            Arc::new(self.account.finish()),
+            Arc::new(self.center.finish()),
+            Arc::new(self.amount.finish()),
+            Arc::new(self.memo.finish()),
         ]
     }
 }

@@ -12,7 +12,10 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::{
-    engine::{Collector, Column, Plan, Rows, Run, SqlEngine, SqlError, TableInfo, TableName},
+    engine::{
+        Collector, Column, Plan, Rows, Run, SqlEngine, SqlError, TableInfo, TableName, column_list,
+        table_infos,
+    },
     guard::Flavor,
 };
 
@@ -372,25 +375,7 @@ impl SqlEngine for Trino {
             sql.push_str(&format!(" AND table_schema = {}", literal(schema)));
         }
         sql.push_str(" ORDER BY table_schema, table_name");
-        Ok(self
-            .strings(&sql, run)
-            .await?
-            .into_iter()
-            .filter_map(|r| match r.as_slice() {
-                [schema, name, kind] => Some(TableInfo {
-                    catalog: catalog.to_owned(),
-                    schema: schema.clone(),
-                    name: name.clone(),
-                    kind: if kind.contains("VIEW") {
-                        "view"
-                    } else {
-                        "table"
-                    }
-                    .into(),
-                }),
-                _ => None,
-            })
-            .collect())
+        Ok(table_infos(catalog, self.strings(&sql, run).await?))
     }
 
     async fn columns(&self, table: &TableName, run: &Run) -> Result<Vec<Column>, SqlError> {
@@ -401,22 +386,7 @@ impl SqlEngine for Trino {
             literal(&table.schema),
             literal(&table.table)
         );
-        let columns: Vec<Column> = self
-            .strings(&sql, run)
-            .await?
-            .into_iter()
-            .filter_map(|r| match r.as_slice() {
-                [name, data_type] => Some(Column {
-                    name: name.clone(),
-                    data_type: data_type.clone(),
-                }),
-                _ => None,
-            })
-            .collect();
-        if columns.is_empty() {
-            return Err(SqlError::Query(format!("no table named {table}")));
-        }
-        Ok(columns)
+        column_list(table, self.strings(&sql, run).await?)
     }
 }
 

@@ -252,6 +252,32 @@ impl Platform {
         )
     }
 
+    /// Registers a server with `switchboard servers register`: its manifest (TOML text), endpoint
+    /// and tool definitions; returns what the command printed.
+    pub fn register(&self, manifest: &str, endpoint: &str, tools: &Value) -> String {
+        let name = catalog::Manifest::parse(manifest)
+            .expect("a valid manifest")
+            .server
+            .name;
+        let dir = self.dir.path();
+        let manifest_file = dir.join(format!("{name}.toml"));
+        let tools_file = dir.join(format!("{name}-tools.json"));
+        std::fs::write(&manifest_file, manifest).unwrap();
+        std::fs::write(&tools_file, tools.to_string()).unwrap();
+        let (code, out) = self.cli(&[
+            "servers",
+            "register",
+            "--manifest",
+            manifest_file.to_str().unwrap(),
+            "--endpoint",
+            endpoint,
+            "--tools",
+            tools_file.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{out}");
+        out
+    }
+
     /// Approves every pending review of `server` with `switchboard review approve`, so it is
     /// approved for production.
     pub fn approve(&self, server: &str) {

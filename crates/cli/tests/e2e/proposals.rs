@@ -129,20 +129,7 @@ async fn payouts_platform(
     let manifest = catalog::Manifest::parse(MANIFEST).unwrap();
     let payouts = Payouts::new(&manifest, work);
     let endpoint = serve_sdk(&platform.gateway_url, manifest, payouts.clone()).await;
-    let dir = platform.dir.path();
-    std::fs::write(dir.join("payouts.toml"), MANIFEST).unwrap();
-    std::fs::write(dir.join("tools.json"), json!([refund_tool()]).to_string()).unwrap();
-    let (code, out) = platform.cli(&[
-        "servers",
-        "register",
-        "--manifest",
-        dir.join("payouts.toml").to_str().unwrap(),
-        "--endpoint",
-        &endpoint,
-        "--tools",
-        dir.join("tools.json").to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{out}");
+    platform.register(MANIFEST, &endpoint, &json!([refund_tool()]));
     platform.approve("payouts");
     let url = format!("{}/servers/payouts/mcp", platform.gateway_url);
     (platform, payouts, url)
@@ -1067,24 +1054,7 @@ async fn warehouse_platform(modern_only: bool) -> (Platform, Warehouse, String) 
     } else {
         serve_sdk(&platform.gateway_url, manifest, warehouse.clone()).await
     };
-    let dir = platform.dir.path();
-    std::fs::write(dir.join("warehouse.toml"), WAREHOUSE).unwrap();
-    std::fs::write(
-        dir.join("tools.json"),
-        json!([overwrite_tool()]).to_string(),
-    )
-    .unwrap();
-    let (code, out) = platform.cli(&[
-        "servers",
-        "register",
-        "--manifest",
-        dir.join("warehouse.toml").to_str().unwrap(),
-        "--endpoint",
-        &endpoint,
-        "--tools",
-        dir.join("tools.json").to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{out}");
+    platform.register(WAREHOUSE, &endpoint, &json!([overwrite_tool()]));
     platform.approve("warehouse");
     let url = format!("{}/servers/warehouse/mcp", platform.gateway_url);
     (platform, warehouse, url)
@@ -1296,20 +1266,7 @@ async fn a_modern_client_confirms_with_a_server_that_speaks_only_the_old_era() {
         client.cancel().await.unwrap();
         tools
     };
-    let dir = platform.dir.path();
-    std::fs::write(dir.join("archive.toml"), ARCHIVE).unwrap();
-    std::fs::write(dir.join("tools.json"), json!(listed).to_string()).unwrap();
-    let (code, out) = platform.cli(&[
-        "servers",
-        "register",
-        "--manifest",
-        dir.join("archive.toml").to_str().unwrap(),
-        "--endpoint",
-        &legacy.url,
-        "--tools",
-        dir.join("tools.json").to_str().unwrap(),
-    ]);
-    assert_eq!(code, 0, "{out}");
+    platform.register(ARCHIVE, &legacy.url, &json!(listed));
     platform.approve("archive");
     let url = format!("{}/servers/archive/mcp", platform.gateway_url);
     let token = platform.token("dev", &["employees"]);
