@@ -322,14 +322,18 @@ pub(crate) async fn handle(
             let mut decision = decide_on(&server);
             // A refusal, or a listing, of something not yet approved may be stale (a review was
             // just decided): look at the registry again, once per cooldown, and decide again if
-            // it moved.
+            // the server's record moved, whether this check or the periodic refresh (which may
+            // have run since this request read it) brought the news.
             if (decision.is_err() || method.as_deref() == Some("tools/list"))
                 && awaits_approval(&server)
-                && gw.catalog.recheck().await
-                && let Some(latest) = gw.catalog.server(&name).await
             {
-                server = latest;
-                decision = decide_on(&server);
+                gw.catalog.recheck().await;
+                if let Some(latest) = gw.catalog.server(&name).await
+                    && !Arc::ptr_eq(&latest, &server)
+                {
+                    server = latest;
+                    decision = decide_on(&server);
+                }
             }
             let inspect = match decision {
                 Ok(Inspect::Propose(pending)) => {
