@@ -104,6 +104,11 @@ pub struct ToolSection {
     /// `destructiveHint: true`, `owners` for `sensitivity = "high"`, otherwise none.
     #[serde(default)]
     pub approval: Option<String>,
+    /// Whether the tool answers a preview of a call (the server SDK's `preview`): before
+    /// proposing a call for approval, the gateway sends it with the preview key, the tool says
+    /// what it would change without changing it, and the approvers see that answer.
+    #[serde(default)]
+    pub preview: bool,
 }
 
 /// Whether `text` names an approver: `self`, `owners` or `group:<name>`.

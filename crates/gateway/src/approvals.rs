@@ -62,6 +62,8 @@ pub(crate) struct Pending {
     pub(crate) record: AuditRecord,
     pub(crate) need: ApprovalNeed,
     pub(crate) arguments: Value,
+    /// The tool's answer to a preview of the call, shown to the approvers.
+    pub(crate) preview: Option<Value>,
 }
 
 /// How the agent asked: its progress token, if any, and whether it reads event streams.
@@ -99,7 +101,11 @@ pub(crate) async fn propose(
     };
     let round_trip = asked.round_trip;
     if gw.approval_wait.is_zero() {
-        return json(answer_for(&stored, id, round_trip));
+        return json(as_tool_result(
+            server,
+            &stored,
+            answer_for(&stored, id, round_trip),
+        ));
     }
     let deadline = Instant::now() + gw.approval_wait;
     match (asked.progress_token, asked.accepts_sse) {
@@ -126,7 +132,11 @@ pub(crate) async fn propose(
                         let _ = events.send(message).await;
                     }
                 };
-                let outcome = wait(&gw, &server, &stored, deadline, &id, round_trip, tick).await;
+                let outcome = as_tool_result(
+                    &server,
+                    &stored,
+                    wait(&gw, &server, &stored, deadline, &id, round_trip, tick).await,
+                );
                 let _ = events.send(outcome).await;
             });
             let body = futures::stream::unfold(stream, |mut stream| async move {
@@ -147,7 +157,11 @@ pub(crate) async fn propose(
             )
                 .into_response()
         }
-        _ => json(wait(gw, server, &stored, deadline, id, round_trip, |_| async {}).await),
+        _ => json(as_tool_result(
+            server,
+            &stored,
+            wait(gw, server, &stored, deadline, id, round_trip, |_| async {}).await,
+        )),
     }
 }
 
@@ -164,6 +178,7 @@ async fn open(
         mut record,
         need,
         arguments,
+        preview,
     } = pending;
     let started = Instant::now();
     let approver = match Approver::parse(&need.approver) {
@@ -184,6 +199,7 @@ async fn open(
         approver,
         expires_at_ms: crate::proxy::now_ms()
             + i64::try_from(gw.approval_ttl.as_millis()).unwrap_or(i64::MAX / 2),
+        preview,
     };
     record.latency_ms = started.elapsed().as_millis() as u64;
     match gw.registry.create_proposal(&proposal).await {
@@ -249,9 +265,76 @@ pub(crate) async fn confirm_by_proposal(
             policies: vec![format!("the tool asks you to confirm: {question}")],
         },
         arguments,
+        preview: None,
     };
     match open(gw, server, pending, None, id).await {
-        Ok(stored) => result(id, pending_result(&stored)),
+        Ok(stored) => as_tool_result(server, &stored, result(id, pending_result(&stored))),
+        Err(error) => error,
+    }
+}
+
+/// The request `_meta` key that asks a tool for a preview (the server SDK's `PREVIEW_KEY`); the
+/// tool's answer carries its preview under the same key of the result's `_meta`.
+const PREVIEW_KEY: &str = "dev.switchboard/preview";
+
+/// Longest preview kept with a proposal, in bytes of JSON.
+const MAX_PREVIEW_BYTES: usize = 64 * 1024;
+
+/// Marks a `tools/call` request as a preview.
+pub(crate) fn ask_preview(message: &mut Value) {
+    if let Some(params) = message.get_mut("params").and_then(Value::as_object_mut) {
+        let meta = params.entry("_meta").or_insert_with(|| json!({}));
+        if !meta.is_object() {
+            *meta = json!({});
+        }
+        if let Some(meta) = meta.as_object_mut() {
+            meta.insert(PREVIEW_KEY.into(), Value::Bool(true));
+        }
+    }
+}
+
+/// What a tool answered to a preview.
+pub(crate) enum PreviewAnswer {
+    /// Its preview (`{"summary", "details"}`): propose the call with it.
+    Preview(Value),
+    /// A JSON-RPC error, a tool error or an `input_required` round: the caller gets it as is.
+    PassThrough,
+    /// A plain result without a preview: the tool ignored the request.
+    NotAPreview,
+}
+
+/// Reads a tool's answer to a preview.
+pub(crate) fn preview_of(message: &Value) -> PreviewAnswer {
+    let Some(result) = message.get("result") else {
+        return PreviewAnswer::PassThrough;
+    };
+    let input_round = result.get("resultType").and_then(Value::as_str) == Some("input_required");
+    let failed = result.get("isError").and_then(Value::as_bool) == Some(true);
+    if input_round || failed {
+        return PreviewAnswer::PassThrough;
+    }
+    match result.pointer(&format!("/_meta/{}", PREVIEW_KEY.replace('/', "~1"))) {
+        Some(preview) if preview.to_string().len() <= MAX_PREVIEW_BYTES => {
+            PreviewAnswer::Preview(preview.clone())
+        }
+        Some(preview) => PreviewAnswer::Preview(json!({
+            "summary": preview.get("summary").and_then(Value::as_str).map(|s| s.chars().take(2000).collect::<String>()),
+            "truncated": format!("the preview was larger than {MAX_PREVIEW_BYTES} bytes; only its summary is kept"),
+        })),
+        None => PreviewAnswer::NotAPreview,
+    }
+}
+
+/// A previewed call becomes a proposal carrying its preview; returns the message for the agent
+/// (a pending result naming the proposal, or the error that kept it from being recorded).
+pub(crate) async fn propose_previewed(
+    gw: &Arc<Gateway>,
+    server: &ServerView,
+    pending: Pending,
+    id: &Value,
+) -> Value {
+    match open(gw, server, pending, None, id).await {
+        Ok(stored) => as_tool_result(server, &stored, result(id, pending_result(&stored))),
         Err(error) => error,
     }
 }
@@ -428,7 +511,28 @@ pub(crate) async fn resume(
         }
     };
     let deadline = Instant::now() + gw.approval_wait;
-    json(wait(gw, server, &proposal, deadline, id, true, |_| async {}).await)
+    json(as_tool_result(
+        server,
+        &proposal,
+        wait(gw, server, &proposal, deadline, id, true, |_| async {}).await,
+    ))
+}
+
+/// A pending answer in place of the result of a tool that declares an output schema is marked
+/// `isError`: clients check such a tool's results against its schema, and "not run yet" cannot
+/// conform (the official SDKs would reject the answer instead of showing it to the agent).
+fn as_tool_result(server: &ServerView, proposal: &Proposal, mut message: Value) -> Value {
+    let has_schema = server.tools.iter().any(|t| {
+        t.definition.name == proposal.proposal.tool && t.definition.output_schema.is_some()
+    });
+    if let Some(result) = message.get_mut("result").and_then(Value::as_object_mut)
+        && has_schema
+        && !result.contains_key("structuredContent")
+        && result.get("resultType").and_then(Value::as_str) != Some("input_required")
+    {
+        result.insert("isError".into(), Value::Bool(true));
+    }
+    message
 }
 
 /// What the agent hears about `proposal` in its current state (a JSON-RPC response).
@@ -618,6 +722,16 @@ fn pending_result(proposal: &Proposal) -> Value {
             "The call to {} needs approval by {} before it runs, so it has not run. Proposal {} is waiting for a person; call {PROPOSAL_TOOL} with {{\"id\": \"{}\"}} to follow it up (it runs once approved).",
             p.tool, p.approver, p.id, p.id
         ),
+    };
+    // The approvers see what the call would change; so does the agent.
+    let text = match p
+        .preview
+        .as_ref()
+        .and_then(|v| v.get("summary"))
+        .and_then(Value::as_str)
+    {
+        Some(summary) => format!("{text} What it would change: {summary}."),
+        None => text,
     };
     json!({
         // 2026-07-28 results say they are complete; earlier clients ignore the field.

@@ -153,6 +153,8 @@ pub(crate) struct CallContext {
     /// Kept in case the tool asks for a confirmation the client cannot give (then the call
     /// becomes a proposal).
     arguments: Value,
+    /// The call needs this approval and was sent as a preview: the tool's answer is proposed.
+    propose: Option<policy::ApprovalNeed>,
 }
 
 pub(crate) async fn handle(
@@ -295,7 +297,7 @@ pub(crate) async fn handle(
                 return error::respond(StatusCode::BAD_REQUEST, id, HEADER_MISMATCH, &mismatch);
             }
             // A bridged session's requests go to the server in its own era.
-            let (message, bytes, headers) = match &bridged {
+            let (mut message, mut bytes, headers) = match &bridged {
                 Some(session) => {
                     if let Some(answered) = bridge::local(&gw, session, &message) {
                         return answered;
@@ -336,6 +338,33 @@ pub(crate) async fn handle(
                 }
             }
             let inspect = match decision {
+                // A tool that previews its calls is sent this one as a preview first; its answer
+                // becomes the proposal (see `apply`). Era bridges propose without one.
+                Ok(Inspect::Propose(pending))
+                    if bridged.is_none()
+                        && previews(&server, pending.record.tool.as_deref())
+                        && !(session.is_none()
+                            && parts
+                                .headers
+                                .get("mcp-protocol-version")
+                                .is_some_and(|v| v.as_bytes() == bridge::MODERN.as_bytes())
+                            && gw.eras.legacy_only(&gw, &server, &who).await) =>
+                {
+                    approvals::ask_preview(&mut message);
+                    bytes = Bytes::from(message.to_string());
+                    let approvals::Pending {
+                        record,
+                        need,
+                        arguments,
+                        ..
+                    } = *pending;
+                    Inspect::AuditCall(Box::new(CallContext {
+                        record,
+                        started: Instant::now(),
+                        arguments,
+                        propose: Some(need),
+                    }))
+                }
                 Ok(Inspect::Propose(pending)) => {
                     let asked = approvals::Asked {
                         client: parts
@@ -436,6 +465,16 @@ pub(crate) async fn handle(
     }
 }
 
+/// Whether `tool` of `server` answers previews of its calls.
+fn previews(server: &ServerView, tool: Option<&str>) -> bool {
+    tool.is_some_and(|name| {
+        server
+            .tools
+            .iter()
+            .any(|t| t.definition.name == name && t.preview)
+    })
+}
+
 /// Whether the server, or one of its tools, is not approved for production yet.
 fn awaits_approval(server: &ServerView) -> bool {
     !server.approved || server.tools.iter().any(|t| !t.approved)
@@ -508,7 +547,7 @@ fn decide(
             let verdict = engine.callable(&asked);
             log_policy_errors(&verdict);
             if !verdict.allowed {
-                let message = denial_message(&verdict);
+                let message = verdict.denial_message();
                 record.outcome = Outcome::Denied;
                 record.is_error = true;
                 record.detail = Some(message.clone());
@@ -547,12 +586,14 @@ fn decide(
                     record,
                     need,
                     arguments: arguments.cloned().unwrap_or(empty),
+                    preview: None,
                 })));
             }
             Ok(Inspect::AuditCall(Box::new(CallContext {
                 record,
                 started: Instant::now(),
                 arguments: arguments.cloned().unwrap_or(empty),
+                propose: None,
             })))
         }
         m if LIFECYCLE_METHODS.contains(&m) => Ok(Inspect::Nothing),
@@ -563,7 +604,7 @@ fn decide(
                 Ok(Inspect::Nothing)
             } else {
                 // Every denial is audited, not only tool calls.
-                let message = denial_message(&verdict);
+                let message = verdict.denial_message();
                 let record = AuditRecord {
                     id: uuid_v7(),
                     time_ms: now_ms(),
@@ -699,19 +740,6 @@ fn question<'a>(
         surface: &who.surface,
         channel: who.channel.as_deref(),
         args,
-    }
-}
-
-/// `denied by policy <ids>: <reason>`, or `denied: <reason>` when no policy permits.
-fn denial_message(verdict: &Verdict) -> String {
-    if verdict.policies.is_empty() {
-        format!("denied: {}", verdict.reason)
-    } else {
-        format!(
-            "denied by policy {}: {}",
-            verdict.policies.join(", "),
-            verdict.reason
-        )
     }
 }
 
@@ -1007,6 +1035,49 @@ pub(crate) async fn apply(inspect: &Inspection, guard: &mut CallGuard, message: 
         }
     }
     if guard.is_armed() {
+        // A preview's answer: propose the call with it, so the approvers see what would change.
+        if guard.call.as_ref().is_some_and(|c| c.propose.is_some()) {
+            match approvals::preview_of(message) {
+                approvals::PreviewAnswer::Preview(preview) => {
+                    if let Some(call) = guard.call.take() {
+                        let CallContext {
+                            record,
+                            arguments,
+                            propose,
+                            ..
+                        } = call;
+                        let pending = approvals::Pending {
+                            record,
+                            need: propose.unwrap_or_else(|| policy::ApprovalNeed {
+                                approver: "owners".into(),
+                                policies: Vec::new(),
+                            }),
+                            arguments,
+                            preview: Some(preview),
+                        };
+                        *message = approvals::propose_previewed(
+                            &inspect.gw,
+                            &inspect.server,
+                            pending,
+                            &inspect.id,
+                        )
+                        .await;
+                    }
+                    return;
+                }
+                approvals::PreviewAnswer::NotAPreview => {
+                    // The tool answered as if it had run: say so, and propose nothing.
+                    tracing::error!(server = %inspect.server.name, "a tool that previews its calls answered a preview without one");
+                    let detail = "the tool did not answer the preview it was asked for, so nothing was proposed; tell the server's owners".to_owned();
+                    *message =
+                        error::jsonrpc_error(&inspect.id, crate::error::UPSTREAM, &detail, None);
+                    guard.finish(Outcome::Error, true, Some(detail)).await;
+                    return;
+                }
+                // An error, a refusal or an input round: it reaches the caller as it is.
+                approvals::PreviewAnswer::PassThrough => {}
+            }
+        }
         // A tool asked the user to confirm and the client cannot: propose the call instead.
         if let Some(question) = approvals::confirmation_asked(message)
             && let Some(call) = guard.call.take()

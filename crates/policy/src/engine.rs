@@ -108,6 +108,20 @@ impl Verdict {
             errors: Vec::new(),
         }
     }
+
+    /// The refusal as callers read it: `denied by policy <ids>: <reason>`, or `denied: <reason>`
+    /// when no policy permits. The gateway and the server SDK word denials alike.
+    pub fn denial_message(&self) -> String {
+        if self.policies.is_empty() {
+            format!("denied: {}", self.reason)
+        } else {
+            format!(
+                "denied by policy {}: {}",
+                self.policies.join(", "),
+                self.reason
+            )
+        }
+    }
 }
 
 /// The answer to "who can call this tool?".

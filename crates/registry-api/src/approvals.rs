@@ -127,6 +127,10 @@ pub struct NewProposal {
     pub reason: String,
     pub approver: Approver,
     pub expires_at_ms: i64,
+    /// What the call would do, as the tool answered a preview of it before it was proposed
+    /// (`{"summary": ..., "details": ...}`); shown to the approvers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<serde_json::Value>,
 }
 
 /// A proposal and what became of it.

@@ -64,6 +64,7 @@ impl RegisterServer {
                     policy,
                 )
                 .with_approval(approval)
+                .with_preview(meta.is_some_and(|t| t.preview))
             })
             .collect()
     }
@@ -234,6 +235,10 @@ pub struct ToolView {
     /// Who must approve each call before it runs (`self`, `owners`, `group:<name>`), if anyone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<String>,
+    /// Whether the tool answers a preview of a call before it is proposed (the manifest's
+    /// `preview`): the gateway asks for one and attaches it to the proposal.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub preview: bool,
 }
 
 /// One automated finding on a tool definition.
@@ -270,10 +275,16 @@ impl ToolView {
             approved_hash: None,
             approved: false,
             approval: None,
+            preview: false,
         }
     }
 
     /// The tool with who must approve its calls.
+    pub fn with_preview(mut self, preview: bool) -> ToolView {
+        self.preview = preview;
+        self
+    }
+
     pub fn with_approval(mut self, approval: Option<String>) -> ToolView {
         self.approval = approval;
         self

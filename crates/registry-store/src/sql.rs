@@ -35,7 +35,7 @@ macro_rules! server_columns {
 macro_rules! tool_columns {
     () => {
         "SELECT server, definition, minutes_saved, sensitivity, policy_name, policy_groups,
-         approved_hash, approval FROM tools"
+         approved_hash, approval, preview FROM tools"
     };
 }
 
@@ -43,7 +43,7 @@ macro_rules! proposal_columns {
     () => {
         "SELECT id, server, tool, arguments, argument_digest, user_name, groups, surface, client,
          reason, approver, state, created_at_ms, expires_at_ms, decided_by, decided_at_ms, comment,
-         claimed_by, result, finished_at_ms FROM proposals"
+         claimed_by, result, finished_at_ms, preview FROM proposals"
     };
 }
 
@@ -304,8 +304,8 @@ impl Store for SqlStore {
         for (position, tool) in next.tools.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO tools (server, name, position, definition, minutes_saved, sensitivity, policy_name,
-                                    policy_groups, definition_hash, approved_hash, approval)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                                    policy_groups, definition_hash, approved_hash, approval, preview)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(name)
             .bind(&tool.definition.name)
@@ -318,6 +318,7 @@ impl Store for SqlStore {
             .bind(&tool.definition_hash)
             .bind(&tool.approved_hash)
             .bind(&tool.approval)
+            .bind(i64::from(tool.preview))
             .execute(&mut *tx)
             .await
             .map_err(|e| match e {
@@ -755,8 +756,8 @@ impl Store for SqlStore {
         let mut tx = self.pool.begin().await.map_err(unavailable)?;
         let inserted = sqlx::query(
             "INSERT INTO proposals (id, server, tool, arguments, argument_digest, user_name, groups, surface,
-                                    client, reason, approver, state, created_at_ms, expires_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13)
+                                    client, reason, approver, state, created_at_ms, expires_at_ms, preview)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14)
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(&p.id)
@@ -772,6 +773,7 @@ impl Store for SqlStore {
         .bind(p.approver.to_string())
         .bind(now_ms)
         .bind(p.expires_at_ms)
+        .bind(p.preview.as_ref().map(json))
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?
@@ -1099,6 +1101,7 @@ fn proposal_from_row(row: &AnyRow) -> Result<Proposal, StoreError> {
     let state: String = row.get("state");
     let approver: String = row.get("approver");
     let result: Option<String> = row.get("result");
+    let preview: Option<String> = row.get("preview");
     Ok(Proposal {
         proposal: NewProposal {
             id: row.get("id"),
@@ -1112,6 +1115,7 @@ fn proposal_from_row(row: &AnyRow) -> Result<Proposal, StoreError> {
             reason: row.get("reason"),
             approver: Approver::parse(&approver).map_err(StoreError::Corrupt)?,
             expires_at_ms: row.get("expires_at_ms"),
+            preview: preview.as_deref().map(parse_json).transpose()?,
         },
         argument_digest: row.get("argument_digest"),
         state: ProposalState::parse(&state)
@@ -1178,7 +1182,8 @@ fn tool_from_row(row: &AnyRow) -> Result<ToolView, StoreError> {
         policy,
     )
     .with_approved_hash(row.get("approved_hash"))
-    .with_approval(row.get("approval")))
+    .with_approval(row.get("approval"))
+    .with_preview(row.get::<i64, _>("preview") != 0))
 }
 
 fn audit_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {

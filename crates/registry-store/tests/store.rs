@@ -477,6 +477,7 @@ fn proposal(id: &str, expires_at_ms: i64) -> registry_api::NewProposal {
         reason: "presto/dba-approval".into(),
         approver: registry_api::Approver::Group("dba".into()),
         expires_at_ms,
+        preview: Some(serde_json::json!({"summary": "Drop ads.daily_spend (1080000 rows now)"})),
     }
 }
 
@@ -492,6 +493,11 @@ async fn proposals_are_decided_once_and_run_by_one_claimant() {
             .unwrap();
         assert_eq!(first.state, ProposalState::Pending);
         assert_eq!(first.argument_digest.len(), 64);
+        assert_eq!(
+            first.proposal,
+            proposal("p1", 10_000),
+            "the preview is kept too"
+        );
         // Proposing the same id again stores nothing new.
         let again = store
             .create_proposal(&proposal("p1", 99_999), 200)

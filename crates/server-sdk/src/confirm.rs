@@ -55,31 +55,16 @@ pub async fn confirm(
             "required": ["confirm"]
         }
     });
-    let modern = ctx
-        .meta
-        .protocol_version()
-        .is_some_and(|v| v == ProtocolVersion::V_2026_07_28);
-    if modern {
-        let can_ask = ctx
-            .meta
-            .client_capabilities()
-            .is_some_and(|c| c.elicitation.is_some());
-        if !can_ask {
-            return Err(cannot_ask(question));
-        }
+    if !can_ask(ctx) {
+        return Err(cannot_ask(question));
+    }
+    if modern(ctx) {
         let result: InputRequiredResult = serde_json::from_value(json!({
             "resultType": "input_required",
             "inputRequests": {CONFIRM_KEY: {"method": "elicitation/create", "params": request}}
         }))
         .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
         return Ok(Confirmation::Ask(Box::new(result.into())));
-    }
-    let can_ask = ctx
-        .peer
-        .peer_info()
-        .is_some_and(|info| info.capabilities.elicitation.is_some());
-    if !can_ask {
-        return Err(cannot_ask(question));
     }
     let params: ElicitRequestParams = serde_json::from_value(request)
         .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
@@ -88,6 +73,27 @@ pub async fn confirm(
             ErrorData::internal_error(format!("the confirmation failed: {e}"), None)
         })?;
     Ok(decision(&serde_json::to_value(&answer).unwrap_or_default()))
+}
+
+/// Whether the call behind `ctx` runs in the 2026-07-28 era.
+fn modern(ctx: &RequestContext<RoleServer>) -> bool {
+    ctx.meta
+        .protocol_version()
+        .is_some_and(|v| v == ProtocolVersion::V_2026_07_28)
+}
+
+/// Whether the client behind `ctx` can ask its user (it declared elicitation): when it cannot,
+/// [`confirm`] answers [`CONFIRMATION_REQUIRED`].
+pub fn can_ask(ctx: &RequestContext<RoleServer>) -> bool {
+    if modern(ctx) {
+        ctx.meta
+            .client_capabilities()
+            .is_some_and(|c| c.elicitation.is_some())
+    } else {
+        ctx.peer
+            .peer_info()
+            .is_some_and(|info| info.capabilities.elicitation.is_some())
+    }
 }
 
 /// Confirmed only by an accepted answer saying `confirm: true`.

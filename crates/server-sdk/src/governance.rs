@@ -1,6 +1,9 @@
-//! Governance of every tool call: the manifest's named policies are enforced before a tool runs,
-//! and each invocation is timed, logged and counted. [`Governance::govern`] wraps each route of an
-//! rmcp `ToolRouter`, so tool code stays ordinary rmcp code.
+//! Governance of every tool call: the manifest's named policies, and the server's own Cedar
+//! policies with the call's arguments, are enforced before a tool runs, and each invocation is
+//! timed, logged and counted. [`Governance::govern`] wraps each route of an rmcp `ToolRouter`, so
+//! tool code stays ordinary rmcp code. A tool that works out more about a call than its arguments
+//! say (the tables a SQL statement reads) asks the same policies again with
+//! [`Governance::authorize_call`].
 
 use std::{sync::Arc, time::Instant};
 
@@ -29,6 +32,15 @@ struct Inner {
     /// The identity used when the transport established none (stdio).
     fallback: Caller,
     idempotency: Idempotency,
+    /// The server's own Cedar policies, when it has any.
+    rules: Option<Rules>,
+}
+
+/// The server's own Cedar policies, compiled as the registry and the gateway compile them (the
+/// manifest's gating and named policies included), over the server's slice alone.
+struct Rules {
+    engine: policy::Engine,
+    server: String,
 }
 
 impl Governance {
@@ -45,12 +57,140 @@ impl Governance {
                 telemetry,
                 fallback,
                 idempotency: Idempotency::default(),
+                rules: None,
             }),
         })
     }
 
+    /// Adds the server's own Cedar policies (the text it registers with the registry), compiled
+    /// against the schema of `tools` as the registry does it and enforced on every call with its
+    /// arguments. `environment` is the one the server registers in. Call it before the governance
+    /// is cloned (before [`Governance::govern`]).
+    pub fn with_policies(
+        mut self,
+        cedar: &str,
+        tools: &[rmcp::model::Tool],
+        environment: &str,
+    ) -> Result<Governance, Vec<Problem>> {
+        if cedar.trim().is_empty() {
+            return Ok(self);
+        }
+        let manifest = &self.inner.manifest;
+        let facts = policy::ServerFacts {
+            name: manifest.server.name.clone(),
+            environment: environment.to_owned(),
+            owner_team: manifest.server.owner_team.clone(),
+            allowed_groups: manifest.access.allowed_groups.clone(),
+            tools: tools
+                .iter()
+                .map(|tool| {
+                    let name = tool.name.to_string();
+                    let meta = manifest.tools.get(&name);
+                    policy::ToolFacts {
+                        read_only: tool
+                            .annotations
+                            .as_ref()
+                            .and_then(|a| a.read_only_hint)
+                            .unwrap_or(false),
+                        sensitivity: meta.map_or("low", |t| t.sensitivity.as_str()).to_owned(),
+                        policy: manifest.tool_policy(&name).map(|(policy, section)| {
+                            policy::NamedPolicy {
+                                name: policy.to_owned(),
+                                groups: section.groups.clone(),
+                            }
+                        }),
+                        input_schema: Some(serde_json::Value::Object((*tool.input_schema).clone())),
+                        // Production approval and call approvals are the gateway's to enforce.
+                        approved: true,
+                        approval: None,
+                        name,
+                    }
+                })
+                .collect(),
+            policies: cedar.to_owned(),
+            approval: policy::Approval::approved(),
+        };
+        let as_problems = |problems: Vec<policy::Problem>| {
+            problems
+                .into_iter()
+                .map(|p| Problem {
+                    path: format!("policies.{}", p.policy),
+                    message: p.message,
+                })
+                .collect::<Vec<_>>()
+        };
+        let compiled = policy::compile_server(&facts).map_err(as_problems)?;
+        let mut engine = policy::Engine::new(Vec::new());
+        engine.set_server(facts, compiled).map_err(|message| {
+            vec![Problem {
+                path: "policies".into(),
+                message,
+            }]
+        })?;
+        let server = manifest.server.name.clone();
+        let Some(inner) = Arc::get_mut(&mut self.inner) else {
+            return Err(vec![Problem {
+                path: "policies".into(),
+                message: "set the policies before the governance is shared".into(),
+            }]);
+        };
+        inner.rules = Some(Rules { engine, server });
+        Ok(self)
+    }
+
+    /// Asks the server's own Cedar policies whether `caller` may call `tool` with `args`, as the
+    /// gateway asks them: `Ok` when they allow it (or the server has none), else an error naming
+    /// the deciding policies. A tool calls it with what it worked out about the call (for example
+    /// the tables a statement reads) before acting on it.
+    pub fn authorize_call(
+        &self,
+        caller: &Caller,
+        tool: &str,
+        args: &serde_json::Value,
+    ) -> Result<(), ErrorData> {
+        let Some(rules) = &self.inner.rules else {
+            return Ok(());
+        };
+        let (id, groups) = (caller.user.clone(), caller.groups.clone());
+        let principal = if caller.user.starts_with("spiffe://") {
+            policy::Principal::Service { id, groups }
+        } else {
+            policy::Principal::User { id, groups }
+        };
+        let verdict = rules.engine.callable(&policy::Request {
+            principal: &principal,
+            action: policy::Action::Call,
+            server: &rules.server,
+            tool: Some(tool),
+            surface: caller.surface.as_deref().unwrap_or("local"),
+            channel: None,
+            args: Some(args),
+        });
+        for error in &verdict.errors {
+            tracing::warn!(%error, "a policy failed to evaluate and was ignored");
+        }
+        if verdict.allowed {
+            return Ok(());
+        }
+        let policy = verdict
+            .policies
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "default-deny".into());
+        Err(ErrorData::new(
+            DENIED_CODE,
+            verdict.denial_message(),
+            Some(serde_json::json!({ "policy": policy, "reason": verdict.reason })),
+        ))
+    }
+
     pub fn manifest(&self) -> &Manifest {
         &self.inner.manifest
+    }
+
+    /// Whether the server has Cedar policies of its own ([`Governance::with_policies`]).
+    pub fn has_policies(&self) -> bool {
+        self.inner.rules.is_some()
     }
 
     pub fn telemetry(&self) -> &Telemetry {
@@ -139,18 +279,21 @@ impl Governance {
                         let tool = ctx.name.to_string();
                         let caller = governance.caller(&ctx.request_context);
                         let started = Instant::now();
-                        if let Decision::Deny { reason, policy } = governance.decide(&caller, &tool)
-                        {
+                        let args = ctx
+                            .arguments
+                            .as_ref()
+                            .map(|a| serde_json::Value::Object(a.clone()))
+                            .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+                        if let Err(denied) = governance.admit(&caller, &tool, &args) {
                             governance.inner.telemetry.record(&Invocation {
                                 tool: &tool,
                                 caller: &caller,
                                 duration: started.elapsed(),
                                 outcome: "denied",
                                 is_error: true,
-                                error: Some(&reason),
+                                error: Some(&denied.message),
                             });
-                            return Err(governance
-                                .denied(policy.as_deref().unwrap_or("server-access"), &reason));
+                            return Err(denied);
                         }
                         let key = Idempotency::key(&ctx.request_context);
                         let result = governance.inner.idempotency.once(key, inner(ctx)).await;
@@ -190,6 +333,20 @@ impl Governance {
             format!("denied by policy {id}: {reason}"),
             Some(serde_json::json!({ "policy": id, "reason": reason })),
         )
+    }
+
+    /// Whether the call may run: the manifest's named policies, then the server's own Cedar
+    /// policies with the call's arguments.
+    fn admit(
+        &self,
+        caller: &Caller,
+        tool: &str,
+        args: &serde_json::Value,
+    ) -> Result<(), ErrorData> {
+        if let Decision::Deny { reason, policy } = self.decide(caller, tool) {
+            return Err(self.denied(policy.as_deref().unwrap_or("server-access"), &reason));
+        }
+        self.authorize_call(caller, tool, args)
     }
 
     fn decide(&self, caller: &Caller, tool: &str) -> Decision {

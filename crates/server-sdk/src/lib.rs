@@ -9,6 +9,10 @@
 //!   [`Governance::authorize`] guard for checks inside a tool;
 //! - one structured log record and metrics per invocation, `/metrics`, `/healthz` and `/readyz`;
 //! - confirming a dangerous action with the user from inside a tool, in either era ([`confirm`]);
+//! - previews of calls that need approval, which the gateway attaches to their proposals
+//!   ([`preview`]);
+//! - the server's own Cedar policies, enforced with each call's arguments and, through
+//!   [`Governance::authorize_call`], with what a tool works out about a call;
 //! - idempotent calls: a call carrying an idempotency key (an approved call the gateway runs) runs
 //!   at most once per key ([`Idempotency`]).
 //!
@@ -31,10 +35,11 @@ mod confirm;
 mod governance;
 mod http;
 mod idempotency;
+pub mod preview;
 mod telemetry;
 
 pub use caller::{Caller, caller_of};
-pub use confirm::{CONFIRM_KEY, CONFIRMATION_REQUIRED, Confirmation, confirm};
+pub use confirm::{CONFIRM_KEY, CONFIRMATION_REQUIRED, Confirmation, can_ask, confirm};
 pub use governance::{DENIED_CODE, Governance};
 pub use http::{HttpOptions, IdentityMode, http_router};
 pub use idempotency::{IDEMPOTENCY_KEY, Idempotency};

@@ -36,21 +36,20 @@ async fn main() -> anyhow::Result<()> {
 
     let manifest =
         catalog::Manifest::parse(server_sql::MANIFEST).map_err(|p| anyhow::anyhow!("{p:?}"))?;
-    let governance =
-        Governance::new(manifest.clone(), Caller::local()).map_err(|p| anyhow::anyhow!("{p:?}"))?;
-    let router = governance
-        .govern(SqlServer::tools())
+    // The bundled table rules are enforced on every call, as in production.
+    let governance = Governance::new(manifest.clone(), Caller::local())
+        .and_then(|g| g.with_policies(server_sql::POLICIES, &SqlServer::tools().list_all(), "dev"))
         .map_err(|p| anyhow::anyhow!("{p:?}"))?;
-    let info = server_sdk::server_info(&manifest);
-    let (e, l) = (engine.clone(), limits.clone());
-    let app = server_sdk::http_router(
-        move || SqlServer::new(e.clone(), l.clone(), info.clone(), router.clone()),
+    let app = server_sql::http_router(
+        engine.clone(),
+        limits.clone(),
         governance,
         HttpOptions {
             identity: IdentityMode::Open(None),
             allowed_hosts: Vec::new(),
         },
-    );
+    )
+    .map_err(|p| anyhow::anyhow!("{p:?}"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/mcp", listener.local_addr()?);
     tokio::spawn(async move { axum::serve(listener, app).await });

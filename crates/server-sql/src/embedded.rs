@@ -14,20 +14,27 @@ use datafusion::{
     catalog::MemorySchemaProvider,
     common::TableReference,
     execution::context::{SQLOptions, SessionConfig, SessionContext},
+    parquet::arrow::ArrowWriter,
     prelude::{CsvReadOptions, ParquetReadOptions},
 };
 use futures::StreamExt;
 use serde_json::Value;
 
 use crate::{
-    engine::{Collector, Column, Plan, Rows, Run, SqlEngine, SqlError, TableInfo, TableName},
-    guard::Flavor,
+    engine::{
+        Collector, Column, Plan, Rows, Run, SqlEngine, SqlError, TableInfo, TableName, Written,
+        check_target,
+    },
+    guard::{Flavor, WriteChecked, WriteKind},
 };
 
 /// DataFusion over a folder of files.
 pub struct Embedded {
     ctx: SessionContext,
     catalog: String,
+    root: std::path::PathBuf,
+    /// Held by each write, so writes take turns.
+    writing: tokio::sync::Mutex<()>,
 }
 
 impl Embedded {
@@ -82,7 +89,47 @@ impl Embedded {
         Ok(Embedded {
             ctx,
             catalog: catalog.to_owned(),
+            root: root.to_owned(),
+            writing: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// The new contents of the target, as a query: the source for a new or replaced table, the
+    /// source in the target's columns and types for an overwrite, the old rows and the source's
+    /// for an append.
+    fn contents_sql(write: &WriteChecked, target: &TableName, exists: bool) -> String {
+        let source = format!("SELECT * FROM ({}) AS switchboard_source", write.source);
+        let keep = format!("SELECT * FROM {}", target.quoted());
+        match write.kind {
+            WriteKind::Create | WriteKind::Replace => source,
+            // UNION ALL takes the first branch's names and coerces the rows to its types.
+            WriteKind::Overwrite => format!("{keep} WHERE false UNION ALL {source}"),
+            WriteKind::Append if exists => format!("{keep} UNION ALL {source}"),
+            WriteKind::Append => source,
+        }
+    }
+
+    /// Runs `sql` and writes its rows to a new Parquet file at `path`; the rows written.
+    async fn write_file(&self, sql: &str, path: &Path) -> Result<u64, SqlError> {
+        let df = self.dataframe(sql).await?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let mut stream = df.execute_stream().await.map_err(user_error)?;
+        let file = std::fs::File::create(path)
+            .map_err(|e| SqlError::Internal(format!("create {}: {e}", path.display())))?;
+        let mut writer = ArrowWriter::try_new(file, schema, None)
+            .map_err(|e| SqlError::Internal(format!("start the Parquet file: {e}")))?;
+        let mut rows = 0u64;
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(user_error)?;
+            rows += batch.num_rows() as u64;
+            writer
+                .write(&batch)
+                .map_err(|e| SqlError::Internal(format!("write the Parquet file: {e}")))?;
+        }
+        writer
+            .close()
+            .map_err(|e| SqlError::Internal(format!("finish the Parquet file: {e}")))?;
+        Ok(rows)
     }
 
     /// The options every statement runs under: no DDL, no DML, no `SET`.
@@ -99,6 +146,15 @@ impl Embedded {
             .await
             .map_err(user_error)
     }
+}
+
+/// A schema or table name the embedded engine keeps as a folder or file name: lower-case letters,
+/// digits and `_`, not starting with a digit.
+fn plain_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 64
 }
 
 /// DataFusion's errors: planning and SQL errors are the caller's; the rest are the engine's.
@@ -169,6 +225,10 @@ impl SqlEngine for Embedded {
 
     fn default_catalog(&self) -> &str {
         &self.catalog
+    }
+
+    fn default_schema(&self) -> Option<&str> {
+        Some("public")
     }
 
     async fn query(&self, sql: &str, run: &Run) -> Result<Rows, SqlError> {
@@ -306,5 +366,102 @@ impl SqlEngine for Embedded {
             .await
             .map_err(|_| SqlError::Query(format!("no table named {table}")))?;
         Ok(columns_of(&provider.schema()))
+    }
+
+    async fn write(
+        &self,
+        write: &WriteChecked,
+        target: &TableName,
+        run: &Run,
+    ) -> Result<Written, SqlError> {
+        if target.catalog != self.catalog {
+            return Err(SqlError::Query(format!(
+                "the embedded engine writes only to catalog {}, not {}",
+                self.catalog, target.catalog
+            )));
+        }
+        if !plain_name(&target.schema) || !plain_name(&target.table) {
+            return Err(SqlError::Query(format!(
+                "the embedded engine names tables with lower-case letters, digits and _ only, not {}.{}",
+                target.schema, target.table
+            )));
+        }
+        if !write.columns.is_empty() {
+            return Err(SqlError::Query(
+                "the embedded engine takes INSERT without a column list: select every column of the target, in order".into(),
+            ));
+        }
+        let _turn = self.writing.lock().await;
+        let reference = TableReference::full(
+            self.catalog.clone(),
+            target.schema.clone(),
+            target.table.clone(),
+        );
+        let exists = self.ctx.table_exist(reference.clone()).unwrap_or(false);
+        check_target(write.kind, exists, target)?;
+        let folder = self.root.join(&target.schema);
+        let work = async {
+            std::fs::create_dir_all(&folder)
+                .map_err(|e| SqlError::Internal(format!("create {}: {e}", folder.display())))?;
+            let staging = folder.join(format!(
+                ".{}.parquet.{}.partial",
+                target.table,
+                std::process::id()
+            ));
+            let sql = Self::contents_sql(write, target, exists);
+            let written = self.write_file(&sql, &staging).await;
+            let total = match written {
+                Ok(total) => total,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&staging);
+                    return Err(e);
+                }
+            };
+            let before = if write.kind == WriteKind::Append && exists {
+                self.ctx
+                    .table(reference.clone())
+                    .await
+                    .map_err(user_error)?
+                    .count()
+                    .await
+                    .map_err(user_error)? as u64
+            } else {
+                0
+            };
+            Ok((staging, total, before))
+        };
+        let (staging, total, before) = tokio::time::timeout(run.limits.timeout, work)
+            .await
+            .map_err(|_| SqlError::Timeout(run.limits.timeout))??;
+        // The new file takes the old one's place in one rename; a CSV table becomes Parquet.
+        let file = folder.join(format!("{}.parquet", target.table));
+        std::fs::rename(&staging, &file)
+            .map_err(|e| SqlError::Internal(format!("move the new table into place: {e}")))?;
+        let csv = folder.join(format!("{}.csv", target.table));
+        if csv.exists() {
+            let _ = std::fs::remove_file(&csv);
+        }
+        let catalog = self
+            .ctx
+            .catalog(&self.catalog)
+            .ok_or_else(|| SqlError::Internal("the catalog is gone".into()))?;
+        if catalog.schema(&target.schema).is_none() {
+            catalog
+                .register_schema(&target.schema, Arc::new(MemorySchemaProvider::new()))
+                .map_err(user_error)?;
+        }
+        let _ = self.ctx.deregister_table(reference.clone());
+        self.ctx
+            .register_parquet(
+                reference,
+                &file.to_string_lossy(),
+                ParquetReadOptions::default(),
+            )
+            .await
+            .map_err(user_error)?;
+        tracing::info!(table = %target, user = %run.user, rows = total, "wrote a table");
+        Ok(Written {
+            rows: Some(total - before),
+        })
     }
 }

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::guard::Flavor;
+use crate::guard::{Flavor, WriteChecked, WriteKind};
 
 /// How much one statement may take.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +93,34 @@ pub struct TableName {
 }
 
 impl TableName {
+    /// The full name that `parts` (`table`, `schema.table` or `catalog.schema.table`) mean on an
+    /// engine whose defaults are `catalog` and, if it has a single one, `schema`.
+    pub fn resolve(
+        parts: &[String],
+        catalog: &str,
+        schema: Option<&str>,
+    ) -> Result<TableName, String> {
+        let (catalog, schema, table) = match parts {
+            [table] => match schema {
+                Some(schema) => (catalog, schema, table),
+                None => return Err(format!("name the table {table} as schema.table")),
+            },
+            [schema, table] => (catalog, schema.as_str(), table),
+            [catalog, schema, table] => (catalog.as_str(), schema.as_str(), table),
+            _ => {
+                return Err(format!(
+                    "name the table as schema.table or catalog.schema.table, not {}",
+                    parts.join(".")
+                ));
+            }
+        };
+        Ok(TableName {
+            catalog: catalog.to_owned(),
+            schema: schema.to_owned(),
+            table: table.clone(),
+        })
+    }
+
     /// The name as `"catalog"."schema"."table"`, quoted for SQL.
     pub fn quoted(&self) -> String {
         [&self.catalog, &self.schema, &self.table]
@@ -132,6 +160,11 @@ pub trait SqlEngine: Send + Sync + 'static {
     fn flavor(&self) -> Flavor;
     /// The catalog a `schema.table` name means.
     fn default_catalog(&self) -> &str;
+    /// The schema an unqualified table name means, when the engine has exactly one (PostgreSQL's
+    /// search path and Trino's session schema can name several, or none).
+    fn default_schema(&self) -> Option<&str> {
+        None
+    }
     /// Runs one statement the guard passed, as `run.user`, within `run.limits`; a statement
     /// still running at the time limit is cancelled on the engine.
     async fn query(&self, sql: &str, run: &Run) -> Result<Rows, SqlError>;
@@ -146,6 +179,36 @@ pub trait SqlEngine: Send + Sync + 'static {
         run: &Run,
     ) -> Result<Vec<TableInfo>, SqlError>;
     async fn columns(&self, table: &TableName, run: &Run) -> Result<Vec<Column>, SqlError>;
+    /// Runs one statement the write guard passed, whose target is `target`, as `run.user` within
+    /// `run.limits.timeout`, and commits it; what it did to the target.
+    async fn write(
+        &self,
+        write: &WriteChecked,
+        target: &TableName,
+        run: &Run,
+    ) -> Result<Written, SqlError>;
+}
+
+/// Whether a write of `kind` can go to `target`, which `exists` or not: a new table must not
+/// exist yet, and rows are added to or replace those of one that does.
+pub fn check_target(kind: WriteKind, exists: bool, target: &TableName) -> Result<(), SqlError> {
+    match (kind, exists) {
+        (WriteKind::Create, true) => Err(SqlError::Query(format!(
+            "{target} exists already: use CREATE OR REPLACE TABLE, INSERT INTO or INSERT OVERWRITE"
+        ))),
+        (WriteKind::Append | WriteKind::Overwrite, false) => Err(SqlError::Query(format!(
+            "there is no table {target}: create it with CREATE TABLE ... AS SELECT"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
+pub struct Written {
+    /// Rows the statement wrote, where the engine says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
 }
 
 /// Metadata rows `[schema, name, table_type]`, as `information_schema.tables` gives them, as the

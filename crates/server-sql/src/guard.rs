@@ -9,7 +9,7 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::{
-    ast::{ObjectName, Query, SetExpr, Statement, Visit, Visitor},
+    ast::{ObjectName, Query, SetExpr, Statement, TableObject, Visit, Visitor},
     dialect::{Dialect, GenericDialect, PostgreSqlDialect},
     parser::Parser,
 };
@@ -29,7 +29,7 @@ pub struct Checked {
     /// The statement re-printed from its parse tree.
     pub sql: String,
     /// The relations it reads, as written (`schema.table`, `catalog.schema.table`), lower case,
-    /// without quotes, each once, in order of appearance.
+    /// without quotes, each once, in order of appearance; names of its own CTEs are not tables.
     pub tables: Vec<String>,
     /// Whether it is an `EXPLAIN`.
     pub explain: bool,
@@ -47,7 +47,7 @@ pub enum Refused {
     #[error("the SQL does not parse, so it is refused: {0}")]
     Unparsed(String),
     #[error(
-        "only statements that read are allowed here; {0} changes data, schema or session state"
+        "only statements that read are allowed here; {0} changes data, schema or session state (CREATE TABLE AS and INSERT go to the write tool, run_write, which needs approval)"
     )]
     Writes(String),
     #[error("EXPLAIN ANALYZE runs the statement; use EXPLAIN, which only plans it")]
@@ -58,6 +58,10 @@ pub enum Refused {
     Locks(String),
     #[error("the statement is longer than {0} characters")]
     TooLong(usize),
+    #[error(
+        "the write tool runs CREATE TABLE ... AS SELECT, INSERT INTO ... SELECT and INSERT OVERWRITE ... SELECT; {0} is not one of them"
+    )]
+    NotAWrite(String),
 }
 
 /// Longest statement the guard reads.
@@ -92,13 +96,10 @@ pub fn check_read_only(sql: &str, flavor: Flavor) -> Result<Checked, Refused> {
         | Statement::ShowFunctions { .. } => false,
         other => return Err(Refused::Writes(keyword(other))),
     };
-    let mut reads = Reads::default();
-    if let ControlFlow::Break(refused) = statement.visit(&mut reads) {
-        return Err(refused);
-    }
+    let tables = reads_of(&statement)?;
     Ok(Checked {
         sql: statement.to_string(),
-        tables: reads.tables,
+        tables,
         explain,
     })
 }
@@ -142,15 +143,130 @@ pub fn split_name(text: &str, flavor: Flavor) -> Result<Vec<String>, Refused> {
     if parser.peek_token() != datafusion::sql::sqlparser::tokenizer::Token::EOF {
         return Err(Refused::Unparsed(format!("{text:?} is not a table name")));
     }
-    Ok(name
-        .0
+    Ok(name_parts(&name))
+}
+
+/// The parts of a parsed name: unquoted parts lower case, quoted ones as written.
+fn name_parts(name: &ObjectName) -> Vec<String> {
+    name.0
         .iter()
         .map(|part| match part.as_ident() {
             Some(ident) if ident.quote_style.is_some() => ident.value.clone(),
             Some(ident) => ident.value.to_lowercase(),
             None => part.to_string(),
         })
-        .collect())
+        .collect()
+}
+
+/// What a statement of the write tool does to its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteKind {
+    /// `CREATE TABLE t AS SELECT ...`: a new table.
+    Create,
+    /// `CREATE OR REPLACE TABLE t AS SELECT ...`: a new table, or the old one's rows replaced.
+    Replace,
+    /// `INSERT INTO t SELECT ...`: rows added.
+    Append,
+    /// `INSERT OVERWRITE t SELECT ...`: every row replaced.
+    Overwrite,
+}
+
+impl WriteKind {
+    /// How the change reads in a sentence ("overwrite", "append to").
+    pub fn verb(self) -> &'static str {
+        match self {
+            WriteKind::Create => "create",
+            WriteKind::Replace => "create or replace",
+            WriteKind::Append => "append to",
+            WriteKind::Overwrite => "overwrite",
+        }
+    }
+}
+
+/// A statement the write tool may run: one `CREATE [OR REPLACE] TABLE ... AS SELECT`,
+/// `INSERT INTO ... SELECT` or `INSERT OVERWRITE ... SELECT` whose query only reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteChecked {
+    /// The statement re-printed from its parse tree.
+    pub sql: String,
+    pub kind: WriteKind,
+    /// The target's name parts (unquoted parts lower case).
+    pub target: Vec<String>,
+    /// Columns named after the target (`INSERT INTO t (a, b) SELECT ...`), lower case.
+    pub columns: Vec<String>,
+    /// The query that makes the rows, re-printed.
+    pub source: String,
+    /// The relations the query reads, as [`Checked::tables`] names them.
+    pub tables: Vec<String>,
+}
+
+/// Checks that `sql` is one statement the write tool runs (see [`WriteChecked`]).
+pub fn check_write(sql: &str, flavor: Flavor) -> Result<WriteChecked, Refused> {
+    let statement = parse_one(sql, flavor)?;
+    let (kind, target, columns, source) = match &statement {
+        Statement::CreateTable(create) => {
+            let Some(query) = &create.query else {
+                return Err(Refused::NotAWrite("CREATE TABLE without AS SELECT".into()));
+            };
+            if create.temporary
+                || create.external
+                || !create.columns.is_empty()
+                || create.like.is_some()
+                || create.clone.is_some()
+                || create.location.is_some()
+            {
+                return Err(Refused::NotAWrite(
+                    "CREATE TABLE with column definitions, LIKE, CLONE, LOCATION, TEMPORARY or EXTERNAL"
+                        .into(),
+                ));
+            }
+            let kind = if create.or_replace {
+                WriteKind::Replace
+            } else {
+                WriteKind::Create
+            };
+            (kind, &create.name, Vec::new(), query)
+        }
+        Statement::Insert(insert) => {
+            let TableObject::TableName(name) = &insert.table else {
+                return Err(Refused::NotAWrite("INSERT into a table function".into()));
+            };
+            let Some(query) = &insert.source else {
+                return Err(Refused::NotAWrite(
+                    "INSERT without a query (use INSERT ... SELECT or VALUES)".into(),
+                ));
+            };
+            if insert.on.is_some()
+                || insert.returning.is_some()
+                || !insert.assignments.is_empty()
+                || insert.partitioned.is_some()
+                || insert.or.is_some()
+                || insert.replace_into
+            {
+                return Err(Refused::NotAWrite(
+                    "INSERT with ON CONFLICT, RETURNING, SET, PARTITION or OR REPLACE".into(),
+                ));
+            }
+            let kind = if insert.overwrite {
+                WriteKind::Overwrite
+            } else {
+                WriteKind::Append
+            };
+            let columns = insert.columns.iter().map(relation_name).collect();
+            (kind, name, columns, query)
+        }
+        other => return Err(Refused::NotAWrite(keyword(other))),
+    };
+    let tables = reads_of(source.as_ref())?;
+    Ok(WriteChecked {
+        sql: statement.to_string(),
+        kind,
+        target: name_parts(target),
+        columns,
+        source: source.to_string(),
+        tables,
+    })
 }
 
 /// A relation name as the guard reports it: its parts, unquoted and lower case, joined by dots.
@@ -188,10 +304,23 @@ fn keyword(statement: &Statement) -> String {
     }
 }
 
+/// The tables `node` reads (its own CTEs left out), or why it is refused: it writes somewhere.
+fn reads_of<V: Visit>(node: &V) -> Result<Vec<String>, Refused> {
+    let mut reads = Reads::default();
+    if let ControlFlow::Break(refused) = node.visit(&mut reads) {
+        return Err(refused);
+    }
+    let Reads { mut tables, ctes } = reads;
+    tables.retain(|t| !ctes.contains(t));
+    Ok(tables)
+}
+
 /// Walks a statement: collects the relations it reads and stops at anything that writes.
 #[derive(Default)]
 struct Reads {
     tables: Vec<String>,
+    /// Names the statement's `WITH` clauses define.
+    ctes: Vec<String>,
 }
 
 impl Visitor for Reads {
@@ -206,6 +335,13 @@ impl Visitor for Reads {
     }
 
     fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<Refused> {
+        if let Some(with) = &query.with {
+            self.ctes.extend(
+                with.cte_tables
+                    .iter()
+                    .map(|cte| cte.alias.name.value.to_lowercase()),
+            );
+        }
         if let Some(lock) = query.locks.first() {
             return ControlFlow::Break(Refused::Locks(lock.to_string().to_uppercase()));
         }
@@ -267,7 +403,7 @@ mod tests {
         );
         assert!(!checked.explain);
         let with = ok("WITH t AS (SELECT * FROM warehouse.ads.campaigns) SELECT count(*) FROM t");
-        assert_eq!(with.tables, ["warehouse.ads.campaigns", "t"]);
+        assert_eq!(with.tables, ["warehouse.ads.campaigns"]);
         assert!(ok("EXPLAIN SELECT 1").explain);
         ok("SHOW TABLES");
         ok("DESCRIBE ads.campaigns");
@@ -340,6 +476,64 @@ mod tests {
         );
         assert!(split_name("ads.t; DROP TABLE x", Flavor::Generic).is_err());
         assert!(split_name("", Flavor::Generic).is_err());
+    }
+
+    #[test]
+    fn the_write_tool_takes_table_writes_from_queries_only() {
+        let create = check_write(
+            "create table Ads.Top as select * from ads.campaigns where budget > 10",
+            Flavor::Generic,
+        )
+        .unwrap();
+        assert_eq!(create.kind, WriteKind::Create);
+        assert_eq!(create.target, ["ads", "top"]);
+        assert_eq!(create.tables, ["ads.campaigns"]);
+        assert_eq!(
+            create.source,
+            "SELECT * FROM ads.campaigns WHERE budget > 10"
+        );
+        let replace = check_write(
+            "CREATE OR REPLACE TABLE ads.top AS WITH c AS (SELECT * FROM finance.ledger) SELECT * FROM c",
+            Flavor::Generic,
+        )
+        .unwrap();
+        assert_eq!(replace.kind, WriteKind::Replace);
+        assert_eq!(replace.tables, ["finance.ledger"]);
+        let overwrite = check_write(
+            "INSERT OVERWRITE TABLE ads.top SELECT * FROM ads.campaigns",
+            Flavor::Generic,
+        )
+        .unwrap();
+        assert_eq!(overwrite.kind, WriteKind::Overwrite);
+        let append =
+            check_write("INSERT INTO w.ads.top (a, B) SELECT 1, 2", Flavor::Generic).unwrap();
+        assert_eq!(append.kind, WriteKind::Append);
+        assert_eq!(append.target, ["w", "ads", "top"]);
+        assert_eq!(append.columns, ["a", "b"]);
+        assert!(append.tables.is_empty());
+
+        for (sql, refused) in [
+            ("DROP TABLE ads.top", "DROP TABLE is not one of them"),
+            ("DELETE FROM ads.top", "DELETE is not one of them"),
+            ("SELECT 1", "SELECT is not one of them"),
+            ("CREATE TABLE t (a INT)", "CREATE TABLE without AS SELECT"),
+            ("CREATE TEMPORARY TABLE t AS SELECT 1", "TEMPORARY"),
+            (
+                "INSERT INTO t SELECT 1; DROP TABLE t",
+                "exactly one statement",
+            ),
+            ("INSERT INTO t SELECT * FROM s FOR UPDATE", "locks rows"),
+        ] {
+            let error = check_write(sql, Flavor::Generic)
+                .expect_err(sql)
+                .to_string();
+            assert!(error.contains(refused), "{sql}: {error}");
+        }
+        let nested = "INSERT INTO t WITH gone AS (DELETE FROM s RETURNING *) SELECT * FROM gone";
+        assert_eq!(
+            check_write(nested, Flavor::Postgres),
+            Err(Refused::Writes("DELETE".into()))
+        );
     }
 
     #[test]

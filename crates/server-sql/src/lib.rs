@@ -3,6 +3,14 @@
 //! default, over a generated sample warehouse), Trino/Presto and PostgreSQL. Every statement is
 //! parsed and must only read ([`guard`]); results stay within row, byte and time limits and come
 //! back both structured and as a compact text table for the model.
+//!
+//! Table-level access rules are the server's Cedar policies (`policies.cedar`, registered with
+//! it): every tool that touches tables works out which ones (`tables` as `schema.table`,
+//! `schemas`) and asks the policies with them before the engine sees anything, so a rule such as
+//! "finance.* only for group finance" holds however the SQL names the table. Writes go through
+//! `run_write` alone: it always needs approval, previews what it would change (target table,
+//! rows now, rows it would write) for the caller's confirmation and the approvers, and runs only
+//! as an approved proposal.
 
 pub mod embedded;
 pub mod engine;
@@ -17,22 +25,58 @@ use std::sync::Arc;
 
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
-    handler::server::{common::schema_for_output, router::tool::ToolRouter, wrapper::Parameters},
-    model::{CallToolResult, ContentBlock, ServerConfig},
+    handler::server::{
+        common::schema_for_output, router::tool::ToolRouter, tool::InputResponses as Responses,
+        wrapper::Parameters,
+    },
+    model::{CallToolResponse, CallToolResult, ContentBlock, ServerConfig},
     service::RequestContext,
     tool, tool_handler, tool_router,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use server_sdk::{Confirmation, Governance};
 
 pub use embedded::Embedded;
-pub use engine::{Column, Limits, Plan, Rows, Run, SqlEngine, SqlError, TableInfo, TableName};
-pub use guard::{Checked, Flavor, Refused, check_read_only};
+pub use engine::{
+    Column, Limits, Plan, Rows, Run, SqlEngine, SqlError, TableInfo, TableName, Written,
+};
+pub use guard::{Checked, Flavor, Refused, WriteChecked, WriteKind, check_read_only, check_write};
 pub use postgres::{Postgres, PostgresConfig};
 pub use trino::{Dialect, Trino, TrinoConfig};
 
 /// The bundled manifest.
 pub const MANIFEST: &str = include_str!("../switchboard.toml");
+
+/// The bundled table-level access rules (Cedar), registered with the server.
+pub const POLICIES: &str = include_str!("../policies.cedar");
+
+/// The SQL server over `engine` as an HTTP router (`/mcp`, `/metrics`, `/healthz`, `/readyz`),
+/// its tools governed by `governance` (made from this server's manifest and, for table rules,
+/// [`POLICIES`] or the operator's own).
+pub fn http_router(
+    engine: Arc<dyn SqlEngine>,
+    limits: Limits,
+    governance: Governance,
+    options: server_sdk::HttpOptions,
+) -> Result<axum::Router, Vec<catalog::Problem>> {
+    let router = governance.govern(SqlServer::tools())?;
+    let info = server_sdk::server_info(governance.manifest());
+    let handlers = governance.clone();
+    Ok(server_sdk::http_router(
+        move || {
+            SqlServer::new(
+                engine.clone(),
+                limits.clone(),
+                info.clone(),
+                router.clone(),
+                handlers.clone(),
+            )
+        },
+        governance,
+        options,
+    ))
+}
 
 /// Rows `sample_rows` returns at most.
 const MAX_SAMPLE_ROWS: u32 = 50;
@@ -69,6 +113,19 @@ pub struct SampleArgs {
     pub limit: Option<u32>,
 }
 
+/// What a call may say about the tables its statement touches. The server works both out from
+/// the SQL and checks access rules against what it found; a call that declares them lets the
+/// gateway check the same rules before the call reaches the server, and must declare them right.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct Touches {
+    /// Optional: the tables the statement reads or writes, as `schema.table`.
+    #[serde(default)]
+    pub tables: Option<Vec<String>>,
+    /// Optional: the schemas of those tables.
+    #[serde(default)]
+    pub schemas: Option<Vec<String>>,
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct QueryArgs {
     /// One SQL statement that reads: SELECT (with WITH, JOIN, UNION, ...), EXPLAIN, SHOW or
@@ -77,12 +134,83 @@ pub struct QueryArgs {
     /// Return at most this many rows (default and maximum: the server's row limit).
     #[serde(default)]
     pub max_rows: Option<u32>,
+    #[serde(flatten)]
+    pub touches: Touches,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ExplainArgs {
     /// The query to plan (it is not run).
     pub sql: String,
+    #[serde(flatten)]
+    pub touches: Touches,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct WriteArgs {
+    /// One statement that writes a table from a query: CREATE TABLE t AS SELECT ..., CREATE OR
+    /// REPLACE TABLE t AS SELECT ..., INSERT INTO t SELECT ... or INSERT OVERWRITE t SELECT ....
+    pub sql: String,
+    #[serde(flatten)]
+    pub touches: Touches,
+}
+
+/// What a write would change, shown to the caller and the approvers before it runs.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
+pub struct WritePreview {
+    /// What the statement does to the table.
+    pub operation: WriteKind,
+    /// The affected table, `catalog.schema.table`.
+    pub table: String,
+    /// Rows in the table now (none when it does not exist yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_rows: Option<u64>,
+    /// Rows the query would write, counted now; the table may have changed by the time the
+    /// approved write runs.
+    pub estimated_rows: u64,
+    /// Rows the table would hold afterwards.
+    pub rows_after: u64,
+    /// The tables the query reads.
+    pub reads: Vec<String>,
+    /// The statement as it would run.
+    pub sql: String,
+}
+
+impl WritePreview {
+    /// One line for people: what would change.
+    pub fn summary(&self) -> String {
+        let now = match self.current_rows {
+            Some(rows) => format!("{rows} rows now"),
+            None => "a new table".into(),
+        };
+        format!(
+            "{} {} ({now}): writes about {} rows, leaving {} rows",
+            capitalised(self.operation.verb()),
+            self.table,
+            self.estimated_rows,
+            self.rows_after
+        )
+    }
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().collect::<String>() + chars.as_str())
+        .unwrap_or_default()
+}
+
+/// A write's result.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct WriteResult {
+    /// What was approved.
+    pub preview: WritePreview,
+    /// Rows the statement wrote, where the engine says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_written: Option<u64>,
+    /// The approved proposal this write ran as.
+    pub proposal: String,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -129,6 +257,23 @@ pub struct SqlServer {
     limits: Limits,
     info: ServerConfig,
     tool_router: ToolRouter<SqlServer>,
+    governance: Governance,
+}
+
+/// Why a call stops before the engine: a refusal by policy (a JSON-RPC error, as the gateway
+/// answers one) or a mistake in the call (a tool error the model reads).
+enum Stop {
+    Denied(ErrorData),
+    Invalid(String),
+}
+
+impl Stop {
+    fn into_result(self) -> Result<CallToolResult, ErrorData> {
+        match self {
+            Stop::Denied(e) => Err(e),
+            Stop::Invalid(message) => Ok(failure(message)),
+        }
+    }
 }
 
 /// Runs `work` until it ends or the client cancels the call (a `notifications/cancelled`, or a
@@ -169,13 +314,155 @@ impl SqlServer {
         limits: Limits,
         info: ServerConfig,
         tool_router: ToolRouter<SqlServer>,
+        governance: Governance,
     ) -> SqlServer {
         SqlServer {
             engine,
             limits,
             info,
             tool_router,
+            governance,
         }
+    }
+
+    /// The tables (`schema.table`) and schemas that `names` (as the guard reports relations,
+    /// or as a `TableName`'s parts) touch, sorted. An unqualified name is resolved against the
+    /// engine's one default schema; where there is none and the server has access rules, it is
+    /// refused, since a rule could not tell which table it means.
+    fn touched(&self, names: &[String]) -> Result<(Vec<String>, Vec<String>), Stop> {
+        let mut tables = std::collections::BTreeSet::new();
+        let mut schemas = std::collections::BTreeSet::new();
+        for name in names {
+            let parts: Vec<&str> = name.split('.').collect();
+            let (schema, table) = match parts.as_slice() {
+                [schema, table] | [_, schema, table] => ((*schema).to_owned(), *table),
+                [table] => match self.engine.default_schema() {
+                    Some(schema) => (schema.to_owned(), *table),
+                    None if self.governance.has_policies() => {
+                        return Err(Stop::Invalid(format!(
+                            "name the table {table} as schema.table: access rules are checked against schema-qualified names"
+                        )));
+                    }
+                    None => continue,
+                },
+                _ => {
+                    return Err(Stop::Invalid(format!(
+                        "name the table {name} as schema.table or catalog.schema.table"
+                    )));
+                }
+            };
+            tables.insert(format!("{schema}.{table}"));
+            schemas.insert(schema);
+        }
+        Ok((tables.into_iter().collect(), schemas.into_iter().collect()))
+    }
+
+    /// Asks the server's access rules whether the caller may make this call of `tool`, with the
+    /// tables and schemas it touches (worked out from the SQL, never taken from the caller)
+    /// added to its arguments. A call that declared them must have declared them right.
+    fn check_access(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        tool: &str,
+        mut args: serde_json::Map<String, serde_json::Value>,
+        declared: &Touches,
+        names: &[String],
+    ) -> Result<(), Stop> {
+        let (tables, schemas) = self.touched(names)?;
+        let differs = |declared: &Option<Vec<String>>, found: &[String]| {
+            declared.as_ref().is_some_and(|d| {
+                let d: std::collections::BTreeSet<String> =
+                    d.iter().map(|t| t.to_lowercase()).collect();
+                !d.iter().eq(found.iter())
+            })
+        };
+        if differs(&declared.tables, &tables) || differs(&declared.schemas, &schemas) {
+            return Err(Stop::Invalid(format!(
+                "the call declares tables {:?} and schemas {:?}, but the statement touches tables {tables:?} in schemas {schemas:?}; declare them as the statement names them, or leave them out",
+                declared.tables.as_deref().unwrap_or_default(),
+                declared.schemas.as_deref().unwrap_or_default()
+            )));
+        }
+        args.insert("tables".into(), serde_json::json!(tables));
+        args.insert("schemas".into(), serde_json::json!(schemas));
+        let caller = self.governance.caller(ctx);
+        self.governance
+            .authorize_call(&caller, tool, &serde_json::Value::Object(args))
+            .map_err(Stop::Denied)
+    }
+
+    /// The table `parts` name, as a full name.
+    fn target_name(&self, parts: &[String]) -> Result<TableName, String> {
+        TableName::resolve(
+            parts,
+            self.engine.default_catalog(),
+            self.engine.default_schema(),
+        )
+    }
+
+    /// A single count from the engine, as the caller.
+    async fn count(
+        &self,
+        sql: &str,
+        run: &Run,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<u64, SqlError> {
+        let rows = cancellable(ctx, self.engine.query(sql, run)).await?;
+        rows.rows
+            .first()
+            .and_then(|row| row.first())
+            .and_then(|v| {
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            })
+            .ok_or_else(|| SqlError::Internal(format!("the engine gave no count for {sql}")))
+    }
+
+    /// What `write` would change, worked out as the caller without changing anything.
+    async fn preview(
+        &self,
+        write: &WriteChecked,
+        target: &TableName,
+        run: &Run,
+        ctx: &RequestContext<RoleServer>,
+    ) -> Result<WritePreview, SqlError> {
+        let exists = self.engine.columns(target, run).await.is_ok();
+        engine::check_target(write.kind, exists, target)?;
+        let current_rows = if exists {
+            Some(
+                self.count(
+                    &format!("SELECT count(*) FROM {}", target.quoted()),
+                    run,
+                    ctx,
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
+        let estimated_rows = self
+            .count(
+                &format!(
+                    "SELECT count(*) FROM ({}) AS switchboard_source",
+                    write.source
+                ),
+                run,
+                ctx,
+            )
+            .await?;
+        let rows_after = match write.kind {
+            WriteKind::Append => current_rows.unwrap_or(0) + estimated_rows,
+            _ => estimated_rows,
+        };
+        Ok(WritePreview {
+            operation: write.kind,
+            table: target.to_string(),
+            current_rows,
+            estimated_rows,
+            rows_after,
+            reads: write.tables.clone(),
+            sql: write.sql.clone(),
+        })
     }
 
     /// The ungoverned tool router, to be wrapped by the SDK.
@@ -194,24 +481,10 @@ impl SqlServer {
         }
     }
 
-    /// `schema.table` or `catalog.schema.table` as a full name.
+    /// `schema.table` or `catalog.schema.table` (as text) as a full name.
     fn table_name(&self, text: &str) -> Result<TableName, String> {
         let parts = guard::split_name(text, self.engine.flavor()).map_err(|e| e.to_string())?;
-        match parts.as_slice() {
-            [schema, table] => Ok(TableName {
-                catalog: self.engine.default_catalog().to_owned(),
-                schema: schema.clone(),
-                table: table.clone(),
-            }),
-            [catalog, schema, table] => Ok(TableName {
-                catalog: catalog.clone(),
-                schema: schema.clone(),
-                table: table.clone(),
-            }),
-            _ => Err(format!(
-                "name the table as schema.table or catalog.schema.table, not {text:?}"
-            )),
-        }
+        self.target_name(&parts)
     }
 
     /// Runs a statement the guard passed and shapes its result.
@@ -321,6 +594,13 @@ impl SqlServer {
             Ok(name) => name,
             Err(e) => return Ok(failure(e)),
         };
+        let touched = [format!("{}.{}", name.schema, name.table)];
+        let call = serde_json::Map::from_iter([("table".to_owned(), args.table.clone().into())]);
+        if let Err(stop) =
+            self.check_access(&ctx, "describe_table", call, &Touches::default(), &touched)
+        {
+            return stop.into_result();
+        }
         match self.engine.columns(&name, &self.run_for(&ctx)).await {
             Ok(columns) => {
                 let text = columns
@@ -360,6 +640,16 @@ impl SqlServer {
             Ok(name) => name,
             Err(e) => return Ok(failure(e)),
         };
+        let touched = [format!("{}.{}", name.schema, name.table)];
+        let call = serde_json::Map::from_iter([
+            ("table".to_owned(), args.table.clone().into()),
+            ("limit".to_owned(), limit.into()),
+        ]);
+        if let Err(stop) =
+            self.check_access(&ctx, "sample_rows", call, &Touches::default(), &touched)
+        {
+            return stop.into_result();
+        }
         let sql = format!("SELECT * FROM {} LIMIT {limit}", name.quoted());
         match guard::check_read_only(&sql, self.engine.flavor()) {
             Ok(checked) => self.run_checked(checked, &self.run_for(&ctx), &ctx).await,
@@ -381,6 +671,15 @@ impl SqlServer {
             Ok(checked) => checked,
             Err(e) => return Ok(failure(e)),
         };
+        let mut call = serde_json::Map::from_iter([("sql".to_owned(), args.sql.clone().into())]);
+        if let Some(max) = args.max_rows {
+            call.insert("max_rows".into(), max.into());
+        }
+        if let Err(stop) =
+            self.check_access(&ctx, "run_query", call, &args.touches, &checked.tables)
+        {
+            return stop.into_result();
+        }
         let mut run = self.run_for(&ctx);
         if let Some(max) = args.max_rows {
             if max == 0 {
@@ -410,6 +709,12 @@ impl SqlServer {
             Ok(checked) => checked,
             Err(e) => return Ok(failure(e)),
         };
+        let call = serde_json::Map::from_iter([("sql".to_owned(), args.sql.clone().into())]);
+        if let Err(stop) =
+            self.check_access(&ctx, "explain_query", call, &args.touches, &checked.tables)
+        {
+            return stop.into_result();
+        }
         match cancellable(&ctx, self.engine.explain(&checked.sql, &self.run_for(&ctx))).await {
             Ok(plan) => {
                 let mut text = plan.plan.clone();
@@ -422,6 +727,96 @@ impl SqlServer {
                 answer(&plan, text)
             }
             Err(e) => Ok(failure(e)),
+        }
+    }
+
+    #[tool(
+        description = "Write a table from a query: CREATE TABLE t AS SELECT ..., CREATE OR REPLACE TABLE t AS SELECT ..., INSERT INTO t SELECT ... or INSERT OVERWRITE t SELECT .... Every write needs approval by the data owners: the call first shows what would change (the table, its rows now, the rows the query would write), asks you to confirm where the client can, and becomes a proposal; it runs once approved.",
+        annotations(title = "Write a table (needs approval)", read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = false),
+        output_schema = schema_for_output::<WriteResult>()
+    )]
+    async fn run_write(
+        &self,
+        Parameters(args): Parameters<WriteArgs>,
+        Responses(responses): Responses,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let write = match guard::check_write(&args.sql, self.engine.flavor()) {
+            Ok(write) => write,
+            Err(e) => return Ok(failure(e).into()),
+        };
+        let target = match self.target_name(&write.target) {
+            Ok(target) => target,
+            Err(e) => return Ok(failure(e).into()),
+        };
+        let mut touched = write.tables.clone();
+        touched.push(format!("{}.{}", target.schema, target.table));
+        let call = serde_json::Map::from_iter([("sql".to_owned(), args.sql.clone().into())]);
+        if let Err(stop) = self.check_access(&ctx, "run_write", call, &args.touches, &touched) {
+            return stop.into_result().map(Into::into);
+        }
+        let run = self.run_for(&ctx);
+        let preview = match self.preview(&write, &target, &run, &ctx).await {
+            Ok(preview) => preview,
+            Err(e) => return Ok(failure(e).into()),
+        };
+        let summary = preview.summary();
+        let details = serde_json::to_value(&preview)
+            .map_err(|e| ErrorData::internal_error(format!("encode the preview: {e}"), None))?;
+        if server_sdk::preview::requested(&ctx) {
+            // The gateway asks before proposing: confirm with the caller where the client can
+            // ask; where it cannot, the approvers, who see the same preview, decide alone.
+            if server_sdk::can_ask(&ctx) {
+                let question = format!("{summary}. Propose this write for approval?");
+                match server_sdk::confirm(&ctx, responses.as_ref(), &question).await? {
+                    Confirmation::Confirmed => {}
+                    Confirmation::Declined => {
+                        return Ok(failure(format!(
+                            "you declined: nothing was proposed and nothing changed ({summary})"
+                        ))
+                        .into());
+                    }
+                    Confirmation::Ask(round) => return Ok(*round),
+                }
+            }
+            return Ok(server_sdk::preview::result(&summary, details).into());
+        }
+        // Only an approved proposal runs: the gateway's assertion names it.
+        let Some(proposal) = server_sdk::caller_of(&ctx).and_then(|c| c.confirmation) else {
+            return Ok(failure(format!(
+                "run_write changes data, so it runs only as an approved proposal: call it through the Switchboard gateway, which asks for approval ({summary})"
+            ))
+            .into());
+        };
+        let run = Run {
+            // Writes rewrite whole tables: give them more time than a query.
+            limits: Limits {
+                timeout: run.limits.timeout * 4,
+                ..run.limits
+            },
+            ..run
+        };
+        match cancellable(&ctx, self.engine.write(&write, &target, &run)).await {
+            Ok(written) => {
+                let text = format!(
+                    "done: {} {} ({} rows written)",
+                    write.kind.verb(),
+                    target,
+                    written
+                        .rows
+                        .map_or_else(|| "unknown".to_owned(), |r| r.to_string())
+                );
+                answer(
+                    &WriteResult {
+                        preview,
+                        rows_written: written.rows,
+                        proposal,
+                    },
+                    text,
+                )
+                .map(Into::into)
+            }
+            Err(e) => Ok(failure(e).into()),
         }
     }
 }

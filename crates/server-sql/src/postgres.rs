@@ -18,10 +18,10 @@ use sqlx::{
 
 use crate::{
     engine::{
-        Collector, Column, Plan, Rows, Run, SqlEngine, SqlError, TableInfo, TableName, column_list,
-        table_infos,
+        Collector, Column, Plan, Rows, Run, SqlEngine, SqlError, TableInfo, TableName, Written,
+        column_list, table_infos,
     },
-    guard::{self, Flavor},
+    guard::{self, Flavor, WriteChecked, WriteKind},
 };
 
 /// How to reach the database.
@@ -64,12 +64,25 @@ impl Postgres {
         run: &Run,
         work: impl AsyncFnOnce(&mut sqlx::PgConnection) -> Result<T, SqlError>,
     ) -> Result<T, SqlError> {
+        self.transaction(run, false, work).await
+    }
+
+    /// Runs `work` in a transaction as `run.user`, within the time limit: read-only and rolled
+    /// back, or (`commit`) read-write and committed when `work` succeeds.
+    async fn transaction<T>(
+        &self,
+        run: &Run,
+        commit: bool,
+        work: impl AsyncFnOnce(&mut sqlx::PgConnection) -> Result<T, SqlError>,
+    ) -> Result<T, SqlError> {
         let timeout = run.limits.timeout;
         let attempt = async {
             let mut tx = self.pool.begin().await.map_err(unavailable)?;
-            tx.execute("SET TRANSACTION READ ONLY")
-                .await
-                .map_err(pg_error)?;
+            if !commit {
+                tx.execute("SET TRANSACTION READ ONLY")
+                    .await
+                    .map_err(pg_error)?;
+            }
             sqlx::query("SELECT set_config('statement_timeout', $1, true), set_config('application_name', $2, true)")
                 .bind(format!("{}ms", timeout.as_millis().max(1)))
                 .bind(format!("switchboard:{}", run.user.chars().take(40).collect::<String>()))
@@ -85,8 +98,12 @@ impl Postgres {
                 .map_err(pg_error)?;
             }
             let out = work(&mut *tx).await;
-            // Nothing to keep: a read-only transaction ends the same either way.
-            let _ = tx.rollback().await;
+            if commit && out.is_ok() {
+                tx.commit().await.map_err(pg_error)?;
+            } else {
+                // Nothing to keep: a read-only transaction ends the same either way.
+                let _ = tx.rollback().await;
+            }
             out
         };
         // The server cancels at its statement_timeout; the client gives it a moment more.
@@ -292,6 +309,62 @@ impl SqlEngine for Postgres {
             )
             .await?;
         column_list(table, rows)
+    }
+
+    async fn write(
+        &self,
+        write: &WriteChecked,
+        target: &TableName,
+        run: &Run,
+    ) -> Result<Written, SqlError> {
+        self.same_database(&target.catalog)?;
+        // PostgreSQL has neither INSERT OVERWRITE nor CREATE OR REPLACE TABLE: both become a
+        // delete (or drop) and an insert (or create) in one transaction, built from quoted names
+        // and the guard's re-printed query.
+        let name = format!(
+            "{}.{}",
+            identifier(&target.schema),
+            identifier(&target.table)
+        );
+        let columns = if write.columns.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({})",
+                write
+                    .columns
+                    .iter()
+                    .map(|c| identifier(c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let statements: Vec<String> = match write.kind {
+            WriteKind::Create | WriteKind::Append => vec![write.sql.clone()],
+            WriteKind::Overwrite => vec![
+                format!("DELETE FROM {name}"),
+                format!("INSERT INTO {name}{columns} {}", write.source),
+            ],
+            WriteKind::Replace => vec![
+                format!("DROP TABLE IF EXISTS {name}"),
+                format!("CREATE TABLE {name} AS {}", write.source),
+            ],
+        };
+        let rows = self
+            .transaction(run, true, async move |conn| {
+                let mut rows = 0;
+                for statement in statements {
+                    rows = sqlx::query(AssertSqlSafe(statement))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(pg_error)?
+                        .rows_affected();
+                }
+                Ok(rows)
+            })
+            .await?;
+        tracing::info!(table = %target, user = %run.user, rows, "wrote a table");
+        Ok(Written { rows: Some(rows) })
     }
 }
 

@@ -13,10 +13,10 @@ use serde_json::Value;
 
 use crate::{
     engine::{
-        Collector, Column, Plan, Rows, Run, SqlEngine, SqlError, TableInfo, TableName, column_list,
-        table_infos,
+        Collector, Column, Plan, Rows, Run, SqlEngine, SqlError, TableInfo, TableName, Written,
+        column_list, table_infos,
     },
-    guard::Flavor,
+    guard::{Flavor, WriteChecked, WriteKind},
 };
 
 /// Which product's header names to use.
@@ -387,6 +387,30 @@ impl SqlEngine for Trino {
             literal(&table.table)
         );
         column_list(table, self.strings(&sql, run).await?)
+    }
+
+    async fn write(
+        &self,
+        write: &WriteChecked,
+        target: &TableName,
+        run: &Run,
+    ) -> Result<Written, SqlError> {
+        if write.kind == WriteKind::Overwrite {
+            return Err(SqlError::Query(format!(
+                "{} has no INSERT OVERWRITE: use CREATE OR REPLACE TABLE {} AS SELECT ...",
+                self.name(),
+                target
+            )));
+        }
+        // Trino answers a write with one row: the number of rows written.
+        let result = self.execute(&write.sql, run).await?;
+        let rows = result
+            .rows
+            .first()
+            .and_then(|row| row.first())
+            .and_then(Value::as_u64);
+        tracing::info!(table = %target, user = %run.user, rows, "wrote a table");
+        Ok(Written { rows })
     }
 }
 

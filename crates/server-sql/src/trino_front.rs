@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use crate::{
-    engine::{Limits, Rows, Run, SqlEngine, SqlError},
+    engine::{Column, Limits, Rows, Run, SqlEngine, SqlError, TableName},
     guard::{self, Refused},
 };
 
@@ -42,6 +42,9 @@ pub struct FrontConfig {
     pub page_rows: usize,
     /// Limits of every statement.
     pub limits: Limits,
+    /// Whether `CREATE TABLE ... AS SELECT` and `INSERT ... SELECT` run (on the engine's `write`);
+    /// otherwise only statements that read do.
+    pub allow_writes: bool,
 }
 
 /// What the front has seen, for tests and operators.
@@ -164,9 +167,16 @@ async fn submit(State(front): State<Arc<Front>>, headers: HeaderMap, body: Bytes
     let engine = front.engine.clone();
     let statement = match metadata_statement(&sql) {
         Some(meta) => Ok(meta),
-        None => {
-            guard::check_read_only(&sql, engine.flavor()).map(|checked| Statement::Sql(checked.sql))
-        }
+        None => match guard::check_read_only(&sql, engine.flavor()) {
+            Ok(checked) => Ok(Statement::Sql(checked.sql)),
+            Err(refused @ Refused::Writes(_)) if front.config.allow_writes => {
+                match guard::check_write(&sql, engine.flavor()) {
+                    Ok(write) => Ok(Statement::Write(Box::new(write))),
+                    Err(_) => Err(refused),
+                }
+            }
+            Err(refused) => Err(refused),
+        },
     };
     let statement = match statement {
         Ok(statement) => statement,
@@ -183,6 +193,22 @@ async fn submit(State(front): State<Arc<Front>>, headers: HeaderMap, body: Bytes
     let task = tokio::spawn(async move {
         let outcome = match statement {
             Statement::Sql(sql) => engine.query(&sql, &run).await,
+            Statement::Write(write) => {
+                match TableName::resolve(&write.target, engine.default_catalog(), None) {
+                    Ok(target) => engine
+                        .write(&write, &target, &run)
+                        .await
+                        .map(|written| Rows {
+                            columns: vec![Column {
+                                name: "rows".into(),
+                                data_type: "Int64".into(),
+                            }],
+                            rows: vec![vec![json!(written.rows.unwrap_or(0))]],
+                            truncated: None,
+                        }),
+                    Err(message) => Err(SqlError::Query(message)),
+                }
+            }
             Statement::Catalogs => engine
                 .catalogs(&run)
                 .await
@@ -231,6 +257,7 @@ async fn submit(State(front): State<Arc<Front>>, headers: HeaderMap, body: Bytes
 
 enum Statement {
     Sql(String),
+    Write(Box<guard::WriteChecked>),
     Catalogs,
     Schemas(Option<String>),
 }

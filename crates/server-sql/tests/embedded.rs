@@ -193,3 +193,162 @@ async fn writes_are_refused_by_the_engine_too() {
         );
     }
 }
+
+fn target(schema: &str, table: &str) -> TableName {
+    TableName {
+        catalog: "warehouse".into(),
+        schema: schema.into(),
+        table: table.into(),
+    }
+}
+
+async fn write(engine: &Embedded, sql: &str, schema: &str, table: &str) -> Result<u64, SqlError> {
+    let checked = server_sql::check_write(sql, Flavor::Generic).unwrap();
+    engine
+        .write(&checked, &target(schema, table), &run(Limits::default()))
+        .await
+        .map(|w| w.rows.unwrap())
+}
+
+/// Approved writes create, append to, overwrite and replace Parquet tables that later queries
+/// (and a fresh engine over the same folder) read; a write that cannot be done changes nothing.
+#[tokio::test]
+async fn approved_writes_change_parquet_tables_in_place() {
+    let (dir, engine) = warehouse().await;
+    let created = write(
+        &engine,
+        "CREATE TABLE ads.big_budgets AS SELECT campaign_id, daily_budget_usd FROM ads.campaigns WHERE daily_budget_usd > 0",
+        "ads",
+        "big_budgets",
+    )
+    .await
+    .unwrap();
+    let campaigns = Scale::SMALL.campaigns as u64;
+    assert_eq!(created, campaigns);
+    let count = |sql: &'static str| {
+        let engine = &engine;
+        async move { query(engine, sql).await.rows[0][0].as_u64().unwrap() }
+    };
+    assert_eq!(
+        count("SELECT count(*) FROM ads.big_budgets").await,
+        campaigns
+    );
+
+    let appended = write(
+        &engine,
+        "INSERT INTO ads.big_budgets SELECT campaign_id, daily_budget_usd FROM ads.campaigns LIMIT 5",
+        "ads",
+        "big_budgets",
+    )
+    .await
+    .unwrap();
+    assert_eq!(appended, 5);
+    assert_eq!(
+        count("SELECT count(*) FROM ads.big_budgets").await,
+        campaigns + 5
+    );
+
+    // An overwrite keeps the table's columns and types, whatever the query calls them.
+    let overwritten = write(
+        &engine,
+        "INSERT OVERWRITE ads.big_budgets SELECT 7 AS id, 1.5 AS b",
+        "ads",
+        "big_budgets",
+    )
+    .await
+    .unwrap();
+    assert_eq!(overwritten, 1);
+    let row = query(
+        &engine,
+        "SELECT campaign_id, daily_budget_usd FROM ads.big_budgets",
+    )
+    .await;
+    assert_eq!(row.rows, vec![vec![json!(7), json!(1.5)]]);
+
+    let replaced = write(
+        &engine,
+        "CREATE OR REPLACE TABLE ads.big_budgets AS SELECT region FROM ads.campaigns",
+        "ads",
+        "big_budgets",
+    )
+    .await
+    .unwrap();
+    assert_eq!(replaced, campaigns);
+    let described = engine
+        .columns(&target("ads", "big_budgets"), &run(Limits::default()))
+        .await
+        .unwrap();
+    assert_eq!(described.len(), 1);
+    assert_eq!(described[0].name, "region");
+
+    // What cannot be done is refused, and nothing changes.
+    for (sql, schema, table, reason) in [
+        (
+            "CREATE TABLE ads.big_budgets AS SELECT 1",
+            "ads",
+            "big_budgets",
+            "exists already",
+        ),
+        (
+            "INSERT INTO ads.missing SELECT 1",
+            "ads",
+            "missing",
+            "there is no table",
+        ),
+        (
+            "INSERT INTO ads.big_budgets SELECT 1, 2, 3",
+            "ads",
+            "big_budgets",
+            "",
+        ),
+        (
+            "CREATE TABLE \"../../escape\".x AS SELECT 1",
+            "../../escape",
+            "x",
+            "lower-case letters, digits and _ only",
+        ),
+        (
+            "INSERT INTO ads.big_budgets (region) SELECT 'x'",
+            "ads",
+            "big_budgets",
+            "without a column list",
+        ),
+    ] {
+        match write(&engine, sql, schema, table).await {
+            Err(SqlError::Query(message)) => assert!(message.contains(reason), "{sql}: {message}"),
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        count("SELECT count(*) FROM ads.big_budgets").await,
+        campaigns
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("warehouse/ads"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert!(!dir.path().join("escape").exists());
+
+    // A new schema, and a fresh engine over the same folder, see the tables written.
+    write(
+        &engine,
+        "CREATE TABLE scratch.regions AS SELECT DISTINCT region FROM ads.campaigns",
+        "scratch",
+        "regions",
+    )
+    .await
+    .unwrap();
+    let reopened = Embedded::open(&dir.path().join("warehouse"), "warehouse")
+        .await
+        .unwrap();
+    let regions = query(&reopened, "SELECT count(*) FROM scratch.regions").await;
+    assert!(regions.rows[0][0].as_u64().unwrap() > 0);
+    assert_eq!(
+        query(&reopened, "SELECT count(*) FROM ads.big_budgets")
+            .await
+            .rows[0][0],
+        json!(campaigns)
+    );
+}

@@ -181,3 +181,82 @@ async fn a_statement_past_its_time_limit_is_cancelled_on_the_server() {
     .unwrap();
     assert!(named <= 8);
 }
+
+/// Approved writes commit as one transaction each: PostgreSQL has neither INSERT OVERWRITE nor
+/// CREATE OR REPLACE TABLE, so they become a delete (or drop) and an insert (or create) that
+/// succeed or fail together.
+#[tokio::test]
+async fn approved_writes_commit_whole_or_not_at_all() {
+    let Some((_database, engine)) = database().await else {
+        return;
+    };
+    let r = run(Limits::default());
+    let target = |table: &str| TableName {
+        catalog: engine.default_catalog().to_owned(),
+        schema: "ads".into(),
+        table: table.into(),
+    };
+    let write = |sql: &str| server_sql::check_write(sql, server_sql::Flavor::Postgres).unwrap();
+    let count = |table: &'static str| {
+        let (engine, r) = (&engine, &r);
+        async move {
+            engine
+                .query(&format!("SELECT count(*) AS n FROM ads.{table}"), r)
+                .await
+                .unwrap()
+                .rows[0][0]
+                .as_u64()
+                .unwrap()
+        }
+    };
+    let created = engine
+        .write(
+            &write(
+                "CREATE TABLE ads.emea AS SELECT * FROM ads.campaigns WHERE region = 'emea-north'",
+            ),
+            &target("emea"),
+            &r,
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.rows, Some(count("emea").await));
+    let appended = engine
+        .write(
+            &write("INSERT INTO ads.emea (campaign_id, region, start_date, daily_budget_usd) SELECT 9000, 'x', DATE '2026-01-01', 1"),
+            &target("emea"),
+            &r,
+        )
+        .await
+        .unwrap();
+    assert_eq!(appended.rows, Some(1));
+    let overwritten = engine
+        .write(
+            &write("INSERT OVERWRITE ads.emea SELECT * FROM ads.campaigns LIMIT 4"),
+            &target("emea"),
+            &r,
+        )
+        .await
+        .unwrap();
+    assert_eq!(overwritten.rows, Some(4));
+    assert_eq!(count("emea").await, 4);
+    engine
+        .write(
+            &write("CREATE OR REPLACE TABLE ads.emea AS SELECT region FROM ads.campaigns LIMIT 2"),
+            &target("emea"),
+            &r,
+        )
+        .await
+        .unwrap();
+    assert_eq!(count("emea").await, 2);
+
+    // A failing insert undoes its delete: the overwrite leaves the table as it was.
+    let failed = engine
+        .write(
+            &write("INSERT OVERWRITE ads.emea SELECT 1 / 0"),
+            &target("emea"),
+            &r,
+        )
+        .await;
+    assert!(matches!(failed, Err(SqlError::Query(_))), "{failed:?}");
+    assert_eq!(count("emea").await, 2);
+}

@@ -59,6 +59,15 @@ impl SqlEngine for Recording {
     async fn columns(&self, table: &TableName, run: &Run) -> Result<Vec<Column>, SqlError> {
         self.inner.columns(table, run).await
     }
+    async fn write(
+        &self,
+        write: &server_sql::WriteChecked,
+        target: &TableName,
+        run: &Run,
+    ) -> Result<server_sql::Written, SqlError> {
+        self.users.lock().unwrap().push(run.user.clone());
+        self.inner.write(write, target, run).await
+    }
 }
 
 struct Front {
@@ -88,6 +97,7 @@ async fn front() -> Front {
                 max_bytes: 512 * 1024 * 1024,
                 timeout: Duration::from_secs(60),
             },
+            allow_writes: true,
         },
     );
     tokio::spawn(async move { axum::serve(listener, router).await });
@@ -425,22 +435,20 @@ async fn a_client_cancelling_its_call_cancels_the_statement() {
     let engine: Arc<dyn SqlEngine> = Arc::new(client(&front.url));
     let manifest = catalog::Manifest::parse(server_sql::MANIFEST).unwrap();
     let governance = Governance::new(manifest.clone(), Caller::local()).unwrap();
-    let router = governance.govern(server_sql::SqlServer::tools()).unwrap();
-    let info = server_sdk::server_info(&manifest);
     let limits = Limits {
         timeout: Duration::from_secs(60),
         ..Limits::default()
     };
-    let app = server_sdk::http_router(
-        move || {
-            server_sql::SqlServer::new(engine.clone(), limits.clone(), info.clone(), router.clone())
-        },
+    let app = server_sql::http_router(
+        engine,
+        limits,
         governance,
         HttpOptions {
             identity: IdentityMode::Open(None),
             allowed_hosts: Vec::new(),
         },
-    );
+    )
+    .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/mcp", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -470,4 +478,44 @@ async fn a_client_cancelling_its_call_cancels_the_statement() {
         .unwrap();
     cancelled(&front.stats, 1).await;
     agent.cancel().await.unwrap();
+}
+
+/// An approved write goes to Trino as the caller and comes back with the rows written; Trino
+/// has no INSERT OVERWRITE, which is refused before anything is sent.
+#[tokio::test]
+async fn writes_reach_trino_as_the_caller() {
+    let front = front().await;
+    let engine = client(&front.url);
+    let run = Run {
+        user: "wendy".into(),
+        limits: Limits::default(),
+    };
+    let target = TableName {
+        catalog: "warehouse".into(),
+        schema: "ads".into(),
+        table: "regions".into(),
+    };
+    let create = server_sql::check_write(
+        "CREATE TABLE ads.regions AS SELECT DISTINCT region FROM ads.campaigns",
+        Flavor::Generic,
+    )
+    .unwrap();
+    let written = engine.write(&create, &target, &run).await.unwrap();
+    assert!(written.rows.unwrap() > 0, "{written:?}");
+    assert_eq!(front.engine.users.lock().unwrap().last().unwrap(), "wendy");
+    let count = engine
+        .query("SELECT count(*) FROM ads.regions", &run)
+        .await
+        .unwrap();
+    assert_eq!(count.rows[0][0].as_u64(), written.rows);
+
+    let overwrite =
+        server_sql::check_write("INSERT OVERWRITE ads.regions SELECT 'x'", Flavor::Generic)
+            .unwrap();
+    match engine.write(&overwrite, &target, &run).await {
+        Err(SqlError::Query(message)) => {
+            assert!(message.contains("no INSERT OVERWRITE"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
 }

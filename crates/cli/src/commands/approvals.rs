@@ -69,6 +69,15 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                     p.proposal.user,
                     p.proposal.approver.to_string()
                 );
+                if let Some(summary) = p
+                    .proposal
+                    .preview
+                    .as_ref()
+                    .and_then(|v| v.get("summary"))
+                    .and_then(serde_json::Value::as_str)
+                {
+                    println!("{:<38} would change: {summary}", "");
+                }
             }
         }
         Action::Approve {

@@ -144,7 +144,8 @@ pub(crate) struct Common {
     endpoint: Option<String>,
     #[arg(long, default_value = "dev")]
     environment: String,
-    /// The server's own Cedar policies, registered with it.
+    /// The server's own Cedar policies (a file), registered with it and enforced by it; default:
+    /// the policies the server ships with.
     #[arg(long)]
     policies: Option<PathBuf>,
     /// Write `{"url": ...}` here once listening.
@@ -158,7 +159,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     match args.which {
         Which::Knowledge { docs, common } => {
             let manifest = load_manifest(common.manifest.as_deref(), server_knowledge::MANIFEST)?;
-            let knowledge = build_knowledge(docs.as_deref(), manifest)?;
+            let rules = Rules {
+                cedar: load_policies(common.policies.as_deref(), "")?,
+                environment: common.environment.clone(),
+            };
+            let knowledge = build_knowledge(docs.as_deref(), manifest, rules)?;
             if common.stdio {
                 return server_sdk::serve_stdio(knowledge.handler()).await;
             }
@@ -168,7 +173,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         }
         Which::Sql { sql, common } => {
             let manifest = load_manifest(common.manifest.as_deref(), server_sql::MANIFEST)?;
-            let built = build_sql(&sql, manifest, &common.data.data_dir).await?;
+            let rules = Rules {
+                cedar: load_policies(common.policies.as_deref(), server_sql::POLICIES)?,
+                environment: common.environment.clone(),
+            };
+            let built = build_sql(&sql, manifest, rules, &common.data.data_dir).await?;
             if common.stdio {
                 return server_sdk::serve_stdio(built.handler()).await;
             }
@@ -189,6 +198,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 (
                     fixture.manifest().clone(),
                     tool_definitions(fixture.tools()),
+                    load_policies(common.policies.as_deref(), "")?,
                 ),
             )
             .await
@@ -196,32 +206,57 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-/// Builds one handler of a bundled server from its server info and governed tool router.
-type MakeHandler<H> = dyn Fn(ServerConfig, ToolRouter<H>) -> H + Send + Sync;
+/// Builds one handler of a bundled server from its server info, governed tool router and
+/// governance.
+type MakeHandler<H> = dyn Fn(ServerConfig, ToolRouter<H>, Governance) -> H + Send + Sync;
+
+/// A server's own Cedar policies and the environment it registers in.
+pub(crate) struct Rules {
+    pub(crate) cedar: String,
+    pub(crate) environment: String,
+}
+
+/// The Cedar policies in the file at `path`, else the server's bundled ones.
+pub(crate) fn load_policies(
+    path: Option<&std::path::Path>,
+    bundled: &str,
+) -> anyhow::Result<String> {
+    match path {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("read {}: {e}", path.display())),
+        None => Ok(bundled.to_owned()),
+    }
+}
 
 /// A governed bundled server, ready to serve over HTTP or stdio.
 pub(crate) struct Built<H: Send + Sync + 'static> {
     pub(crate) governance: Governance,
     make: Arc<MakeHandler<H>>,
     router: ToolRouter<H>,
+    policies: String,
 }
 
 impl<H> Built<H>
 where
     H: rmcp::ServerHandler + Clone + Send + Sync + 'static,
 {
-    /// Governs `tools` with `manifest`; `make` builds each handler.
+    /// Governs `tools` with `manifest` and the server's own policies; `make` builds each
+    /// handler.
     pub(crate) fn new(
         manifest: Manifest,
+        rules: Rules,
         tools: ToolRouter<H>,
-        make: impl Fn(ServerConfig, ToolRouter<H>) -> H + Send + Sync + 'static,
+        make: impl Fn(ServerConfig, ToolRouter<H>, Governance) -> H + Send + Sync + 'static,
     ) -> anyhow::Result<Built<H>> {
-        let governance = Governance::new(manifest, Caller::local()).map_err(problems)?;
+        let governance = Governance::new(manifest, Caller::local())
+            .and_then(|g| g.with_policies(&rules.cedar, &tools.list_all(), &rules.environment))
+            .map_err(problems)?;
         let router = governance.govern(tools).map_err(problems)?;
         Ok(Built {
             governance,
             make: Arc::new(make),
             router,
+            policies: rules.cedar,
         })
     }
 
@@ -229,6 +264,7 @@ where
         (self.make)(
             server_sdk::server_info(self.governance.manifest()),
             self.router.clone(),
+            self.governance.clone(),
         )
     }
 
@@ -237,13 +273,14 @@ where
         identity: IdentityMode,
         allowed_hosts: Vec<String>,
     ) -> axum::Router {
-        let (make, router, info) = (
+        let (make, router, info, governance) = (
             self.make.clone(),
             self.router.clone(),
             server_sdk::server_info(self.governance.manifest()),
+            self.governance.clone(),
         );
         server_sdk::http_router(
-            move || make(info.clone(), router.clone()),
+            move || make(info.clone(), router.clone(), governance.clone()),
             self.governance.clone(),
             HttpOptions {
                 identity,
@@ -252,10 +289,12 @@ where
         )
     }
 
-    pub(crate) fn registration_parts(&self) -> (Manifest, Vec<ToolDefinition>) {
+    /// What the server registers: its manifest, tools and own policies.
+    pub(crate) fn registration_parts(&self) -> (Manifest, Vec<ToolDefinition>, String) {
         (
             self.governance.manifest().clone(),
             tool_definitions(self.router.list_all()),
+            self.policies.clone(),
         )
     }
 }
@@ -263,6 +302,7 @@ where
 pub(crate) fn build_knowledge(
     docs: Option<&std::path::Path>,
     manifest: Manifest,
+    rules: Rules,
 ) -> anyhow::Result<Built<Knowledge>> {
     let documents = match docs {
         Some(dir) => server_knowledge::load_folder(dir)?,
@@ -270,9 +310,12 @@ pub(crate) fn build_knowledge(
     };
     let index = Arc::new(KnowledgeIndex::build(documents)?);
     tracing::info!(documents = index.len(), "indexed the knowledge corpus");
-    Built::new(manifest, Knowledge::tools(), move |info, router| {
-        Knowledge::new(index.clone(), info, router)
-    })
+    Built::new(
+        manifest,
+        rules,
+        Knowledge::tools(),
+        move |info, router, _| Knowledge::new(index.clone(), info, router),
+    )
 }
 
 /// The SQL server over the chosen engine: Trino/Presto, PostgreSQL, or embedded DataFusion over
@@ -280,6 +323,7 @@ pub(crate) fn build_knowledge(
 pub(crate) async fn build_sql(
     args: &SqlArgs,
     manifest: Manifest,
+    rules: Rules,
     data_dir: &std::path::Path,
 ) -> anyhow::Result<Built<SqlServer>> {
     let engine: Arc<dyn SqlEngine> = match args.engine.as_str() {
@@ -330,9 +374,14 @@ pub(crate) async fn build_sql(
         max_bytes: args.max_result_bytes.max(1),
         timeout: std::time::Duration::from_secs(args.query_timeout_secs.max(1)),
     };
-    Built::new(manifest, SqlServer::tools(), move |info, router| {
-        SqlServer::new(engine.clone(), limits.clone(), info, router)
-    })
+    Built::new(
+        manifest,
+        rules,
+        SqlServer::tools(),
+        move |info, router, governance| {
+            SqlServer::new(engine.clone(), limits.clone(), info, router, governance)
+        },
+    )
 }
 
 pub(crate) fn load_manifest(
@@ -389,7 +438,7 @@ fn identity_mode(common: &Common, server_name: &str) -> anyhow::Result<IdentityM
 async fn serve(
     common: &Common,
     router: axum::Router,
-    (manifest, tools): (Manifest, Vec<ToolDefinition>),
+    (manifest, tools, policies): (Manifest, Vec<ToolDefinition>, String),
 ) -> anyhow::Result<()> {
     let listener = service_kit::bind(common.listen).await?;
     let addr = listener.local_addr()?;
@@ -400,11 +449,6 @@ async fn serve(
         .unwrap_or_else(|| format!("http://{addr}/mcp"));
     let shutdown = service_kit::shutdown_on_signal();
     let serving = tokio::spawn(service_kit::serve(listener, router, shutdown.clone()));
-    let policies = match &common.policies {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))?,
-        None => String::new(),
-    };
     if let Some(registry_url) = &common.register_with {
         let credentials = if common.dev_issuer {
             dev_service_credentials(dev::load_key(&common.data.data_dir)?, &manifest.server.name)
@@ -421,7 +465,7 @@ async fn serve(
             endpoint: endpoint.clone(),
             environment: common.environment.clone(),
             tools,
-            policies: policies.clone(),
+            policies,
         };
         client.register(&registration).await?;
         tracing::info!(%registry_url, %endpoint, "registered with the registry");

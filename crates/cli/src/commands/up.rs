@@ -157,9 +157,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         gateway::run(gateway_config, gateway_listener, shutdown.clone()),
     );
 
+    let rules = |cedar: &str| server::Rules {
+        cedar: cedar.to_owned(),
+        environment: "dev".into(),
+    };
     let knowledge = server::build_knowledge(
         args.docs.as_deref(),
         server::load_manifest(None, server_knowledge::MANIFEST)?,
+        rules(""),
     )?;
     let sql_args = server::SqlArgs {
         warehouse: args.warehouse.clone(),
@@ -173,6 +178,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let sql = server::build_sql(
         &sql_args,
         server::load_manifest(None, server_sql::MANIFEST)?,
+        rules(server_sql::POLICIES),
         &data_dir,
     )
     .await?;
@@ -202,7 +208,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         &registry_url,
         dev::credentials(dev::load_key(&data_dir)?, "switchboard-up", reviewer_groups),
     );
-    for ((manifest, tools), url) in [
+    for ((manifest, tools, policies), url) in [
         (knowledge.registration_parts(), &knowledge_url),
         (sql.registration_parts(), &sql_url),
     ] {
@@ -216,7 +222,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             endpoint: format!("{url}/mcp"),
             environment: "dev".into(),
             tools,
-            policies: String::new(),
+            policies,
         };
         registrar.register(&registration).await?;
         for review in reviewer.list_reviews(Some(&name), Some("pending")).await? {

@@ -682,6 +682,8 @@ pub(crate) struct ProposalRow {
     tool: String,
     user: String,
     arguments: String,
+    /// What the call would change, as the tool previewed it (empty without a preview).
+    preview: String,
     approver: String,
     reason: String,
     created: String,
@@ -699,6 +701,14 @@ fn proposal_row(p: &registry_api::Proposal) -> ProposalRow {
         tool: p.proposal.tool.clone(),
         user: p.proposal.user.clone(),
         arguments: arguments.chars().take(300).collect(),
+        preview: p
+            .proposal
+            .preview
+            .as_ref()
+            .and_then(|v| v.get("summary"))
+            .and_then(serde_json::Value::as_str)
+            .map(|s| s.chars().take(500).collect())
+            .unwrap_or_default(),
         approver: p.proposal.approver.to_string(),
         reason: p.proposal.reason.clone(),
         created: time(p.created_at_ms),
