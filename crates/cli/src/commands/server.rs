@@ -10,6 +10,7 @@ use registry_client::{Credentials, RegistryClient};
 use rmcp::{handler::server::router::tool::ToolRouter, model::ServerConfig};
 use server_knowledge::{Knowledge, KnowledgeIndex};
 use server_sdk::{Caller, Governance, HttpOptions, IdentityMode};
+use server_spark::{Spark, SparkSource};
 use server_sql::{SqlEngine, SqlServer};
 
 use crate::{
@@ -38,6 +39,14 @@ enum Which {
     Sql {
         #[command(flatten)]
         sql: SqlArgs,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Find Spark applications and diagnose their failures, from a Spark History Server or a
+    /// folder of Spark event logs (by default sample logs of real failing jobs).
+    Spark {
+        #[command(flatten)]
+        spark: SparkArgs,
         #[command(flatten)]
         common: Common,
     },
@@ -106,6 +115,18 @@ impl Default for SqlArgs {
             sample: server_sql::sample::Scale::FULL,
         }
     }
+}
+
+/// Where the Spark server reads applications from.
+#[derive(clap::Args, Clone, Default)]
+pub(crate) struct SparkArgs {
+    /// The Spark History Server (`http://history:18080`).
+    #[arg(long, conflicts_with = "event_logs")]
+    pub(crate) history_server: Option<String>,
+    /// A folder of Spark event logs (`spark.eventLog.dir`) instead; without either, the sample
+    /// logs, copied under the data directory on first run.
+    #[arg(long)]
+    pub(crate) event_logs: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -178,6 +199,20 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 environment: common.environment.clone(),
             };
             let built = build_sql(&sql, manifest, rules, &common.data.data_dir).await?;
+            if common.stdio {
+                return server_sdk::serve_stdio(built.handler()).await;
+            }
+            let identity = identity_mode(&common, &built.governance.manifest().server.name)?;
+            let router = built.http_router(identity, common.allowed_hosts.clone());
+            serve(&common, router, built.registration_parts()).await
+        }
+        Which::Spark { spark, common } => {
+            let manifest = load_manifest(common.manifest.as_deref(), server_spark::MANIFEST)?;
+            let rules = Rules {
+                cedar: load_policies(common.policies.as_deref(), "")?,
+                environment: common.environment.clone(),
+            };
+            let built = build_spark(&spark, manifest, rules, &common.data.data_dir)?;
             if common.stdio {
                 return server_sdk::serve_stdio(built.handler()).await;
             }
@@ -382,6 +417,31 @@ pub(crate) async fn build_sql(
             SqlServer::new(engine.clone(), limits.clone(), info, router, governance)
         },
     )
+}
+
+/// The Spark server over the History Server, a folder of event logs, or the sample logs
+/// (copied under `data_dir` on first run).
+pub(crate) fn build_spark(
+    args: &SparkArgs,
+    manifest: Manifest,
+    rules: Rules,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Built<Spark>> {
+    let source: Arc<dyn SparkSource> = match (&args.history_server, &args.event_logs) {
+        (Some(url), _) => Arc::new(server_spark::HistoryServer::new(url)?),
+        (None, Some(dir)) => Arc::new(server_spark::EventLogs::new(dir)),
+        (None, None) => {
+            let dir = data_dir.join("spark-eventlogs");
+            server_spark::samples::ensure(&dir).map_err(|e| {
+                anyhow::anyhow!("write the sample event logs to {}: {e}", dir.display())
+            })?;
+            Arc::new(server_spark::EventLogs::new(&dir))
+        }
+    };
+    tracing::info!(source = source.name(), "opened the Spark source");
+    Built::new(manifest, rules, Spark::tools(), move |info, router, _| {
+        Spark::new(source.clone(), info, router)
+    })
 }
 
 pub(crate) fn load_manifest(

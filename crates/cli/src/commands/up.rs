@@ -1,6 +1,8 @@
 //! `switchboard up`: the whole platform on loopback with embedded defaults: the registry on SQLite,
-//! the gateway, the Knowledge server over the bundled sample corpus and the SQL server over a
-//! generated sample warehouse (embedded DataFusion), with a development issuer minting tokens. State lives in the data directory, so a restart keeps registrations and audit.
+//! the gateway, the Knowledge server over the bundled sample corpus, the SQL server over a
+//! generated sample warehouse (embedded DataFusion) and the Spark server over sample event logs of
+//! real failing jobs, with a development issuer minting tokens. State lives in the data
+//! directory, so a restart keeps registrations and audit.
 
 use std::{net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -33,6 +35,12 @@ pub(crate) struct Args {
     knowledge_port: u16,
     #[arg(long, default_value_t = 7703)]
     sql_port: u16,
+    #[arg(long, default_value_t = 7704)]
+    spark_port: u16,
+    /// Read Spark applications from this History Server (`http://history:18080`) instead of
+    /// the sample event logs.
+    #[arg(long)]
+    spark_history_server: Option<String>,
     /// Index this folder for the Knowledge server instead of the bundled sample corpus.
     #[arg(long)]
     docs: Option<PathBuf>,
@@ -102,10 +110,12 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let gateway_listener = service_kit::bind((args.host, args.gateway_port).into()).await?;
     let knowledge_listener = service_kit::bind((args.host, args.knowledge_port).into()).await?;
     let sql_listener = service_kit::bind((args.host, args.sql_port).into()).await?;
+    let spark_listener = service_kit::bind((args.host, args.spark_port).into()).await?;
     let registry_url = format!("http://{}", registry_listener.local_addr()?);
     let gateway_url = format!("http://{}", gateway_listener.local_addr()?);
     let knowledge_url = format!("http://{}", knowledge_listener.local_addr()?);
     let sql_url = format!("http://{}", sql_listener.local_addr()?);
+    let spark_url = format!("http://{}", spark_listener.local_addr()?);
 
     let governance = args.governance.governance()?;
     let registry_state = RegistryConfig {
@@ -182,9 +192,19 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         &data_dir,
     )
     .await?;
+    let spark = server::build_spark(
+        &server::SparkArgs {
+            history_server: args.spark_history_server.clone(),
+            event_logs: None,
+        },
+        server::load_manifest(None, server_spark::MANIFEST)?,
+        rules(""),
+        &data_dir,
+    )?;
     let server_name = knowledge.governance.manifest().server.name.clone();
     let knowledge_task = serve_bundled(&knowledge, knowledge_listener, &gateway_url, &shutdown)?;
     let sql_task = serve_bundled(&sql, sql_listener, &gateway_url, &shutdown)?;
+    let spark_task = serve_bundled(&spark, spark_listener, &gateway_url, &shutdown)?;
 
     // Governance on a laptop: the sample teams, and the bundled servers approved by `up`
     // itself (recorded as such), so production surfaces work out of the box.
@@ -211,6 +231,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     for ((manifest, tools, policies), url) in [
         (knowledge.registration_parts(), &knowledge_url),
         (sql.registration_parts(), &sql_url),
+        (spark.registration_parts(), &spark_url),
     ] {
         let name = manifest.server.name.clone();
         let registrar = RegistryClient::new(
@@ -243,17 +264,18 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         12 * 3600,
     )?;
     let mcp_url = format!("{gateway_url}/servers/{server_name}/mcp");
-    let sql_mcp_url = format!(
-        "{gateway_url}/servers/{}/mcp",
-        sql.governance.manifest().server.name
-    );
+    let route = |name: &str| format!("{gateway_url}/servers/{name}/mcp");
+    let sql_mcp_url = route(&sql.governance.manifest().server.name);
+    let spark_mcp_url = route(&spark.governance.manifest().server.name);
     let summary = serde_json::json!({
         "registry_url": registry_url,
         "gateway_url": gateway_url,
         "knowledge_url": knowledge_url,
         "sql_url": sql_url,
+        "spark_url": spark_url,
         "mcp_url": mcp_url,
         "sql_mcp_url": sql_mcp_url,
+        "spark_mcp_url": spark_mcp_url,
         "data_dir": data_dir,
         "user": args.user,
         "token": token,
@@ -265,7 +287,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     println!("  web UI     {registry_url}/ui/   (development sign-in: any user, any groups)");
     println!("  gateway    {gateway_url}");
     println!("  knowledge  {mcp_url}   (MCP, through the gateway)");
-    println!("  sql        {sql_mcp_url}   (MCP, through the gateway)\n");
+    println!("  sql        {sql_mcp_url}   (MCP, through the gateway)");
+    println!("  spark      {spark_mcp_url}   (MCP, through the gateway)\n");
     println!(
         "Development token for {} (groups: {}), valid 12 h:\n\n{token}\n",
         args.user, args.groups
@@ -273,12 +296,18 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     println!("More tokens: switchboard token --user bob --groups finance,ads-eng");
     println!("Stop with Ctrl-C. State is kept in {}.", data_dir.display());
 
-    let (registry, gateway, knowledge, sql) =
-        tokio::join!(registry_task, gateway_task, knowledge_task, sql_task);
+    let (registry, gateway, knowledge, sql, spark) = tokio::join!(
+        registry_task,
+        gateway_task,
+        knowledge_task,
+        sql_task,
+        spark_task
+    );
     registry??;
     gateway??;
     knowledge??;
     sql??;
+    spark??;
     Ok(())
 }
 

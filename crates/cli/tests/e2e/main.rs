@@ -15,6 +15,7 @@ mod openapi;
 mod policies;
 mod proposals;
 mod reviews;
+mod spark;
 mod spiffe;
 mod sql;
 mod ui;

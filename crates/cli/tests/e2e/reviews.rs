@@ -394,8 +394,8 @@ async fn servers_are_probed_live_and_only_on_allow_listed_hosts() {
     );
     let statuses = eventually("every server has been probed", || async {
         let statuses = registry.statuses().await.unwrap();
-        // The two bundled servers (knowledge, sql) and the two registered here.
-        (statuses.len() == 4).then_some(statuses)
+        // The three bundled servers (knowledge, sql, spark) and the two registered here.
+        (statuses.len() == 5).then_some(statuses)
     })
     .await;
     let of = |name: &str| statuses.iter().find(|s| s.server == name).unwrap();
