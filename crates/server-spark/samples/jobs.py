@@ -1,3 +1,9 @@
+"""Real failing Spark jobs: the source of the sample event logs the Spark server ships.
+
+Usage: python jobs.py KIND EVENT_LOG_DIR_URL, with KIND one of user_code, ansi_sql, bad_data,
+executor_lost, out_of_memory (pyspark 4.3.0 and Java 17; executor_lost and out_of_memory run a
+local cluster of two 512 MB executors). The job runs one healthy job, then fails as KIND says.
+"""
 import sys, os
 from pyspark.sql import SparkSession, functions as F
 from pyspark.sql.types import IntegerType
