@@ -1,30 +1,92 @@
 //! Where documents come from: the bundled sample corpus compiled into the binary, or a folder of
-//! `.md` / `.markdown` / `.txt` files read recursively.
+//! `.md` / `.markdown` / `.txt` files read recursively. A document may open with front matter
+//! (`---` lines around `key: value` lines) naming its `title` and the `groups` whose members may
+//! read it; without `groups`, everyone may.
 
 use std::path::Path;
 
-/// One document: a path relative to the corpus root (forward slashes), its title and content.
+/// One document: a path relative to the corpus root (forward slashes), its title, who may read it,
+/// and its content (front matter left out).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document {
     pub path: String,
     pub title: String,
+    /// Groups whose members may read it; empty: everyone.
+    pub groups: Vec<String>,
     pub content: String,
+    /// The file's line on which `content` starts (1-based): after the front matter.
+    pub first_line: usize,
 }
 
 impl Document {
-    /// The title is the first Markdown heading, else the file name.
-    pub fn new(path: String, content: String) -> Document {
-        let title = content
-            .lines()
-            .find_map(|l| l.strip_prefix("# "))
-            .map(|t| t.trim().to_owned())
+    /// Reads the front matter; the title is its `title`, else the first Markdown heading, else
+    /// the file name.
+    pub fn new(path: String, text: String) -> Document {
+        let (front, content, first_line) = front_matter(&text);
+        let field = |key: &str| {
+            front
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v.clone())
+        };
+        let title = field("title")
+            .filter(|t| !t.is_empty())
+            .or_else(|| {
+                content
+                    .lines()
+                    .find_map(|l| l.strip_prefix("# "))
+                    .map(|t| t.trim().to_owned())
+            })
             .unwrap_or_else(|| path.rsplit('/').next().unwrap_or(&path).to_owned());
+        let groups = field("groups")
+            .map(|g| catalog::parse_groups(g.trim_start_matches('[').trim_end_matches(']')))
+            .unwrap_or_default();
         Document {
             path,
             title,
-            content,
+            groups,
+            content: content.to_owned(),
+            first_line,
         }
     }
+
+    /// Whether a caller in `groups` may read it.
+    pub fn readable_by(&self, groups: &[String]) -> bool {
+        self.groups.is_empty() || self.groups.iter().any(|g| groups.contains(g))
+    }
+
+    /// Whether it is Markdown (split at headings) rather than plain text.
+    pub fn is_markdown(&self) -> bool {
+        !self.path.ends_with(".txt")
+    }
+}
+
+/// `key: value` pairs of a leading front matter block, the text after it, and the line that
+/// text starts on. Text without front matter is returned whole.
+fn front_matter(text: &str) -> (Vec<(String, String)>, &str, usize) {
+    let Some(rest) = text
+        .strip_prefix("---\n")
+        .or_else(|| text.strip_prefix("---\r\n"))
+    else {
+        return (Vec::new(), text, 1);
+    };
+    let mut pairs = Vec::new();
+    let mut consumed = text.len() - rest.len();
+    for (i, line) in rest.split_inclusive('\n').enumerate() {
+        consumed += line.len();
+        let line = line.trim_end();
+        if line == "---" {
+            return (pairs, &text[consumed..], i + 3);
+        }
+        if let Some((key, value)) = line.split_once(':') {
+            pairs.push((
+                key.trim().to_owned(),
+                value.trim().trim_matches('"').to_owned(),
+            ));
+        }
+    }
+    // No closing line: not front matter after all.
+    (Vec::new(), text, 1)
 }
 
 const BUNDLED: &[(&str, &str)] = &[

@@ -1,29 +1,42 @@
-//! The tantivy index: title and body with English stemming, BM25 ranking with the title boosted,
-//! and snippets around the best-matching passage.
+//! The tantivy index: one entry per section of each document (see `chunk`), title, heading path
+//! and body with English stemming, BM25 ranking with the title and headings boosted, snippets
+//! around the best-matching passage, and each document's access groups, so a search only ever
+//! ranks what the caller may read.
 
 use std::collections::HashMap;
 
 use schemars::JsonSchema;
 use serde::Serialize;
 use tantivy::{
-    Index, IndexReader, TantivyDocument,
+    Index, IndexReader, TantivyDocument, Term,
     collector::TopDocs,
     doc,
-    query::QueryParser,
+    query::{BooleanQuery, Occur, Query, QueryParser, TermSetQuery},
     schema::{
-        Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
+        Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+        Value,
     },
     snippet::SnippetGenerator,
 };
 
-use crate::Document;
+use crate::{Document, chunk};
 
-/// One search hit.
+/// The group token of documents everyone may read.
+const EVERYONE: &str = "*";
+
+/// One search hit: a section of a document.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Hit {
     pub title: String,
     /// Pass this to `get_doc` to read the whole document.
     pub path: String,
+    /// The headings above the passage, outermost first ("Runbook › 2. Executor out of memory").
+    pub section: String,
+    /// The lines of the file the section spans (1-based).
+    pub line_start: u64,
+    pub line_end: u64,
+    /// How to cite it: `runbooks/spark-failed-job.md § Runbook › 2. Memory (lines 9-16)`.
+    pub citation: String,
     pub snippet: String,
     /// BM25 relevance; higher is better.
     pub score: f32,
@@ -34,7 +47,11 @@ pub struct KnowledgeIndex {
     reader: IndexReader,
     path: Field,
     title: Field,
+    section: Field,
     body: Field,
+    groups: Field,
+    line_start: Field,
+    line_end: Field,
     documents: HashMap<String, Document>,
 }
 
@@ -50,13 +67,31 @@ impl KnowledgeIndex {
             .set_stored();
         let path = schema.add_text_field("path", STRING | STORED);
         let title = schema.add_text_field("title", text.clone());
+        let section = schema.add_text_field("section", text.clone());
         let body = schema.add_text_field("body", text);
+        let groups = schema.add_text_field("groups", STRING);
+        let line_start = schema.add_u64_field("line_start", STORED | INDEXED);
+        let line_end = schema.add_u64_field("line_end", STORED);
         let index = Index::create_in_ram(schema.build());
         let mut writer: tantivy::IndexWriter = index.writer_with_num_threads(1, 15_000_000)?;
         for d in &documents {
-            writer.add_document(
-                doc!(path => d.path.clone(), title => d.title.clone(), body => d.content.clone()),
-            )?;
+            for s in chunk::sections(&d.content, d.first_line, d.is_markdown()) {
+                let mut entry = doc!(
+                    path => d.path.clone(),
+                    title => d.title.clone(),
+                    section => s.heading,
+                    body => s.text,
+                    line_start => s.line_start as u64,
+                    line_end => s.line_end as u64,
+                );
+                if d.groups.is_empty() {
+                    entry.add_text(groups, EVERYONE);
+                }
+                for group in &d.groups {
+                    entry.add_text(groups, group);
+                }
+                writer.add_document(entry)?;
+            }
         }
         writer.commit()?;
         let reader = index.reader()?;
@@ -66,11 +101,16 @@ impl KnowledgeIndex {
             reader,
             path,
             title,
+            section,
             body,
+            groups,
+            line_start,
+            line_end,
             documents,
         })
     }
 
+    /// Documents indexed.
     pub fn len(&self) -> usize {
         self.documents.len()
     }
@@ -79,19 +119,39 @@ impl KnowledgeIndex {
         self.documents.is_empty()
     }
 
-    pub fn document(&self, path: &str) -> Option<&Document> {
-        self.documents.get(path)
+    /// The document at `path`, if a caller in `groups` may read it.
+    pub fn document(&self, path: &str, groups: &[String]) -> Option<&Document> {
+        self.documents.get(path).filter(|d| d.readable_by(groups))
     }
 
-    /// The best `limit` hits for `query`. Query syntax errors are forgiven: the parser keeps what
-    /// it understood, so a stray quote or colon still searches.
-    pub fn search(&self, query: &str, limit: usize) -> tantivy::Result<Vec<Hit>> {
+    /// The best `limit` sections for `query` that a caller in `groups` may read. Query syntax
+    /// errors are forgiven: the parser keeps what it understood, so a stray quote or colon still
+    /// searches.
+    pub fn search(
+        &self,
+        query: &str,
+        limit: usize,
+        groups: &[String],
+    ) -> tantivy::Result<Vec<Hit>> {
         let searcher = self.reader.searcher();
-        let mut parser = QueryParser::for_index(&self.index, vec![self.title, self.body]);
+        let mut parser =
+            QueryParser::for_index(&self.index, vec![self.title, self.section, self.body]);
         parser.set_field_boost(self.title, 2.0);
-        let (query, _ignored) = parser.parse_query_lenient(query);
+        parser.set_field_boost(self.section, 1.5);
+        let (text_query, _ignored) = parser.parse_query_lenient(query);
+        let readable = TermSetQuery::new(
+            groups
+                .iter()
+                .map(String::as_str)
+                .chain([EVERYONE])
+                .map(|g| Term::from_field_text(self.groups, g)),
+        );
+        let query = BooleanQuery::new(vec![
+            (Occur::Must, text_query.box_clone()),
+            (Occur::Must, Box::new(readable) as Box<dyn Query>),
+        ]);
         let top = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
-        let mut snippets = SnippetGenerator::create(&searcher, &*query, self.body)?;
+        let mut snippets = SnippetGenerator::create(&searcher, &*text_query, self.body)?;
         snippets.set_max_num_chars(240);
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
@@ -102,14 +162,26 @@ impl KnowledgeIndex {
                     .unwrap_or_default()
                     .to_owned()
             };
+            let number = |f: Field| doc.get_first(f).and_then(|v| v.as_u64()).unwrap_or(0);
             let snippet = snippets.snippet_from_doc(&doc);
             let mut text = snippet.fragment().trim().to_owned();
             if text.is_empty() {
                 text = field(self.body).chars().take(240).collect();
             }
+            let (path, section) = (field(self.path), field(self.section));
+            let (line_start, line_end) = (number(self.line_start), number(self.line_end));
+            let citation = if section.is_empty() {
+                format!("{path} (lines {line_start}-{line_end})")
+            } else {
+                format!("{path} § {section} (lines {line_start}-{line_end})")
+            };
             hits.push(Hit {
                 title: field(self.title),
-                path: field(self.path),
+                path,
+                section,
+                line_start,
+                line_end,
+                citation,
                 snippet: text,
                 score,
             });
@@ -125,7 +197,7 @@ mod tests {
 
     fn check(query: &str, expected_first: &str) {
         let index = KnowledgeIndex::build(bundled_corpus()).unwrap();
-        let hits = index.search(query, 3).unwrap();
+        let hits = index.search(query, 3, &[]).unwrap();
         assert_eq!(
             hits.first().map(|h| h.path.as_str()),
             Some(expected_first),
@@ -147,13 +219,70 @@ mod tests {
     }
 
     #[test]
+    fn hits_cite_the_section_and_its_lines() {
+        let index = KnowledgeIndex::build(bundled_corpus()).unwrap();
+        let hit = &index
+            .search("executor out of memory exit code 137", 1, &[])
+            .unwrap()[0];
+        assert_eq!(hit.path, "runbooks/spark-failed-job.md");
+        assert_eq!(
+            hit.section,
+            "Debugging a failed Spark job › 2. Executor out of memory"
+        );
+        let text = &index.document(&hit.path, &[]).unwrap().content;
+        let heading = text
+            .lines()
+            .position(|l| l == "## 2. Executor out of memory")
+            .unwrap()
+            + 1;
+        assert_eq!(hit.line_start as usize, heading);
+        assert!(hit.line_end > hit.line_start);
+        assert!(
+            hit.citation
+                .ends_with(&format!("(lines {}-{})", hit.line_start, hit.line_end))
+        );
+    }
+
+    #[test]
+    fn a_document_for_some_groups_is_found_and_read_only_by_them() {
+        let secret = Document::new(
+            "finance/close.md".into(),
+            "---\ntitle: Month-end close\ngroups: [finance, finance-leads]\n---\n# Close\nReconcile the ledger before the quarterly close.\n".into(),
+        );
+        assert_eq!(secret.title, "Month-end close");
+        assert_eq!(secret.first_line, 5);
+        let index = KnowledgeIndex::build(vec![secret]).unwrap();
+        assert!(index.search("reconcile ledger", 5, &[]).unwrap().is_empty());
+        assert!(
+            index
+                .search("reconcile ledger", 5, &["eng".into()])
+                .unwrap()
+                .is_empty()
+        );
+        let hits = index
+            .search("reconcile ledger", 5, &["finance".into()])
+            .unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!((hits[0].line_start, hits[0].line_end), (5, 6));
+        assert!(index.document("finance/close.md", &[]).is_none());
+        assert!(
+            index
+                .document("finance/close.md", &["finance-leads".into()])
+                .is_some()
+        );
+    }
+
+    #[test]
     fn forgives_query_syntax_and_finds_nothing_gracefully() {
         let index = KnowledgeIndex::build(bundled_corpus()).unwrap();
-        assert!(index.search("title:(unbalanced \"quote", 5).is_ok());
-        assert!(index.search("zzzyyyxxx", 5).unwrap().is_empty());
+        assert!(index.search("title:(unbalanced \"quote", 5, &[]).is_ok());
+        assert!(index.search("zzzyyyxxx", 5, &[]).unwrap().is_empty());
         assert_eq!(index.len(), 6);
         assert_eq!(
-            index.document("runbooks/on-call-handoff.md").unwrap().title,
+            index
+                .document("runbooks/on-call-handoff.md", &[])
+                .unwrap()
+                .title,
             "On-call handoff"
         );
     }

@@ -1,24 +1,28 @@
 //! The Knowledge MCP server: indexes a folder of Markdown and text documents with tantivy (BM25,
-//! English stemming) and serves `search_docs` and `get_doc`. Without a folder it serves the bundled
-//! sample corpus of runbooks and guides.
+//! English stemming), section by section, and serves `search_docs` (hits cited by document,
+//! section and line range) and `get_doc`, each showing a caller only the documents their groups may
+//! read. Without a folder it serves the bundled sample corpus of runbooks and guides.
 
+mod chunk;
 mod corpus;
 mod index;
 
 use std::sync::Arc;
 
 use rmcp::{
-    ServerHandler,
+    RoleServer, ServerHandler,
     handler::server::{
         router::tool::ToolRouter,
         wrapper::{Json, Parameters},
     },
     model::{CallToolResult, ContentBlock, ServerConfig},
+    service::RequestContext,
     tool, tool_handler, tool_router,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use chunk::{Section, sections};
 pub use corpus::{Document, bundled_corpus, load_folder};
 pub use index::{Hit, KnowledgeIndex};
 
@@ -62,6 +66,13 @@ pub struct Knowledge {
     tool_router: ToolRouter<Knowledge>,
 }
 
+/// The groups of the caller behind `ctx` (none when the transport established no caller).
+fn groups_of(ctx: &RequestContext<RoleServer>) -> Vec<String> {
+    server_sdk::caller_of(ctx)
+        .map(|c| c.groups)
+        .unwrap_or_default()
+}
+
 #[tool_router]
 impl Knowledge {
     /// Builds the handler over `index`, with `tool_router` being the governed router (see
@@ -84,7 +95,7 @@ impl Knowledge {
     }
 
     #[tool(
-        description = "Search company runbooks, guides and policies. Returns ranked hits with title, path, a snippet and a BM25 score.",
+        description = "Search company runbooks, guides and policies. Returns ranked passages, each with its document's title and path, the section it is in, the lines it spans, a citation, a snippet and a BM25 score. Only documents you may read are searched.",
         annotations(
             title = "Search documents",
             read_only_hint = true,
@@ -95,6 +106,7 @@ impl Knowledge {
     async fn search_docs(
         &self,
         Parameters(args): Parameters<SearchArgs>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<Json<SearchResults>, CallToolResult> {
         let limit = args.limit.unwrap_or(5);
         if !(1..=20).contains(&limit) {
@@ -107,7 +119,10 @@ impl Knowledge {
                 "query must not be empty",
             )]));
         }
-        match self.index.search(&args.query, limit as usize) {
+        match self
+            .index
+            .search(&args.query, limit as usize, &groups_of(&ctx))
+        {
             Ok(hits) => Ok(Json(SearchResults { hits })),
             Err(e) => Err(CallToolResult::error(vec![ContentBlock::text(format!(
                 "search failed: {e}"
@@ -127,8 +142,10 @@ impl Knowledge {
     async fn get_doc(
         &self,
         Parameters(args): Parameters<GetDocArgs>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<Json<DocContent>, CallToolResult> {
-        match self.index.document(&args.path) {
+        // A document the caller may not read answers as one that does not exist.
+        match self.index.document(&args.path, &groups_of(&ctx)) {
             Some(doc) => Ok(Json(DocContent {
                 path: doc.path.clone(),
                 title: doc.title.clone(),

@@ -10,6 +10,7 @@ mod clients;
 mod conformance;
 mod governance;
 mod harness;
+mod knowledge;
 mod oidc;
 mod openapi;
 mod policies;

@@ -1,0 +1,102 @@
+//! The Knowledge server over a folder of its own, through the gateway: hits are passages cited by
+//! document, section and lines, and a document restricted to some groups (front matter `groups`)
+//! is searched and read only by their members: the caller's groups reach the server in the
+//! gateway's signed assertion.
+
+use serde_json::{Value, json};
+
+use crate::harness::{Platform, call, connect};
+
+const MANIFEST: &str = r##"
+[server]
+name = "handbook"
+description = "The company handbook"
+owner_team = "agent-foundations"
+support_channel = "#handbook"
+
+[tools.search_docs]
+minutes_saved = 3.0
+
+[tools.get_doc]
+minutes_saved = 1.0
+"##;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passages_are_cited_and_restricted_documents_reach_only_their_groups() {
+    let mut platform = Platform::start();
+    let docs = platform.dir.path().join("handbook");
+    std::fs::create_dir_all(docs.join("finance")).unwrap();
+    std::fs::write(
+        docs.join("expenses.md"),
+        "# Expenses\n\n## Travel\nBook trains under four hours.\n\n## Meals\nReceipts over 25 USD.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("finance/close.md"),
+        "---\ntitle: Month-end close\ngroups: finance\n---\n# Close\n\n## Ledger\nReconcile the ledger before the quarterly close.\n",
+    )
+    .unwrap();
+    platform.start_knowledge_with(MANIFEST, &["--docs", docs.to_str().unwrap()]);
+    let url = format!("{}/servers/handbook/mcp", platform.gateway_url);
+
+    let engineer = connect(&url, &platform.token("eve", &["employees"]), true).await;
+    let travel = call(&engineer, "search_docs", json!({"query": "train travel"}))
+        .await
+        .unwrap();
+    let hit = &travel.structured_content.clone().unwrap_or(Value::Null)["hits"][0];
+    assert_eq!(hit["path"], "expenses.md", "{hit}");
+    assert_eq!(hit["section"], "Expenses › Travel");
+    assert_eq!(
+        hit["citation"],
+        "expenses.md § Expenses › Travel (lines 3-4)"
+    );
+    let hidden = call(
+        &engineer,
+        "search_docs",
+        json!({"query": "reconcile ledger"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        hidden.structured_content.clone().unwrap()["hits"],
+        json!([]),
+        "a restricted document reached someone outside its groups"
+    );
+    let refused = call(&engineer, "get_doc", json!({"path": "finance/close.md"}))
+        .await
+        .unwrap();
+    assert_eq!(refused.is_error, Some(true));
+    let said = refused.content[0].as_text().unwrap().text.clone();
+    assert!(said.contains("no document"), "{said}");
+
+    let accountant = connect(
+        &url,
+        &platform.token("fin", &["employees", "finance"]),
+        true,
+    )
+    .await;
+    let found = call(
+        &accountant,
+        "search_docs",
+        json!({"query": "reconcile ledger"}),
+    )
+    .await
+    .unwrap();
+    let hit = &found.structured_content.clone().unwrap()["hits"][0];
+    assert_eq!(hit["title"], "Month-end close");
+    assert_eq!(
+        hit["citation"],
+        "finance/close.md § Close › Ledger (lines 7-8)"
+    );
+    let read = call(&accountant, "get_doc", json!({"path": "finance/close.md"}))
+        .await
+        .unwrap();
+    assert!(
+        read.structured_content.unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .contains("Reconcile the ledger")
+    );
+    engineer.cancel().await.unwrap();
+    accountant.cancel().await.unwrap();
+}
