@@ -124,10 +124,10 @@ pub fn bundled_corpus() -> Vec<Document> {
         .collect()
 }
 
-/// Reads every Markdown and text file under `root`. Unreadable or non-UTF-8 files are reported, not
-/// skipped silently.
-pub fn load_folder(root: &Path) -> anyhow::Result<Vec<Document>> {
-    let mut documents = Vec::new();
+/// The Markdown and text files under `root`, each with its path relative to `root` (forward
+/// slashes), sorted by that path.
+fn document_files(root: &Path) -> anyhow::Result<Vec<(std::path::PathBuf, String)>> {
+    let mut files = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let entries = std::fs::read_dir(&dir)
@@ -144,18 +144,47 @@ pub fn load_folder(root: &Path) -> anyhow::Result<Vec<Document>> {
                     Some("md" | "markdown" | "txt")
                 )
             {
-                let content = std::fs::read_to_string(&path)
-                    .map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))?;
-                let relative = path.strip_prefix(root).unwrap_or(&path);
-                let relative = relative
+                let relative = path
+                    .strip_prefix(root)
+                    .unwrap_or(&path)
                     .components()
                     .map(|c| c.as_os_str().to_string_lossy())
                     .collect::<Vec<_>>()
                     .join("/");
-                documents.push(Document::new(relative, content));
+                files.push((path, relative));
             }
         }
     }
-    documents.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(documents)
+    files.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(files)
+}
+
+/// Reads every Markdown and text file under `root`. Unreadable or non-UTF-8 files are reported, not
+/// skipped silently.
+pub fn load_folder(root: &Path) -> anyhow::Result<Vec<Document>> {
+    document_files(root)?
+        .into_iter()
+        .map(|(path, relative)| {
+            let content = std::fs::read_to_string(&path)
+                .map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))?;
+            Ok(Document::new(relative, content))
+        })
+        .collect()
+}
+
+/// What the folder's documents look like on disk (paths, sizes, modification times): when it
+/// changes, the folder is read again.
+pub fn fingerprint(root: &Path) -> anyhow::Result<Vec<(String, u64, std::time::SystemTime)>> {
+    document_files(root)?
+        .into_iter()
+        .map(|(path, relative)| {
+            let meta = std::fs::metadata(&path)
+                .map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))?;
+            Ok((
+                relative,
+                meta.len(),
+                meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+            ))
+        })
+        .collect()
 }

@@ -1,9 +1,13 @@
 //! The tantivy index: one entry per section of each document (see `chunk`), title, heading path
 //! and body with English stemming, BM25 ranking with the title and headings boosted, snippets
 //! around the best-matching passage, and each document's access groups, so a search only ever
-//! ranks what the caller may read.
+//! ranks what the caller may read. [`KnowledgeIndex::update`] re-indexes only the documents that
+//! changed, were added or went away.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::{Mutex, RwLock},
+};
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -52,7 +56,22 @@ pub struct KnowledgeIndex {
     groups: Field,
     line_start: Field,
     line_end: Field,
-    documents: HashMap<String, Document>,
+    writer: Mutex<tantivy::IndexWriter>,
+    documents: RwLock<HashMap<String, Document>>,
+}
+
+/// What an update changed, by path.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.changed.is_empty() && self.removed.is_empty()
+    }
 }
 
 impl KnowledgeIndex {
@@ -73,30 +92,12 @@ impl KnowledgeIndex {
         let line_start = schema.add_u64_field("line_start", STORED | INDEXED);
         let line_end = schema.add_u64_field("line_end", STORED);
         let index = Index::create_in_ram(schema.build());
-        let mut writer: tantivy::IndexWriter = index.writer_with_num_threads(1, 15_000_000)?;
-        for d in &documents {
-            for s in chunk::sections(&d.content, d.first_line, d.is_markdown()) {
-                let mut entry = doc!(
-                    path => d.path.clone(),
-                    title => d.title.clone(),
-                    section => s.heading,
-                    body => s.text,
-                    line_start => s.line_start as u64,
-                    line_end => s.line_end as u64,
-                );
-                if d.groups.is_empty() {
-                    entry.add_text(groups, EVERYONE);
-                }
-                for group in &d.groups {
-                    entry.add_text(groups, group);
-                }
-                writer.add_document(entry)?;
-            }
-        }
-        writer.commit()?;
-        let reader = index.reader()?;
-        let documents = documents.into_iter().map(|d| (d.path.clone(), d)).collect();
-        Ok(KnowledgeIndex {
+        let writer = index.writer_with_num_threads(1, 15_000_000)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(tantivy::ReloadPolicy::Manual)
+            .try_into()?;
+        let built = KnowledgeIndex {
             index,
             reader,
             path,
@@ -106,22 +107,89 @@ impl KnowledgeIndex {
             groups,
             line_start,
             line_end,
-            documents,
-        })
+            writer: Mutex::new(writer),
+            documents: RwLock::new(HashMap::new()),
+        };
+        built.update(documents)?;
+        Ok(built)
+    }
+
+    /// Makes the index hold exactly `documents`: those new or changed since the last update are
+    /// (re-)indexed, those gone are removed, the rest are left as they are.
+    pub fn update(&self, documents: Vec<Document>) -> tantivy::Result<Changes> {
+        let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut known = self.documents.write().unwrap_or_else(|p| p.into_inner());
+        let mut changes = Changes::default();
+        let incoming: HashMap<String, Document> =
+            documents.into_iter().map(|d| (d.path.clone(), d)).collect();
+        for path in known.keys() {
+            if !incoming.contains_key(path) {
+                writer.delete_term(Term::from_field_text(self.path, path));
+                changes.removed.push(path.clone());
+            }
+        }
+        for (path, d) in &incoming {
+            match known.get(path) {
+                Some(old) if old == d => continue,
+                Some(_) => {
+                    writer.delete_term(Term::from_field_text(self.path, path));
+                    changes.changed.push(path.clone());
+                }
+                None => changes.added.push(path.clone()),
+            }
+            for s in chunk::sections(&d.content, d.first_line, d.is_markdown()) {
+                let mut entry = doc!(
+                    self.path => d.path.clone(),
+                    self.title => d.title.clone(),
+                    self.section => s.heading,
+                    self.body => s.text,
+                    self.line_start => s.line_start as u64,
+                    self.line_end => s.line_end as u64,
+                );
+                if d.groups.is_empty() {
+                    entry.add_text(self.groups, EVERYONE);
+                }
+                for group in &d.groups {
+                    entry.add_text(self.groups, group);
+                }
+                writer.add_document(entry)?;
+            }
+        }
+        if !changes.is_empty() {
+            writer.commit()?;
+            self.reader.reload()?;
+        }
+        *known = incoming;
+        for list in [
+            &mut changes.added,
+            &mut changes.changed,
+            &mut changes.removed,
+        ] {
+            list.sort();
+        }
+        Ok(changes)
     }
 
     /// Documents indexed.
     pub fn len(&self) -> usize {
-        self.documents.len()
+        self.documents
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.documents.is_empty()
+        self.len() == 0
     }
 
     /// The document at `path`, if a caller in `groups` may read it.
-    pub fn document(&self, path: &str, groups: &[String]) -> Option<&Document> {
-        self.documents.get(path).filter(|d| d.readable_by(groups))
+    pub fn document(&self, path: &str, groups: &[String]) -> Option<Document> {
+        self.documents
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(path)
+            .filter(|d| d.readable_by(groups))
+            .cloned()
     }
 
     /// The best `limit` sections for `query` that a caller in `groups` may read. Query syntax
@@ -269,6 +337,50 @@ mod tests {
             index
                 .document("finance/close.md", &["finance-leads".into()])
                 .is_some()
+        );
+    }
+
+    #[test]
+    fn updates_reindex_only_what_changed() {
+        let doc = |path: &str, text: &str| Document::new(path.into(), text.into());
+        let index = KnowledgeIndex::build(vec![
+            doc("a.md", "# A\nalpha kestrel"),
+            doc("b.md", "# B\nbeta heron"),
+        ])
+        .unwrap();
+        assert_eq!(index.search("kestrel", 5, &[]).unwrap().len(), 1);
+        let changes = index
+            .update(vec![
+                doc("a.md", "# A\nalpha osprey"),
+                doc("c.md", "# C\ngamma heron"),
+            ])
+            .unwrap();
+        assert_eq!(
+            changes,
+            Changes {
+                added: vec!["c.md".into()],
+                changed: vec!["a.md".into()],
+                removed: vec!["b.md".into()],
+            }
+        );
+        assert!(index.search("kestrel", 5, &[]).unwrap().is_empty());
+        assert_eq!(index.search("osprey", 5, &[]).unwrap()[0].path, "a.md");
+        let herons: Vec<String> = index
+            .search("heron", 5, &[])
+            .unwrap()
+            .into_iter()
+            .map(|h| h.path)
+            .collect();
+        assert_eq!(herons, ["c.md"]);
+        assert!(index.document("b.md", &[]).is_none());
+        assert!(
+            index
+                .update(vec![
+                    doc("a.md", "# A\nalpha osprey"),
+                    doc("c.md", "# C\ngamma heron")
+                ])
+                .unwrap()
+                .is_empty()
         );
     }
 

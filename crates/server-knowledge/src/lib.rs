@@ -23,8 +23,52 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use chunk::{Section, sections};
-pub use corpus::{Document, bundled_corpus, load_folder};
-pub use index::{Hit, KnowledgeIndex};
+pub use corpus::{Document, bundled_corpus, fingerprint, load_folder};
+pub use index::{Changes, Hit, KnowledgeIndex};
+
+/// Keeps `index` in step with the folder at `root`: every `every`, when any document's path, size
+/// or modification time changed, the folder is read again and only what changed is re-indexed. A
+/// folder that cannot be read keeps the index as it was (and says so in the log).
+pub fn watch_folder(
+    index: Arc<KnowledgeIndex>,
+    root: std::path::PathBuf,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut seen = fingerprint(&root).ok();
+        loop {
+            tokio::time::sleep(every).await;
+            let (index, root) = (index.clone(), root.clone());
+            let last = seen.clone();
+            let outcome = tokio::task::spawn_blocking(move || {
+                let now = fingerprint(&root)?;
+                if Some(&now) == last.as_ref() {
+                    return Ok((now, None));
+                }
+                let changes = index.update(load_folder(&root)?)?;
+                Ok::<_, anyhow::Error>((now, Some(changes)))
+            })
+            .await;
+            match outcome {
+                Ok(Ok((now, changes))) => {
+                    if let Some(changes) = changes.filter(|c| !c.is_empty()) {
+                        tracing::info!(
+                            added = changes.added.len(),
+                            changed = changes.changed.len(),
+                            removed = changes.removed.len(),
+                            "re-indexed the knowledge folder"
+                        );
+                    }
+                    seen = Some(now);
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "could not re-index the knowledge folder; keeping the index as it was")
+                }
+                Err(e) => tracing::warn!(error = %e, "the re-indexing task failed"),
+            }
+        }
+    })
+}
 
 /// The bundled manifest.
 pub const MANIFEST: &str = include_str!("../switchboard.toml");

@@ -31,6 +31,10 @@ enum Which {
         /// Index this folder of Markdown/text files instead of the bundled sample corpus.
         #[arg(long)]
         docs: Option<PathBuf>,
+        /// Seconds between checks of the folder for changed, new or removed documents, which are
+        /// then re-indexed (0: never).
+        #[arg(long, default_value_t = 10)]
+        reindex_every_secs: u64,
         #[command(flatten)]
         common: Common,
     },
@@ -178,13 +182,17 @@ pub(crate) struct Common {
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     match args.which {
-        Which::Knowledge { docs, common } => {
+        Which::Knowledge {
+            docs,
+            reindex_every_secs,
+            common,
+        } => {
             let manifest = load_manifest(common.manifest.as_deref(), server_knowledge::MANIFEST)?;
             let rules = Rules {
                 cedar: load_policies(common.policies.as_deref(), "")?,
                 environment: common.environment.clone(),
             };
-            let knowledge = build_knowledge(docs.as_deref(), manifest, rules)?;
+            let knowledge = build_knowledge(docs.as_deref(), reindex_every_secs, manifest, rules)?;
             if common.stdio {
                 return server_sdk::serve_stdio(knowledge.handler()).await;
             }
@@ -334,8 +342,11 @@ where
     }
 }
 
+/// The Knowledge server over `docs` (re-indexed every `reindex_every_secs` when it changes) or
+/// the bundled corpus.
 pub(crate) fn build_knowledge(
     docs: Option<&std::path::Path>,
+    reindex_every_secs: u64,
     manifest: Manifest,
     rules: Rules,
 ) -> anyhow::Result<Built<Knowledge>> {
@@ -345,6 +356,15 @@ pub(crate) fn build_knowledge(
     };
     let index = Arc::new(KnowledgeIndex::build(documents)?);
     tracing::info!(documents = index.len(), "indexed the knowledge corpus");
+    if let Some(dir) = docs
+        && reindex_every_secs > 0
+    {
+        server_knowledge::watch_folder(
+            index.clone(),
+            dir.to_owned(),
+            std::time::Duration::from_secs(reindex_every_secs),
+        );
+    }
     Built::new(
         manifest,
         rules,

@@ -41,7 +41,8 @@ pub(crate) struct Args {
     /// the sample event logs.
     #[arg(long)]
     spark_history_server: Option<String>,
-    /// Index this folder for the Knowledge server instead of the bundled sample corpus.
+    /// Index this folder for the Knowledge server instead of the bundled sample corpus (changes
+    /// are re-indexed within 10 s).
     #[arg(long)]
     docs: Option<PathBuf>,
     /// Serve this folder (`<schema>/<table>.parquet` or `.csv`) from the SQL server instead of
@@ -173,6 +174,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     };
     let knowledge = server::build_knowledge(
         args.docs.as_deref(),
+        10,
         server::load_manifest(None, server_knowledge::MANIFEST)?,
         rules(""),
     )?;

@@ -1,7 +1,8 @@
 //! The Knowledge server over a folder of its own, through the gateway: hits are passages cited by
 //! document, section and lines, and a document restricted to some groups (front matter `groups`)
 //! is searched and read only by their members: the caller's groups reach the server in the
-//! gateway's signed assertion.
+//! gateway's signed assertion. Documents added, changed or removed in the folder are re-indexed
+//! while the server runs.
 
 use serde_json::{Value, json};
 
@@ -36,7 +37,15 @@ async fn passages_are_cited_and_restricted_documents_reach_only_their_groups() {
         "---\ntitle: Month-end close\ngroups: finance\n---\n# Close\n\n## Ledger\nReconcile the ledger before the quarterly close.\n",
     )
     .unwrap();
-    platform.start_knowledge_with(MANIFEST, &["--docs", docs.to_str().unwrap()]);
+    platform.start_knowledge_with(
+        MANIFEST,
+        &[
+            "--docs",
+            docs.to_str().unwrap(),
+            "--reindex-every-secs",
+            "1",
+        ],
+    );
     let url = format!("{}/servers/handbook/mcp", platform.gateway_url);
 
     let engineer = connect(&url, &platform.token("eve", &["employees"]), true).await;
@@ -97,6 +106,57 @@ async fn passages_are_cited_and_restricted_documents_reach_only_their_groups() {
             .unwrap()
             .contains("Reconcile the ledger")
     );
+
+    // The folder changes under the running server: a new page, an edited one, a removed one.
+    std::fs::write(
+        docs.join("onboarding.md"),
+        "# Onboarding\n\n## Laptop\nCollect your laptop from the kestrel desk.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        docs.join("expenses.md"),
+        "# Expenses\n\n## Travel\nBook flights over four hours.\n",
+    )
+    .unwrap();
+    std::fs::remove_file(docs.join("finance/close.md")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let paths = |result: rmcp::model::CallToolResult| -> Vec<String> {
+            result.structured_content.unwrap()["hits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["path"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let new = paths(
+            call(&engineer, "search_docs", json!({"query": "kestrel laptop"}))
+                .await
+                .unwrap(),
+        );
+        let edited = paths(
+            call(&engineer, "search_docs", json!({"query": "flights"}))
+                .await
+                .unwrap(),
+        );
+        let gone = paths(
+            call(
+                &accountant,
+                "search_docs",
+                json!({"query": "reconcile ledger"}),
+            )
+            .await
+            .unwrap(),
+        );
+        if new == ["onboarding.md"] && edited == ["expenses.md"] && gone.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the folder's changes were not re-indexed: {new:?} {edited:?} {gone:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
     engineer.cancel().await.unwrap();
     accountant.cancel().await.unwrap();
 }
