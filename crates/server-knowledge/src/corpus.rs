@@ -172,9 +172,63 @@ pub fn load_folder(root: &Path) -> anyhow::Result<Vec<Document>> {
         .collect()
 }
 
+/// Where a Knowledge server's documents come from: a folder of documents (else the bundled
+/// corpus) and, optionally, a folder of records other servers write (a Spark root-cause
+/// analysis, say), indexed under `records/`.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    pub docs: Option<std::path::PathBuf>,
+    pub records: Option<std::path::PathBuf>,
+}
+
+/// The prefix of records' paths.
+pub const RECORDS: &str = "records/";
+
+impl Sources {
+    /// Every document of every source.
+    pub fn load(&self) -> anyhow::Result<Vec<Document>> {
+        let mut documents = match &self.docs {
+            Some(dir) => load_folder(dir)?,
+            None => bundled_corpus(),
+        };
+        if let Some(dir) = &self.records {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("create {}: {e}", dir.display()))?;
+            documents.extend(load_folder(dir)?.into_iter().map(|mut d| {
+                d.path = format!("{RECORDS}{}", d.path);
+                d
+            }));
+        }
+        Ok(documents)
+    }
+
+    /// What the folders look like on disk; `None` when nothing is read from disk.
+    pub fn fingerprint(&self) -> anyhow::Result<Option<Fingerprint>> {
+        if self.docs.is_none() && self.records.is_none() {
+            return Ok(None);
+        }
+        let mut all = Vec::new();
+        for (dir, prefix) in [(&self.docs, ""), (&self.records, RECORDS)] {
+            if let Some(dir) = dir
+                && dir.exists()
+            {
+                all.extend(
+                    fingerprint(dir)?
+                        .into_iter()
+                        .map(|(path, len, at)| (format!("{prefix}{path}"), len, at)),
+                );
+            }
+        }
+        Ok(Some(all))
+    }
+}
+
+/// Each document file's path, size and modification time.
+pub type Fingerprint = Vec<(String, u64, std::time::SystemTime)>;
+
 /// What the folder's documents look like on disk (paths, sizes, modification times): when it
 /// changes, the folder is read again.
-pub fn fingerprint(root: &Path) -> anyhow::Result<Vec<(String, u64, std::time::SystemTime)>> {
+pub fn fingerprint(root: &Path) -> anyhow::Result<Fingerprint> {
     document_files(root)?
         .into_iter()
         .map(|(path, relative)| {

@@ -23,29 +23,31 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use chunk::{Section, sections};
-pub use corpus::{Document, bundled_corpus, fingerprint, load_folder};
+pub use corpus::{
+    Document, Fingerprint, RECORDS, Sources, bundled_corpus, fingerprint, load_folder,
+};
 pub use index::{Changes, Hit, KnowledgeIndex};
 
-/// Keeps `index` in step with the folder at `root`: every `every`, when any document's path, size
-/// or modification time changed, the folder is read again and only what changed is re-indexed. A
-/// folder that cannot be read keeps the index as it was (and says so in the log).
-pub fn watch_folder(
+/// Keeps `index` in step with the folders of `sources`: every `every`, when any document's path,
+/// size or modification time changed, the folders are read again and only what changed is
+/// re-indexed. A folder that cannot be read keeps the index as it was (and says so in the log).
+pub fn watch(
     index: Arc<KnowledgeIndex>,
-    root: std::path::PathBuf,
+    sources: Sources,
     every: std::time::Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut seen = fingerprint(&root).ok();
+        let mut seen = sources.fingerprint().ok().flatten();
         loop {
             tokio::time::sleep(every).await;
-            let (index, root) = (index.clone(), root.clone());
+            let (index, sources) = (index.clone(), sources.clone());
             let last = seen.clone();
             let outcome = tokio::task::spawn_blocking(move || {
-                let now = fingerprint(&root)?;
-                if Some(&now) == last.as_ref() {
+                let now = sources.fingerprint()?;
+                if now == last {
                     return Ok((now, None));
                 }
-                let changes = index.update(load_folder(&root)?)?;
+                let changes = index.update(sources.load()?)?;
                 Ok::<_, anyhow::Error>((now, Some(changes)))
             })
             .await;
@@ -56,13 +58,13 @@ pub fn watch_folder(
                             added = changes.added.len(),
                             changed = changes.changed.len(),
                             removed = changes.removed.len(),
-                            "re-indexed the knowledge folder"
+                            "re-indexed the knowledge folders"
                         );
                     }
-                    seen = Some(now);
+                    seen = now;
                 }
                 Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "could not re-index the knowledge folder; keeping the index as it was")
+                    tracing::warn!(error = %e, "could not re-index the knowledge folders; keeping the index as it was")
                 }
                 Err(e) => tracing::warn!(error = %e, "the re-indexing task failed"),
             }

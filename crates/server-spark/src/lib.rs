@@ -8,6 +8,7 @@ pub mod diagnose;
 pub mod eventlog;
 pub mod history;
 pub mod model;
+pub mod record;
 pub mod samples;
 
 use std::sync::Arc;
@@ -126,12 +127,34 @@ pub struct LogMatches {
     pub searched: usize,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct RecordArgs {
+    pub app_id: String,
+    /// What the engineer found or did beyond the diagnosis (the fix, the ticket, the owner).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// A recorded root-cause analysis.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Recorded {
+    /// The record's file name among the Knowledge server's records (`<app>.md`).
+    pub file: String,
+    pub title: String,
+    pub category: Category,
+}
+
+/// Characters of a note kept at most.
+const MAX_NOTE: usize = 4000;
+
 /// The server handler; cheap to clone.
 #[derive(Clone)]
 pub struct Spark {
     source: Arc<dyn SparkSource>,
     info: ServerConfig,
     tool_router: ToolRouter<Spark>,
+    /// Where `record_rca` writes, when the server has a Knowledge records folder.
+    records: Option<std::path::PathBuf>,
 }
 
 fn failure(message: impl std::fmt::Display) -> CallToolResult {
@@ -215,7 +238,15 @@ impl Spark {
             source,
             info,
             tool_router,
+            records: None,
         }
+    }
+
+    /// Lets `record_rca` write root-cause analyses into `dir` (a Knowledge server's records
+    /// folder, or a folder below it).
+    pub fn with_records(mut self, dir: Option<std::path::PathBuf>) -> Spark {
+        self.records = dir;
+        self
     }
 
     /// The ungoverned tool router, to be wrapped by the SDK.
@@ -524,6 +555,66 @@ impl Spark {
                 .join("\n")
         };
         answer(&LogMatches { matches, searched }, text)
+    }
+
+    #[tool(
+        description = "Record a Spark application's root-cause analysis in the Knowledge server, so the next engineer who meets a similar failure finds it with search_docs: the diagnosis (category, failing job/stage/task, evidence, next steps) plus your note on the fix.",
+        annotations(title = "Record a root-cause analysis", read_only_hint = false, destructive_hint = false, idempotent_hint = true, open_world_hint = false),
+        output_schema = schema_for_output::<Recorded>()
+    )]
+    async fn record_rca(
+        &self,
+        Parameters(args): Parameters<RecordArgs>,
+        ctx: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let Some(dir) = &self.records else {
+            return Ok(failure(
+                "this Spark server has no Knowledge records folder to write to (switchboard server spark --rca-dir)",
+            ));
+        };
+        if args
+            .note
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > MAX_NOTE)
+        {
+            return Ok(failure(format!(
+                "the note is longer than {MAX_NOTE} characters"
+            )));
+        }
+        let diagnosis = match diagnose(self.source.as_ref(), &args.app_id).await {
+            Ok(d) => d,
+            Err(e) => return Ok(failure(e)),
+        };
+        if diagnosis.category == Category::NoFailure {
+            return Ok(failure(format!(
+                "{} did not fail: there is no root cause to record",
+                args.app_id
+            )));
+        }
+        let by = server_sdk::caller_of(&ctx)
+            .map(|c| c.user)
+            .unwrap_or_else(|| "anonymous".into());
+        let (file, text) = record::markdown(&diagnosis, args.note.as_deref(), &by);
+        let title = record::title(&diagnosis);
+        let written = tokio::task::spawn_blocking({
+            let (dir, file) = (dir.clone(), file.clone());
+            move || record::write(&dir, &file, &text)
+        })
+        .await
+        .map_err(|e| ErrorData::internal_error(format!("write the record: {e}"), None))?;
+        if let Err(e) = written {
+            return Ok(failure(format!("could not write the record: {e}")));
+        }
+        answer(
+            &Recorded {
+                file: file.clone(),
+                title: title.clone(),
+                category: diagnosis.category,
+            },
+            format!(
+                "recorded \"{title}\" ({file}) in the Knowledge server's records; search_docs finds it within seconds"
+            ),
+        )
     }
 }
 

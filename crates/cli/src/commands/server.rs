@@ -31,8 +31,12 @@ enum Which {
         /// Index this folder of Markdown/text files instead of the bundled sample corpus.
         #[arg(long)]
         docs: Option<PathBuf>,
-        /// Seconds between checks of the folder for changed, new or removed documents, which are
-        /// then re-indexed (0: never).
+        /// Also index the records other servers write into this folder (for example the Spark
+        /// server's root-cause analyses, `switchboard server spark --rca-dir`), under `records/`.
+        #[arg(long)]
+        records: Option<PathBuf>,
+        /// Seconds between checks of the folders for changed, new or removed documents, which
+        /// are then re-indexed (0: never).
         #[arg(long, default_value_t = 10)]
         reindex_every_secs: u64,
         #[command(flatten)]
@@ -131,6 +135,10 @@ pub(crate) struct SparkArgs {
     /// logs, copied under the data directory on first run.
     #[arg(long)]
     pub(crate) event_logs: Option<PathBuf>,
+    /// Where `record_rca` writes root-cause analyses, as Markdown, for the Knowledge server to
+    /// index (its `--records` folder, or a folder below it).
+    #[arg(long)]
+    pub(crate) rca_dir: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -184,6 +192,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     match args.which {
         Which::Knowledge {
             docs,
+            records,
             reindex_every_secs,
             common,
         } => {
@@ -192,7 +201,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 cedar: load_policies(common.policies.as_deref(), "")?,
                 environment: common.environment.clone(),
             };
-            let knowledge = build_knowledge(docs.as_deref(), reindex_every_secs, manifest, rules)?;
+            let sources = server_knowledge::Sources { docs, records };
+            let knowledge = build_knowledge(sources, reindex_every_secs, manifest, rules)?;
             if common.stdio {
                 return server_sdk::serve_stdio(knowledge.handler()).await;
             }
@@ -342,26 +352,20 @@ where
     }
 }
 
-/// The Knowledge server over `docs` (re-indexed every `reindex_every_secs` when it changes) or
-/// the bundled corpus.
+/// The Knowledge server over `sources` (its folders re-indexed every `reindex_every_secs` when
+/// they change).
 pub(crate) fn build_knowledge(
-    docs: Option<&std::path::Path>,
+    sources: server_knowledge::Sources,
     reindex_every_secs: u64,
     manifest: Manifest,
     rules: Rules,
 ) -> anyhow::Result<Built<Knowledge>> {
-    let documents = match docs {
-        Some(dir) => server_knowledge::load_folder(dir)?,
-        None => server_knowledge::bundled_corpus(),
-    };
-    let index = Arc::new(KnowledgeIndex::build(documents)?);
+    let index = Arc::new(KnowledgeIndex::build(sources.load()?)?);
     tracing::info!(documents = index.len(), "indexed the knowledge corpus");
-    if let Some(dir) = docs
-        && reindex_every_secs > 0
-    {
-        server_knowledge::watch_folder(
+    if reindex_every_secs > 0 && (sources.docs.is_some() || sources.records.is_some()) {
+        server_knowledge::watch(
             index.clone(),
-            dir.to_owned(),
+            sources,
             std::time::Duration::from_secs(reindex_every_secs),
         );
     }
@@ -459,8 +463,9 @@ pub(crate) fn build_spark(
         }
     };
     tracing::info!(source = source.name(), "opened the Spark source");
+    let rca_dir = args.rca_dir.clone();
     Built::new(manifest, rules, Spark::tools(), move |info, router, _| {
-        Spark::new(source.clone(), info, router)
+        Spark::new(source.clone(), info, router).with_records(rca_dir.clone())
     })
 }
 

@@ -42,7 +42,7 @@ pub(crate) struct Args {
     #[arg(long)]
     spark_history_server: Option<String>,
     /// Index this folder for the Knowledge server instead of the bundled sample corpus (changes
-    /// are re-indexed within 10 s).
+    /// are re-indexed within 2 s).
     #[arg(long)]
     docs: Option<PathBuf>,
     /// Serve this folder (`<schema>/<table>.parquet` or `.csv`) from the SQL server instead of
@@ -172,9 +172,15 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         cedar: cedar.to_owned(),
         environment: "dev".into(),
     };
+    // Records other servers write (the Spark server's root-cause analyses) are searchable
+    // within two seconds.
+    let records = data_dir.join("knowledge-records");
     let knowledge = server::build_knowledge(
-        args.docs.as_deref(),
-        10,
+        server_knowledge::Sources {
+            docs: args.docs.clone(),
+            records: Some(records.clone()),
+        },
+        2,
         server::load_manifest(None, server_knowledge::MANIFEST)?,
         rules(""),
     )?;
@@ -198,6 +204,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         &server::SparkArgs {
             history_server: args.spark_history_server.clone(),
             event_logs: None,
+            rca_dir: Some(records.join("spark")),
         },
         server::load_manifest(None, server_spark::MANIFEST)?,
         rules(""),
