@@ -1,5 +1,6 @@
 //! Where documents come from: the bundled sample corpus compiled into the binary, or a folder of
-//! `.md` / `.markdown` / `.txt` files read recursively. A document may open with front matter
+//! `.md` / `.markdown` / `.txt` / `.html` files read recursively (HTML rendered to text with its
+//! headings kept as Markdown headings, scripts and styles dropped). A document may open with front matter
 //! (`---` lines around `key: value` lines) naming its `title` and the `groups` whose members may
 //! read it; without `groups`, everyone may.
 
@@ -55,7 +56,8 @@ impl Document {
         self.groups.is_empty() || self.groups.iter().any(|g| groups.contains(g))
     }
 
-    /// Whether it is Markdown (split at headings) rather than plain text.
+    /// Whether it is Markdown (or HTML rendered as such: split at headings) rather than plain
+    /// text.
     pub fn is_markdown(&self) -> bool {
         !self.path.ends_with(".txt")
     }
@@ -136,12 +138,13 @@ fn document_files(root: &Path) -> anyhow::Result<Vec<(std::path::PathBuf, String
             let entry = entry?;
             let path = entry.path();
             let kind = entry.file_type()?;
-            if kind.is_dir() {
+            let hidden = entry.file_name().to_string_lossy().starts_with('.');
+            if kind.is_dir() && !hidden {
                 stack.push(path);
             } else if kind.is_file()
                 && matches!(
                     path.extension().and_then(|e| e.to_str()),
-                    Some("md" | "markdown" | "txt")
+                    Some("md" | "markdown" | "txt" | "html" | "htm")
                 )
             {
                 let relative = path
@@ -159,26 +162,89 @@ fn document_files(root: &Path) -> anyhow::Result<Vec<(std::path::PathBuf, String
     Ok(files)
 }
 
-/// Reads every Markdown and text file under `root`. Unreadable or non-UTF-8 files are reported, not
-/// skipped silently.
+/// Reads every Markdown, text and HTML file under `root`. Unreadable or non-UTF-8 files are
+/// reported, not skipped silently.
 pub fn load_folder(root: &Path) -> anyhow::Result<Vec<Document>> {
     document_files(root)?
         .into_iter()
         .map(|(path, relative)| {
             let content = std::fs::read_to_string(&path)
                 .map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))?;
+            let content = if relative.ends_with(".html") || relative.ends_with(".htm") {
+                html_text(&content)
+                    .map_err(|e| anyhow::anyhow!("read the HTML of {}: {e}", path.display()))?
+            } else {
+                content
+            };
             Ok(Document::new(relative, content))
         })
         .collect()
 }
 
-/// Where a Knowledge server's documents come from: a folder of documents (else the bundled
-/// corpus) and, optionally, a folder of records other servers write (a Spark root-cause
-/// analysis, say), indexed under `records/`.
+/// HTML as text: headings become Markdown headings (so sections split there), lists and
+/// paragraphs stay on their own lines, scripts and styles go; lines are not wrapped.
+pub(crate) fn html_text(html: &str) -> Result<String, html2text::Error> {
+    html2text::config::plain()
+        .no_link_wrapping()
+        .string_from_read(html.as_bytes(), 100_000)
+}
+
+/// Where a Knowledge server's documents come from: a folder of documents or a git repository's
+/// checkout (else the bundled corpus) and, optionally, a folder of records other servers write
+/// (a Spark root-cause analysis, say), indexed under `records/`.
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
     pub docs: Option<std::path::PathBuf>,
+    /// A git repository to check out into `docs` and keep fetching.
+    pub git: Option<GitSource>,
     pub records: Option<std::path::PathBuf>,
+}
+
+/// A git repository whose files are the documents: checked out (shallow) into `dir`, and brought
+/// up to date with the remote before each look at the folder.
+#[derive(Debug, Clone)]
+pub struct GitSource {
+    pub url: String,
+    /// The branch (default: the remote's default).
+    pub branch: Option<String>,
+    pub dir: std::path::PathBuf,
+}
+
+impl GitSource {
+    /// Clones the repository, or brings the checkout to the remote's latest commit.
+    pub fn sync(&self) -> anyhow::Result<()> {
+        let git = |args: &[&str]| -> anyhow::Result<()> {
+            let out = std::process::Command::new("git")
+                .args(args)
+                .env("GIT_TERMINAL_PROMPT", "0")
+                .output()
+                .map_err(|e| anyhow::anyhow!("run git (is it installed?): {e}"))?;
+            anyhow::ensure!(
+                out.status.success(),
+                "git {} failed: {}",
+                args.first().copied().unwrap_or_default(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            Ok(())
+        };
+        let dir = self.dir.to_string_lossy().into_owned();
+        if !self.dir.join(".git").exists() {
+            if let Some(parent) = self.dir.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let mut args = vec!["clone", "--quiet", "--depth", "1"];
+            if let Some(branch) = &self.branch {
+                args.extend(["--branch", branch]);
+            }
+            args.extend(["--", &self.url, &dir]);
+            return git(&args);
+        }
+        let refspec = self.branch.as_deref().unwrap_or("HEAD");
+        git(&[
+            "-C", &dir, "fetch", "--quiet", "--depth", "1", "origin", refspec,
+        ])?;
+        git(&["-C", &dir, "reset", "--quiet", "--hard", "FETCH_HEAD"])
+    }
 }
 
 /// The prefix of records' paths.
@@ -187,6 +253,11 @@ pub const RECORDS: &str = "records/";
 impl Sources {
     /// Every document of every source.
     pub fn load(&self) -> anyhow::Result<Vec<Document>> {
+        if let Some(git) = &self.git
+            && !git.dir.join(".git").exists()
+        {
+            git.sync()?;
+        }
         let mut documents = match &self.docs {
             Some(dir) => load_folder(dir)?,
             None => bundled_corpus(),
@@ -202,10 +273,14 @@ impl Sources {
         Ok(documents)
     }
 
-    /// What the folders look like on disk; `None` when nothing is read from disk.
+    /// What the folders look like on disk (a git checkout brought up to date first); `None` when
+    /// nothing is read from disk.
     pub fn fingerprint(&self) -> anyhow::Result<Option<Fingerprint>> {
         if self.docs.is_none() && self.records.is_none() {
             return Ok(None);
+        }
+        if let Some(git) = &self.git {
+            git.sync()?;
         }
         let mut all = Vec::new();
         for (dir, prefix) in [(&self.docs, ""), (&self.records, RECORDS)] {
@@ -241,4 +316,27 @@ pub fn fingerprint(root: &Path) -> anyhow::Result<Fingerprint> {
             ))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_keeps_its_headings_and_text_and_drops_scripts() {
+        let text = html_text(
+            "<html><head><title>T</title><style>p{color:red}</style><script>alert(1)</script></head>\
+             <body><h1>Payments</h1><p>Refunds take &amp; settle in <b>3 days</b>.</p>\
+             <h2>Disputes</h2><ul><li>Open a ticket</li><li>Wait</li></ul></body></html>",
+        )
+        .unwrap();
+        assert!(text.lines().any(|l| l == "# Payments"), "{text}");
+        assert!(text.lines().any(|l| l == "## Disputes"), "{text}");
+        assert!(text.contains("Refunds take & settle in"), "{text}");
+        assert!(text.contains("Open a ticket"), "{text}");
+        assert!(!text.contains("alert"), "{text}");
+        assert!(!text.contains("color:red"), "{text}");
+        let doc = Document::new("pay.html".into(), text);
+        assert_eq!(doc.title, "Payments");
+    }
 }

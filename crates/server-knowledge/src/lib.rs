@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub use chunk::{Section, sections};
 pub use corpus::{
-    Document, Fingerprint, RECORDS, Sources, bundled_corpus, fingerprint, load_folder,
+    Document, Fingerprint, GitSource, RECORDS, Sources, bundled_corpus, fingerprint, load_folder,
 };
 pub use index::{Changes, Hit, KnowledgeIndex};
 

@@ -31,6 +31,13 @@ enum Which {
         /// Index this folder of Markdown/text files instead of the bundled sample corpus.
         #[arg(long)]
         docs: Option<PathBuf>,
+        /// Index the files of this git repository instead (a URL `git clone` takes); it is
+        /// checked out under the data directory and fetched again at every re-index check.
+        #[arg(long, conflicts_with = "docs")]
+        docs_git: Option<String>,
+        /// The branch of --docs-git (default: the repository's default branch).
+        #[arg(long, requires = "docs_git")]
+        docs_git_branch: Option<String>,
         /// Also index the records other servers write into this folder (for example the Spark
         /// server's root-cause analyses, `switchboard server spark --rca-dir`), under `records/`.
         #[arg(long)]
@@ -192,6 +199,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     match args.which {
         Which::Knowledge {
             docs,
+            docs_git,
+            docs_git_branch,
             records,
             reindex_every_secs,
             common,
@@ -201,7 +210,20 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 cedar: load_policies(common.policies.as_deref(), "")?,
                 environment: common.environment.clone(),
             };
-            let sources = server_knowledge::Sources { docs, records };
+            let git = docs_git.map(|url| server_knowledge::GitSource {
+                dir: common
+                    .data
+                    .data_dir
+                    .join("knowledge-git")
+                    .join(checkout_name(&url)),
+                url,
+                branch: docs_git_branch,
+            });
+            let sources = server_knowledge::Sources {
+                docs: git.as_ref().map(|g| g.dir.clone()).or(docs),
+                git,
+                records,
+            };
             let knowledge = build_knowledge(sources, reindex_every_secs, manifest, rules)?;
             if common.stdio {
                 return server_sdk::serve_stdio(knowledge.handler()).await;
@@ -352,6 +374,26 @@ where
     }
 }
 
+/// A folder name for a checkout of the repository at `url`.
+fn checkout_name(url: &str) -> String {
+    url.trim_end_matches('/')
+        .trim_end_matches(".git")
+        .chars()
+        .rev()
+        .take(60)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// The Knowledge server over `sources` (its folders re-indexed every `reindex_every_secs` when
 /// they change).
 pub(crate) fn build_knowledge(
@@ -363,6 +405,7 @@ pub(crate) fn build_knowledge(
     let index = Arc::new(KnowledgeIndex::build(sources.load()?)?);
     tracing::info!(documents = index.len(), "indexed the knowledge corpus");
     if reindex_every_secs > 0 && (sources.docs.is_some() || sources.records.is_some()) {
+        // A git source is fetched at every check, so it is always watched.
         server_knowledge::watch(
             index.clone(),
             sources,

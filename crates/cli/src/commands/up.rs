@@ -178,6 +178,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let knowledge = server::build_knowledge(
         server_knowledge::Sources {
             docs: args.docs.clone(),
+            git: None,
             records: Some(records.clone()),
         },
         2,

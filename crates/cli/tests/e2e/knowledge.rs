@@ -160,3 +160,96 @@ async fn passages_are_cited_and_restricted_documents_reach_only_their_groups() {
     engineer.cancel().await.unwrap();
     accountant.cancel().await.unwrap();
 }
+
+fn git(repo: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A git repository as the source: its Markdown and HTML pages are indexed (HTML headings become
+/// sections), and a new commit is fetched and indexed while the server runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_git_repository_of_markdown_and_html_is_indexed_and_followed() {
+    let mut platform = Platform::start();
+    let repo = platform.dir.path().join("wiki-repo");
+    std::fs::create_dir_all(repo.join("ops")).unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["config", "user.email", "wiki@example.com"]);
+    git(&repo, &["config", "user.name", "Wiki"]);
+    std::fs::write(
+        repo.join("ops/paging.html"),
+        "<html><head><script>var x = 1;</script></head><body><h1>Paging</h1><p>Intro.</p>\
+         <h2>Escalation</h2><p>Page the secondary after fifteen minutes of silence.</p></body></html>",
+    )
+    .unwrap();
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "paging"]);
+    let manifest = MANIFEST.replace("handbook", "wiki");
+    platform.start_knowledge_with(
+        &manifest,
+        &[
+            "--docs-git",
+            repo.to_str().unwrap(),
+            "--docs-git-branch",
+            "main",
+            "--reindex-every-secs",
+            "1",
+        ],
+    );
+    let url = format!("{}/servers/wiki/mcp", platform.gateway_url);
+    let agent = connect(&url, &platform.token("eve", &["employees"]), true).await;
+    let found = call(
+        &agent,
+        "search_docs",
+        json!({"query": "page the secondary"}),
+    )
+    .await
+    .unwrap();
+    let hit = &found.structured_content.clone().unwrap()["hits"][0];
+    assert_eq!(hit["path"], "ops/paging.html", "{hit}");
+    assert_eq!(hit["section"], "Paging › Escalation", "{hit}");
+    let scripts = call(&agent, "search_docs", json!({"query": "var"}))
+        .await
+        .unwrap();
+    assert_eq!(
+        scripts.structured_content.clone().unwrap()["hits"],
+        json!([])
+    );
+
+    // A new commit reaches the index without a restart.
+    std::fs::write(
+        repo.join("ops/rotation.md"),
+        "# Rotation\nSwap shifts on Thursdays.\n",
+    )
+    .unwrap();
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "rotation"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let found = call(
+            &agent,
+            "search_docs",
+            json!({"query": "swap shifts thursdays"}),
+        )
+        .await
+        .unwrap();
+        if found.structured_content.clone().unwrap()["hits"][0]["path"] == "ops/rotation.md" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new commit was not indexed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    agent.cancel().await.unwrap();
+}
