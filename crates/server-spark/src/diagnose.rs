@@ -201,42 +201,16 @@ pub async fn diagnose(source: &dyn SparkSource, id: &str) -> Result<Diagnosis, S
             failing.task_attempt = Some(first.attempt);
             failing.executor_id = Some(first.executor_id.clone());
         }
-        for task in failed {
-            if let Some(error) = &task.error_message {
-                texts.push((
-                    format!(
-                        "task {} (attempt {}) on executor {}",
-                        task.task_id, task.attempt, task.executor_id
-                    ),
-                    error.clone(),
-                ));
-            }
-        }
-        if let Some(reason) = &stage.failure_reason {
-            texts.push((
-                format!(
-                    "stage {}.{} failure reason",
-                    stage.stage_id, stage.attempt_id
-                ),
-                reason.clone(),
-            ));
-        }
+        texts.extend(failed.iter().filter_map(|t| t.failure_text()));
+        texts.extend(stage.failure_text());
     }
-    for executor in app.executors.iter().filter(|e| e.remove_reason.is_some()) {
-        texts.push((
-            format!("executor {} removed", executor.id),
-            executor.remove_reason.clone().unwrap_or_default(),
-        ));
-    }
-    for sql in app
-        .sql
-        .iter()
-        .filter(|s| s.failed_job_ids.contains(&job.job_id))
-    {
-        if let Some(error) = &sql.error_message {
-            texts.push((format!("SQL execution {}", sql.id), error.clone()));
-        }
-    }
+    texts.extend(app.executors.iter().filter_map(|e| e.failure_text()));
+    texts.extend(
+        app.sql
+            .iter()
+            .filter(|s| s.failed_job_ids.contains(&job.job_id))
+            .filter_map(|s| s.failure_text()),
+    );
 
     let (category, pattern) = classify(&texts);
     let evidence = evidence(&texts, pattern);

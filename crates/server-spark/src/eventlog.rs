@@ -368,22 +368,14 @@ impl Replay {
             return;
         };
         let key = (int(info, "Stage ID"), int(info, "Stage Attempt ID"));
-        let stage = self.stages.entry(key).or_insert_with(|| Stage {
-            stage_id: key.0,
-            attempt_id: key.1,
-            name: text(info, "Stage Name"),
-            status: "ACTIVE".into(),
-            num_tasks: uint(info, "/Number of Tasks"),
-            num_complete_tasks: 0,
-            num_failed_tasks: 0,
-            num_killed_tasks: 0,
-            failure_reason: None,
-            executor_run_time_ms: 0,
-            input_bytes: 0,
-            shuffle_read_bytes: 0,
-            shuffle_write_bytes: 0,
-            memory_spilled_bytes: 0,
-            disk_spilled_bytes: 0,
+        let stage = self.stages.entry(key).or_insert_with(|| {
+            Stage::new(
+                key.0,
+                key.1,
+                text(info, "Stage Name"),
+                "ACTIVE",
+                uint(info, "/Number of Tasks"),
+            )
         });
         if completed {
             let failure = info.get("Failure Reason").and_then(Value::as_str);
@@ -532,23 +524,7 @@ impl Replay {
         for (stage_id, name, num_tasks) in skipped {
             self.stages.insert(
                 (stage_id, 0),
-                Stage {
-                    stage_id,
-                    attempt_id: 0,
-                    name,
-                    status: "SKIPPED".into(),
-                    num_tasks,
-                    num_complete_tasks: 0,
-                    num_failed_tasks: 0,
-                    num_killed_tasks: 0,
-                    failure_reason: None,
-                    executor_run_time_ms: 0,
-                    input_bytes: 0,
-                    shuffle_read_bytes: 0,
-                    shuffle_write_bytes: 0,
-                    memory_spilled_bytes: 0,
-                    disk_spilled_bytes: 0,
-                },
+                Stage::new(stage_id, 0, name, "SKIPPED", num_tasks),
             );
         }
         let mut app = Application {

@@ -185,45 +185,19 @@ async fn failure_texts(
 ) -> Result<Vec<(String, String)>, SourceError> {
     let mut texts = Vec::new();
     for stage in app.stages.iter().filter(|s| s.status == "FAILED") {
-        if let Some(reason) = &stage.failure_reason {
-            texts.push((
-                format!(
-                    "stage {}.{} failure reason",
-                    stage.stage_id, stage.attempt_id
-                ),
-                reason.clone(),
-            ));
-        }
-        for task in source
+        texts.extend(stage.failure_text());
+        let failed = source
             .tasks(
                 &app.summary.id,
                 stage.stage_id,
                 stage.attempt_id,
                 Some("FAILED"),
             )
-            .await?
-        {
-            if let Some(error) = task.error_message {
-                texts.push((
-                    format!(
-                        "task {} (attempt {}) on executor {}",
-                        task.task_id, task.attempt, task.executor_id
-                    ),
-                    error,
-                ));
-            }
-        }
+            .await?;
+        texts.extend(failed.iter().filter_map(|t| t.failure_text()));
     }
-    for executor in &app.executors {
-        if let Some(reason) = &executor.remove_reason {
-            texts.push((format!("executor {} removed", executor.id), reason.clone()));
-        }
-    }
-    for sql in &app.sql {
-        if let Some(error) = &sql.error_message {
-            texts.push((format!("SQL execution {}", sql.id), error.clone()));
-        }
-    }
+    texts.extend(app.executors.iter().filter_map(|e| e.failure_text()));
+    texts.extend(app.sql.iter().filter_map(|s| s.failure_text()));
     Ok(texts)
 }
 

@@ -61,6 +61,44 @@ pub struct Stage {
     pub disk_spilled_bytes: u64,
 }
 
+impl Stage {
+    /// A stage with no tasks counted yet.
+    pub fn new(
+        stage_id: i64,
+        attempt_id: i64,
+        name: String,
+        status: &str,
+        num_tasks: u64,
+    ) -> Stage {
+        Stage {
+            stage_id,
+            attempt_id,
+            name,
+            status: status.into(),
+            num_tasks,
+            num_complete_tasks: 0,
+            num_failed_tasks: 0,
+            num_killed_tasks: 0,
+            failure_reason: None,
+            executor_run_time_ms: 0,
+            input_bytes: 0,
+            shuffle_read_bytes: 0,
+            shuffle_write_bytes: 0,
+            memory_spilled_bytes: 0,
+            disk_spilled_bytes: 0,
+        }
+    }
+
+    /// Its failure reason, labelled with where it was recorded.
+    pub fn failure_text(&self) -> Option<(String, String)> {
+        let reason = self.failure_reason.clone()?;
+        Some((
+            format!("stage {}.{} failure reason", self.stage_id, self.attempt_id),
+            reason,
+        ))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
 pub struct Task {
     pub task_id: i64,
@@ -79,6 +117,20 @@ pub struct Task {
     pub memory_spilled_bytes: u64,
 }
 
+impl Task {
+    /// Its error, labelled with where it was recorded.
+    pub fn failure_text(&self) -> Option<(String, String)> {
+        let error = self.error_message.clone()?;
+        Some((
+            format!(
+                "task {} (attempt {}) on executor {}",
+                self.task_id, self.attempt, self.executor_id
+            ),
+            error,
+        ))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
 pub struct Executor {
     pub id: String,
@@ -92,6 +144,14 @@ pub struct Executor {
     pub remove_reason: Option<String>,
 }
 
+impl Executor {
+    /// Why it went away, labelled.
+    pub fn failure_text(&self) -> Option<(String, String)> {
+        let reason = self.remove_reason.clone()?;
+        Some((format!("executor {} removed", self.id), reason))
+    }
+}
+
 #[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
 pub struct SqlExecution {
     pub id: i64,
@@ -101,6 +161,14 @@ pub struct SqlExecution {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
     pub failed_job_ids: Vec<i64>,
+}
+
+impl SqlExecution {
+    /// Its error, labelled.
+    pub fn failure_text(&self) -> Option<(String, String)> {
+        let error = self.error_message.clone()?;
+        Some((format!("SQL execution {}", self.id), error))
+    }
 }
 
 /// Everything the tools show about one application.
