@@ -58,6 +58,9 @@ macro_rules! review_columns {
 /// driver: one set of `$n` queries serves both, and each database has its own migrations.
 pub struct SqlStore {
     pool: AnyPool,
+    /// Whether the database is SQLite, whose write transactions must take the write lock when
+    /// they begin.
+    sqlite: bool,
 }
 
 /// SQLite pragmas for every connection: WAL journal, `synchronous=FULL` (an acknowledged write
@@ -107,7 +110,20 @@ impl SqlStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Unavailable(format!("apply migrations: {e}")))?;
-        Ok(SqlStore { pool })
+        Ok(SqlStore { pool, sqlite })
+    }
+
+    /// A transaction that will write. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`), waiting up to the busy timeout for another writer: a transaction that read
+    /// first would fail when it came to write after another connection had committed
+    /// (`SQLITE_BUSY_SNAPSHOT`), which no timeout cures.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        if self.sqlite {
+            self.pool.begin_with("BEGIN IMMEDIATE").await
+        } else {
+            self.pool.begin().await
+        }
+        .map_err(unavailable)
     }
 
     /// The server named `name` with its tools, read on `conn` (inside a transaction, when the
@@ -213,7 +229,7 @@ impl Store for SqlStore {
     ) -> Result<ServerView, StoreError> {
         let m = &reg.manifest;
         let name = &m.server.name;
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.write_tx().await?;
         Self::lock_server(&mut tx, name).await?;
         let team = sqlx::query("SELECT owners, member_groups FROM teams WHERE name = $1")
             .bind(&m.server.owner_team)
@@ -504,7 +520,7 @@ impl Store for SqlStore {
     }
 
     async fn put_team(&self, team: &Team, actor: &str, now_ms: i64) -> Result<Team, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO teams (name, title, owners, member_groups, support_channel, created_at_ms, updated_at_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $6)
@@ -589,7 +605,7 @@ impl Store for SqlStore {
         comment: &str,
         now_ms: i64,
     ) -> Result<Review, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.write_tx().await?;
         let server = sqlx::query("SELECT server FROM reviews WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -753,7 +769,7 @@ impl Store for SqlStore {
 
     async fn create_proposal(&self, p: &NewProposal, now_ms: i64) -> Result<Proposal, StoreError> {
         let digest = catalog::json_digest(&p.arguments);
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.write_tx().await?;
         let inserted = sqlx::query(
             "INSERT INTO proposals (id, server, tool, arguments, argument_digest, user_name, groups, surface,
                                     client, reason, approver, state, created_at_ms, expires_at_ms, preview)
@@ -841,7 +857,7 @@ impl Store for SqlStore {
         } else {
             ProposalState::Rejected
         };
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.write_tx().await?;
         // Decided only while pending and unexpired: one statement, so two deciders cannot both win.
         let changed = sqlx::query(
             "UPDATE proposals SET state = $2, decided_by = $3, decided_at_ms = $4, comment = $5
@@ -915,7 +931,7 @@ impl Store for SqlStore {
         } else {
             ProposalState::Failed
         };
-        let mut tx = self.pool.begin().await.map_err(unavailable)?;
+        let mut tx = self.write_tx().await?;
         let finished = sqlx::query(
             "UPDATE proposals SET state = $3, result = $4, finished_at_ms = $5
              WHERE id = $1 AND state = 'running' AND claimed_by = $2",

@@ -654,3 +654,63 @@ async fn proposals_are_decided_once_and_run_by_one_claimant() {
     })
     .await;
 }
+
+/// Writers on one database do not fail each other: reviews of several servers are decided at
+/// once (transactions that read before they write) while probe results are written as fast as
+/// they come, as `switchboard up` does while the gateway probes; every write lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writers_wait_for_each_other_instead_of_failing() {
+    on_both(|place| async move {
+        let store = std::sync::Arc::new(place.open().await);
+        store.put_team(&team(), "admin", 1).await.unwrap();
+        for k in 0..6 {
+            let mut reg = registration("v1");
+            reg.manifest.server.name = format!("presto-{k}");
+            store.upsert_server(&reg, "ops", 2).await.unwrap();
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let prober = {
+            let (store, stop) = (store.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    i += 1;
+                    let status = registry_api::LiveStatus {
+                        server: format!("presto-{}", i % 6),
+                        ok: i % 2 == 0,
+                        latency_ms: 1,
+                        error: None,
+                        checked_at_ms: 100 + i,
+                        last_ok_at_ms: None,
+                        tools: 2,
+                        protocol_version: None,
+                    };
+                    store.put_status(&status).await.unwrap();
+                }
+            })
+        };
+        let deciders: Vec<_> = pending(&store)
+            .await
+            .into_iter()
+            .map(|review| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .decide_review(&review.id, true, "rita", "fine", 200)
+                        .await
+                })
+            })
+            .collect();
+        let mut failures = Vec::new();
+        for decider in deciders {
+            if let Err(e) = decider.await.unwrap() {
+                failures.push(e.to_string());
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        prober.await.unwrap();
+        assert!(failures.is_empty(), "{failures:?}");
+        assert!(pending(&store).await.is_empty());
+    })
+    .await;
+}
