@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use serde_json::Value;
 
 use crate::model::{
@@ -12,6 +13,8 @@ use crate::model::{
 
 /// Applications listed at most.
 const MAX_APPLICATIONS: usize = 200;
+/// Job lookups in flight at once while listing applications.
+const JOB_LOOKUPS: usize = 8;
 /// Tasks read per stage attempt at most.
 const MAX_TASKS: usize = 5000;
 
@@ -245,25 +248,27 @@ impl SparkSource for HistoryServer {
         let apps = self
             .list(&format!("/applications?limit={MAX_APPLICATIONS}"))
             .await?;
-        let mut summaries = Vec::new();
-        for app in &apps {
-            let mut s = summary(app);
-            // Whether it failed is in its jobs.
-            if s.end_time_ms.is_some()
-                && let Ok(id) = segment(&s.id)
-            {
-                let failed = self
-                    .list(&format!("/applications/{id}/jobs?status=failed"))
-                    .await
-                    .map(|jobs| jobs.len())
-                    .unwrap_or(0);
-                s.failed_jobs = failed as u32;
-                if failed > 0 {
-                    s.status = "failed".into();
+        // Whether a finished application failed is in its jobs: ask for them a few at a time.
+        let mut summaries: Vec<AppSummary> = futures::stream::iter(apps.iter().map(summary))
+            .map(|mut s| async move {
+                if s.end_time_ms.is_some()
+                    && let Ok(id) = segment(&s.id)
+                {
+                    let failed = self
+                        .list(&format!("/applications/{id}/jobs?status=failed"))
+                        .await
+                        .map(|jobs| jobs.len())
+                        .unwrap_or(0);
+                    s.failed_jobs = failed as u32;
+                    if failed > 0 {
+                        s.status = "failed".into();
+                    }
                 }
-            }
-            summaries.push(s);
-        }
+                s
+            })
+            .buffered(JOB_LOOKUPS)
+            .collect()
+            .await;
         summaries.sort_by_key(|a| std::cmp::Reverse(a.start_time_ms));
         Ok(summaries)
     }
