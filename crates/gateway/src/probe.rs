@@ -1,7 +1,10 @@
 //! Live status: the gateway probes each server in the catalog on a schedule, as it would carry a
 //! call (`server/discover`, falling back to `initialize`, then `tools/list`, with a signed
 //! assertion for the `switchboard-probe` identity), and reports latency and the last error to
-//! the registry. Tools it finds changed are reported for review like those seen in traffic.
+//! the registry. Tools it finds changed are reported for review like those seen in traffic. It
+//! then reads the server's readiness (`/readyz` beside its MCP endpoint, as the server SDK serves
+//! it): a server that answers MCP but cannot serve (its backend is not connected) is reported
+//! with the reason it gives.
 //! **Invariant:** a probe goes only to endpoints whose host is on the operator's allow-list and
 //! never follows redirects, so a registration cannot point the prober at arbitrary hosts.
 
@@ -109,6 +112,7 @@ pub(crate) async fn probe(
         last_ok_at_ms: None,
         tools: 0,
         protocol_version: None,
+        not_ready: None,
     };
     if let Some(why) = refusal(&server.endpoint, allowed) {
         status.error = Some(format!("not probed: {why}"));
@@ -121,6 +125,7 @@ pub(crate) async fn probe(
             status.ok = true;
             status.tools = tools;
             status.protocol_version = Some(version);
+            status.not_ready = not_ready(&server.endpoint).await;
         }
         Ok(Err(e)) => status.error = Some(e),
         Err(_) => status.error = Some(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
@@ -129,6 +134,46 @@ pub(crate) async fn probe(
         tracing::info!(server = %server.name, error = ?status.error, "probe failed");
     }
     status
+}
+
+/// Where a server with MCP at `endpoint` answers readiness: beside it (`…/mcp` → `…/readyz`).
+fn readiness_url(endpoint: &str) -> Option<reqwest::Url> {
+    let mut url = reqwest::Url::parse(endpoint).ok()?;
+    url.set_query(None);
+    url.set_fragment(None);
+    url.path_segments_mut()
+        .ok()?
+        .pop_if_empty()
+        .pop()
+        .push("readyz");
+    Some(url)
+}
+
+/// Why the server at `endpoint` says it cannot serve, if it says so (`/readyz` answering 503).
+/// A server without a readiness endpoint, or one that cannot be read, counts as ready: the MCP
+/// probe already tells whether it answers.
+async fn not_ready(endpoint: &str) -> Option<String> {
+    static HTTP: std::sync::OnceLock<Option<reqwest::Client>> = std::sync::OnceLock::new();
+    let http = HTTP
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(5))
+                .build()
+                .ok()
+        })
+        .as_ref()?;
+    let response = http.get(readiness_url(endpoint)?).send().await.ok()?;
+    if response.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE {
+        return None;
+    }
+    let body = response.text().await.unwrap_or_default();
+    let reason = body.trim().trim_start_matches("not ready:").trim();
+    Some(if reason.is_empty() {
+        "the server says it is not ready".to_owned()
+    } else {
+        reason.chars().take(500).collect()
+    })
 }
 
 /// Connects as the probe identity, lists the tools, and reports changed definitions. Returns
@@ -171,7 +216,21 @@ async fn run(gateway: &Gateway, server: &ServerView) -> Result<(u32, String), St
 
 #[cfg(test)]
 mod tests {
-    use super::refusal;
+    use super::{readiness_url, refusal};
+
+    #[test]
+    fn readiness_is_read_beside_the_mcp_endpoint() {
+        let url = |e: &str| readiness_url(e).map(|u| u.to_string());
+        assert_eq!(
+            url("http://127.0.0.1:7705/mcp").as_deref(),
+            Some("http://127.0.0.1:7705/readyz")
+        );
+        assert_eq!(
+            url("https://x.internal/servers/airflow/mcp/?a=1").as_deref(),
+            Some("https://x.internal/servers/airflow/readyz")
+        );
+        assert_eq!(url("not a url"), None);
+    }
 
     #[test]
     fn only_allow_listed_hosts_are_probed() {

@@ -193,6 +193,10 @@ pub struct LiveStatus {
     /// The protocol version the server answered with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol_version: Option<String>,
+    /// Why the server, though it answers MCP, cannot serve now (its `/readyz` said so: for
+    /// example its backend is not connected, and how to connect one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_ready: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -715,14 +715,15 @@ impl Store for SqlStore {
 
     async fn put_status(&self, status: &LiveStatus) -> Result<LiveStatus, StoreError> {
         let result = sqlx::query(
-            "INSERT INTO server_status (server, ok, latency_ms, error, checked_at_ms, last_ok_at_ms, tools, protocol_version)
-             SELECT $1, $2, $3, $4, $5, CASE WHEN $2 = 1 THEN $5 ELSE NULL END, $6, $7
+            "INSERT INTO server_status (server, ok, latency_ms, error, checked_at_ms, last_ok_at_ms, tools, protocol_version, not_ready)
+             SELECT $1, $2, $3, $4, $5, CASE WHEN $2 = 1 THEN $5 ELSE NULL END, $6, $7, $8
              WHERE EXISTS (SELECT 1 FROM servers WHERE name = $1)
              ON CONFLICT (server) DO UPDATE SET
                 ok = excluded.ok, latency_ms = excluded.latency_ms, error = excluded.error,
                 checked_at_ms = excluded.checked_at_ms,
                 last_ok_at_ms = COALESCE(excluded.last_ok_at_ms, server_status.last_ok_at_ms),
-                tools = excluded.tools, protocol_version = excluded.protocol_version",
+                tools = excluded.tools, protocol_version = excluded.protocol_version,
+                not_ready = excluded.not_ready",
         )
         .bind(&status.server)
         .bind(i64::from(status.ok))
@@ -731,6 +732,7 @@ impl Store for SqlStore {
         .bind(status.checked_at_ms)
         .bind(i64::from(status.tools))
         .bind(&status.protocol_version)
+        .bind(&status.not_ready)
         .execute(&self.pool)
         .await
         .map_err(unavailable)?;
@@ -746,7 +748,7 @@ impl Store for SqlStore {
 
     async fn list_statuses(&self) -> Result<Vec<LiveStatus>, StoreError> {
         let rows = sqlx::query(
-            "SELECT server, ok, latency_ms, error, checked_at_ms, last_ok_at_ms, tools, protocol_version
+            "SELECT server, ok, latency_ms, error, checked_at_ms, last_ok_at_ms, tools, protocol_version, not_ready
              FROM server_status ORDER BY server",
         )
         .fetch_all(&self.pool)
@@ -763,6 +765,7 @@ impl Store for SqlStore {
                 last_ok_at_ms: row.get("last_ok_at_ms"),
                 tools: row.get::<i64, _>("tools").clamp(0, i64::from(u32::MAX)) as u32,
                 protocol_version: row.get("protocol_version"),
+                not_ready: row.get("not_ready"),
             })
             .collect())
     }

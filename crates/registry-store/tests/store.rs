@@ -442,16 +442,20 @@ async fn live_status_keeps_the_last_healthy_time() {
             last_ok_at_ms: None,
             tools: 2,
             protocol_version: Some("2026-07-28".into()),
+            not_ready: Some("no backend connected".into()),
         };
         let saved = store.put_status(&status).await.unwrap();
         assert_eq!(saved.last_ok_at_ms, Some(100));
+        assert_eq!(saved.not_ready.as_deref(), Some("no backend connected"));
         status.ok = false;
+        status.not_ready = None;
         status.error = Some("connect: refused".into());
         status.checked_at_ms = 200;
         let saved = store.put_status(&status).await.unwrap();
         assert!(!saved.ok);
         assert_eq!(saved.last_ok_at_ms, Some(100));
         assert_eq!(saved.error.as_deref(), Some("connect: refused"));
+        assert_eq!(saved.not_ready, None);
         assert_eq!(store.list_statuses().await.unwrap(), vec![saved]);
         // Probe results are not catalog changes.
         assert_eq!(store.catalog_version().await.unwrap(), version);
@@ -684,6 +688,7 @@ async fn concurrent_writers_wait_for_each_other_instead_of_failing() {
                         last_ok_at_ms: None,
                         tools: 2,
                         protocol_version: None,
+                        not_ready: None,
                     };
                     store.put_status(&status).await.unwrap();
                 }

@@ -56,6 +56,7 @@ impl Fixture {
             HttpOptions {
                 identity,
                 allowed_hosts,
+                ready: None,
             },
         )
     }

@@ -2,7 +2,7 @@
 //! identity middleware that turns the gateway's signed assertion into a [`Caller`], plus `/metrics`,
 //! `/healthz` and `/readyz`.
 
-use std::sync::Arc;
+use std::{future::Future, pin::Pin, sync::Arc};
 
 use axum::{
     Json, Router,
@@ -38,9 +38,19 @@ pub struct HttpOptions {
     /// Host names the MCP endpoint answers to (DNS-rebinding protection); empty keeps rmcp's
     /// loopback-only default.
     pub allowed_hosts: Vec<String>,
+    /// Whether the server can serve now (its backend is configured and answers); `/readyz`
+    /// answers 503 with the reason while it cannot, and the gateway's live probes report it.
+    /// `None`: ready whenever it runs.
+    pub ready: Option<ReadyCheck>,
 }
 
-/// The axum router of a governed server: `/mcp`, `/metrics`, `/healthz`, `/readyz`.
+/// A readiness check: `Err(reason)` while the server cannot serve (for example "no Airflow is
+/// connected: start it with --airflow-url").
+pub type ReadyCheck =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+
+/// The axum router of a governed server: `/mcp`, `/metrics`, `/healthz`, `/readyz` (beside
+/// `/mcp`, where the gateway's live probes read it).
 pub fn http_router<S, F>(factory: F, governance: Governance, options: HttpOptions) -> Router
 where
     S: ServerHandler + Send + 'static,
@@ -61,7 +71,10 @@ where
         .nest_service("/mcp", mcp)
         .layer(middleware::from_fn_with_state(identify, identify_caller))
         .route("/metrics", get(move || async move { telemetry.encode() }))
-        .merge(service_kit::health_routes())
+        .merge(match options.ready {
+            Some(check) => service_kit::readiness_routes(move || check()),
+            None => service_kit::health_routes(),
+        })
 }
 
 async fn identify_caller(

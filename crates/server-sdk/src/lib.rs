@@ -30,6 +30,7 @@
 //! let router = governance.govern(Weather::tool_router())?;   // policies + telemetry on every tool
 //! ```
 
+pub mod answer;
 mod caller;
 mod confirm;
 mod governance;
@@ -41,7 +42,7 @@ mod telemetry;
 pub use caller::{Caller, caller_of};
 pub use confirm::{CONFIRM_KEY, CONFIRMATION_REQUIRED, Confirmation, can_ask, confirm};
 pub use governance::{DENIED_CODE, Governance};
-pub use http::{HttpOptions, IdentityMode, http_router};
+pub use http::{HttpOptions, IdentityMode, ReadyCheck, http_router};
 pub use idempotency::{IDEMPOTENCY_KEY, Idempotency};
 pub use telemetry::Telemetry;
 

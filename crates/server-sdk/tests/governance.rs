@@ -112,6 +112,7 @@ async fn serve() -> Served {
         HttpOptions {
             identity: IdentityMode::Gateway(verifier),
             allowed_hosts: Vec::new(),
+            ready: None,
         },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -16,11 +16,12 @@ use std::sync::Arc;
 use rmcp::{
     ErrorData, ServerHandler,
     handler::server::{common::schema_for_output, router::tool::ToolRouter, wrapper::Parameters},
-    model::{CallToolResult, ContentBlock, ServerConfig},
+    model::{CallToolResult, ServerConfig},
     tool, tool_handler, tool_router,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use server_sdk::answer::{answer, failure};
 
 pub use diagnose::{Category, Diagnosis, Evidence, Failing, diagnose};
 pub use eventlog::EventLogs;
@@ -155,18 +156,6 @@ pub struct Spark {
     tool_router: ToolRouter<Spark>,
     /// Where `record_rca` writes, when the server has a Knowledge records folder.
     records: Option<std::path::PathBuf>,
-}
-
-fn failure(message: impl std::fmt::Display) -> CallToolResult {
-    CallToolResult::error(vec![ContentBlock::text(message.to_string())])
-}
-
-fn answer<T: Serialize>(value: &T, text: String) -> Result<CallToolResult, ErrorData> {
-    let value = serde_json::to_value(value)
-        .map_err(|e| ErrorData::internal_error(format!("encode the result: {e}"), None))?;
-    let mut result = CallToolResult::structured(value);
-    result.content = vec![ContentBlock::text(text)];
-    Ok(result)
 }
 
 fn cut(text: &str, max: usize) -> String {

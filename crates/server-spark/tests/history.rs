@@ -208,6 +208,7 @@ async fn a_real_failing_job_is_diagnosed_through_the_history_server() {
         HttpOptions {
             identity: IdentityMode::Open(None),
             allowed_hosts: Vec::new(),
+            ready: None,
         },
     )
     .unwrap();

@@ -47,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
         HttpOptions {
             identity: IdentityMode::Open(None),
             allowed_hosts: Vec::new(),
+            ready: None,
         },
     )
     .map_err(|p| anyhow::anyhow!("{p:?}"))?;

@@ -29,13 +29,14 @@ use rmcp::{
         common::schema_for_output, router::tool::ToolRouter, tool::InputResponses as Responses,
         wrapper::Parameters,
     },
-    model::{CallToolResponse, CallToolResult, ContentBlock, ServerConfig},
+    model::{CallToolResponse, CallToolResult, ServerConfig},
     service::RequestContext,
     tool, tool_handler, tool_router,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use server_sdk::{Confirmation, Governance};
+use server_sdk::Governance;
+use server_sdk::answer::{answer, failure};
 
 pub use embedded::Embedded;
 pub use engine::{
@@ -289,20 +290,6 @@ async fn cancellable<T>(
             Err(SqlError::Query("the client cancelled the call".into()))
         }
     }
-}
-
-/// A tool's failure, as the result the model reads.
-fn failure(message: impl std::fmt::Display) -> CallToolResult {
-    CallToolResult::error(vec![ContentBlock::text(message.to_string())])
-}
-
-/// A structured result with `text` as what the model reads.
-fn answer<T: Serialize>(value: &T, text: String) -> Result<CallToolResult, ErrorData> {
-    let value = serde_json::to_value(value)
-        .map_err(|e| ErrorData::internal_error(format!("encode the result: {e}"), None))?;
-    let mut result = CallToolResult::structured(value);
-    result.content = vec![ContentBlock::text(text)];
-    Ok(result)
 }
 
 #[tool_router]
@@ -766,27 +753,11 @@ impl SqlServer {
         if server_sdk::preview::requested(&ctx) {
             // The gateway asks before proposing: confirm with the caller where the client can
             // ask; where it cannot, the approvers, who see the same preview, decide alone.
-            if server_sdk::can_ask(&ctx) {
-                let question = format!("{summary}. Propose this write for approval?");
-                match server_sdk::confirm(&ctx, responses.as_ref(), &question).await? {
-                    Confirmation::Confirmed => {}
-                    Confirmation::Declined => {
-                        return Ok(failure(format!(
-                            "you declined: nothing was proposed and nothing changed ({summary})"
-                        ))
-                        .into());
-                    }
-                    Confirmation::Ask(round) => return Ok(*round),
-                }
-            }
-            return Ok(server_sdk::preview::result(&summary, details).into());
+            return server_sdk::preview::propose(&ctx, responses.as_ref(), &summary, details).await;
         }
         // Only an approved proposal runs: the gateway's assertion names it.
-        let Some(proposal) = server_sdk::caller_of(&ctx).and_then(|c| c.confirmation) else {
-            return Ok(failure(format!(
-                "run_write changes data, so it runs only as an approved proposal: call it through the Switchboard gateway, which asks for approval ({summary})"
-            ))
-            .into());
+        let Some(proposal) = server_sdk::preview::approved(&ctx) else {
+            return Ok(server_sdk::preview::unapproved("run_write", &summary).into());
         };
         let run = Run {
             // Writes rewrite whole tables: give them more time than a query.

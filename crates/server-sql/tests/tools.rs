@@ -31,6 +31,7 @@ async fn serve(root: &std::path::Path) -> String {
         HttpOptions {
             identity: IdentityMode::Open(None),
             allowed_hosts: Vec::new(),
+            ready: None,
         },
     )
     .unwrap();

@@ -446,6 +446,7 @@ async fn a_client_cancelling_its_call_cancels_the_statement() {
         HttpOptions {
             identity: IdentityMode::Open(None),
             allowed_hosts: Vec::new(),
+            ready: None,
         },
     )
     .unwrap();

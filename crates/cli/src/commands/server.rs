@@ -65,6 +65,14 @@ enum Which {
         #[command(flatten)]
         common: Common,
     },
+    /// Find Airflow DAGs, runs, task instances, task logs and import errors, and trigger, clear,
+    /// pause and unpause with the pipeline owners' approval (Airflow 3's REST API).
+    Airflow {
+        #[command(flatten)]
+        airflow: AirflowArgs,
+        #[command(flatten)]
+        common: Common,
+    },
     /// The MCP conformance fixture server, for the official conformance suite.
     Conformance {
         #[command(flatten)]
@@ -146,6 +154,60 @@ pub(crate) struct SparkArgs {
     /// index (its `--records` folder, or a folder below it).
     #[arg(long)]
     pub(crate) rca_dir: Option<PathBuf>,
+}
+
+/// The Airflow deployment the Airflow server reads and acts on.
+#[derive(clap::Args, Clone, Default)]
+pub(crate) struct AirflowArgs {
+    /// The Airflow 3 deployment (`http://airflow:8080`). Without it the server still runs and
+    /// says, on every call and in its live status, how to connect one.
+    #[arg(long)]
+    pub(crate) airflow_url: Option<String>,
+    /// A bearer token for Airflow's REST API (from your auth manager: FAB, Keycloak, …).
+    #[arg(long, env = "SWITCHBOARD_AIRFLOW_TOKEN", hide_env_values = true)]
+    pub(crate) airflow_token: Option<String>,
+    /// A service user whose password is exchanged for tokens at Airflow's `/auth/token`.
+    #[arg(long)]
+    pub(crate) airflow_user: Option<String>,
+    /// The password of --airflow-user.
+    #[arg(long, env = "SWITCHBOARD_AIRFLOW_PASSWORD", hide_env_values = true)]
+    pub(crate) airflow_password: Option<String>,
+}
+
+impl AirflowArgs {
+    /// The configured Airflow client, or `None` when no Airflow is configured.
+    pub(crate) fn client(&self) -> anyhow::Result<Option<Arc<server_airflow::AirflowClient>>> {
+        let Some(url) = &self.airflow_url else {
+            anyhow::ensure!(
+                self.airflow_token.is_none() && self.airflow_user.is_none(),
+                "Airflow credentials were given without --airflow-url"
+            );
+            return Ok(None);
+        };
+        let auth = match (
+            &self.airflow_token,
+            &self.airflow_user,
+            &self.airflow_password,
+        ) {
+            (Some(token), None, _) => server_airflow::Auth::Token(token.clone()),
+            (None, Some(user), Some(password)) => server_airflow::Auth::Password {
+                user: user.clone(),
+                password: password.clone(),
+            },
+            (Some(_), Some(_), _) => {
+                anyhow::bail!("give --airflow-token or --airflow-user, not both")
+            }
+            (None, Some(_), None) => anyhow::bail!(
+                "--airflow-user needs --airflow-password (or SWITCHBOARD_AIRFLOW_PASSWORD)"
+            ),
+            (None, None, _) => anyhow::bail!(
+                "--airflow-url needs credentials: --airflow-token, or --airflow-user with --airflow-password"
+            ),
+        };
+        Ok(Some(Arc::new(server_airflow::AirflowClient::new(
+            url, auth,
+        )?)))
+    }
 }
 
 #[derive(clap::Args)]
@@ -260,6 +322,20 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             let router = built.http_router(identity, common.allowed_hosts.clone());
             serve(&common, router, built.registration_parts()).await
         }
+        Which::Airflow { airflow, common } => {
+            let manifest = load_manifest(common.manifest.as_deref(), server_airflow::MANIFEST)?;
+            let rules = Rules {
+                cedar: load_policies(common.policies.as_deref(), "")?,
+                environment: common.environment.clone(),
+            };
+            let built = build_airflow(&airflow, manifest, rules)?;
+            if common.stdio {
+                return server_sdk::serve_stdio(built.handler()).await;
+            }
+            let identity = identity_mode(&common, &built.governance.manifest().server.name)?;
+            let router = built.http_router(identity, common.allowed_hosts.clone());
+            serve(&common, router, built.registration_parts()).await
+        }
         Which::Conformance { common } => {
             let fixture = server_conformance::Fixture::new()?;
             if common.stdio {
@@ -309,6 +385,8 @@ pub(crate) struct Built<H: Send + Sync + 'static> {
     make: Arc<MakeHandler<H>>,
     router: ToolRouter<H>,
     policies: String,
+    /// Whether the server can serve now (`/readyz`); `None`: whenever it runs.
+    ready: Option<server_sdk::ReadyCheck>,
 }
 
 impl<H> Built<H>
@@ -332,7 +410,14 @@ where
             make: Arc::new(make),
             router,
             policies: rules.cedar,
+            ready: None,
         })
+    }
+
+    /// Reports readiness with `check` (`/readyz`, and so the gateway's live status).
+    pub(crate) fn with_readiness(mut self, check: server_sdk::ReadyCheck) -> Built<H> {
+        self.ready = Some(check);
+        self
     }
 
     pub(crate) fn handler(&self) -> H {
@@ -360,6 +445,7 @@ where
             HttpOptions {
                 identity,
                 allowed_hosts,
+                ready: self.ready.clone(),
             },
         )
     }
@@ -510,6 +596,30 @@ pub(crate) fn build_spark(
     Built::new(manifest, rules, Spark::tools(), move |info, router, _| {
         Spark::new(source.clone(), info, router).with_records(rca_dir.clone())
     })
+}
+
+/// The Airflow server over the configured deployment, or, without one, the server that says
+/// how to connect one (no imitation Airflow).
+pub(crate) fn build_airflow(
+    args: &AirflowArgs,
+    manifest: Manifest,
+    rules: Rules,
+) -> anyhow::Result<Built<server_airflow::Airflow>> {
+    let client = args.client()?;
+    match &client {
+        Some(c) => tracing::info!(airflow = c.base_url(), "connected to Airflow"),
+        None => {
+            tracing::info!("no Airflow configured: the Airflow server answers how to connect one")
+        }
+    }
+    let ready = server_airflow::readiness(client.clone());
+    Ok(Built::new(
+        manifest,
+        rules,
+        server_airflow::Airflow::tools(),
+        move |info, router, _| server_airflow::Airflow::new(client.clone(), info, router),
+    )?
+    .with_readiness(ready))
 }
 
 pub(crate) fn load_manifest(

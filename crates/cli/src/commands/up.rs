@@ -1,7 +1,8 @@
 //! `switchboard up`: the whole platform on loopback with embedded defaults: the registry on SQLite,
 //! the gateway, the Knowledge server over the bundled sample corpus, the SQL server over a
 //! generated sample warehouse (embedded DataFusion) and the Spark server over sample event logs of
-//! real failing jobs, with a development issuer minting tokens. State lives in the data
+//! real failing jobs, the Airflow server (over `--airflow-url`, else listed as not connected, with
+//! how to connect one), with a development issuer minting tokens. State lives in the data
 //! directory, so a restart keeps registrations and audit.
 
 use std::{net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
@@ -37,6 +38,12 @@ pub(crate) struct Args {
     sql_port: u16,
     #[arg(long, default_value_t = 7704)]
     spark_port: u16,
+    #[arg(long, default_value_t = 7705)]
+    airflow_port: u16,
+    /// The Airflow deployment the Airflow server reads and acts on (without one, it is listed
+    /// as not connected, with how to connect one).
+    #[command(flatten)]
+    airflow: server::AirflowArgs,
     /// Read Spark applications from this History Server (`http://history:18080`) instead of
     /// the sample event logs.
     #[arg(long)]
@@ -112,11 +119,13 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let knowledge_listener = service_kit::bind((args.host, args.knowledge_port).into()).await?;
     let sql_listener = service_kit::bind((args.host, args.sql_port).into()).await?;
     let spark_listener = service_kit::bind((args.host, args.spark_port).into()).await?;
+    let airflow_listener = service_kit::bind((args.host, args.airflow_port).into()).await?;
     let registry_url = format!("http://{}", registry_listener.local_addr()?);
     let gateway_url = format!("http://{}", gateway_listener.local_addr()?);
     let knowledge_url = format!("http://{}", knowledge_listener.local_addr()?);
     let sql_url = format!("http://{}", sql_listener.local_addr()?);
     let spark_url = format!("http://{}", spark_listener.local_addr()?);
+    let airflow_url = format!("http://{}", airflow_listener.local_addr()?);
 
     let governance = args.governance.governance()?;
     let registry_state = RegistryConfig {
@@ -211,10 +220,16 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         rules(""),
         &data_dir,
     )?;
+    let airflow = server::build_airflow(
+        &args.airflow,
+        server::load_manifest(None, server_airflow::MANIFEST)?,
+        rules(""),
+    )?;
     let server_name = knowledge.governance.manifest().server.name.clone();
     let knowledge_task = serve_bundled(&knowledge, knowledge_listener, &gateway_url, &shutdown)?;
     let sql_task = serve_bundled(&sql, sql_listener, &gateway_url, &shutdown)?;
     let spark_task = serve_bundled(&spark, spark_listener, &gateway_url, &shutdown)?;
+    let airflow_task = serve_bundled(&airflow, airflow_listener, &gateway_url, &shutdown)?;
 
     // Governance on a laptop: the sample teams, and the bundled servers approved by `up`
     // itself (recorded as such), so production surfaces work out of the box.
@@ -242,6 +257,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         (knowledge.registration_parts(), &knowledge_url),
         (sql.registration_parts(), &sql_url),
         (spark.registration_parts(), &spark_url),
+        (airflow.registration_parts(), &airflow_url),
     ] {
         let name = manifest.server.name.clone();
         let registrar = RegistryClient::new(
@@ -277,6 +293,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let route = |name: &str| format!("{gateway_url}/servers/{name}/mcp");
     let sql_mcp_url = route(&sql.governance.manifest().server.name);
     let spark_mcp_url = route(&spark.governance.manifest().server.name);
+    let airflow_mcp_url = route(&airflow.governance.manifest().server.name);
     let summary = serde_json::json!({
         "registry_url": registry_url,
         "gateway_url": gateway_url,
@@ -286,6 +303,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         "mcp_url": mcp_url,
         "sql_mcp_url": sql_mcp_url,
         "spark_mcp_url": spark_mcp_url,
+        "airflow_url": airflow_url,
+        "airflow_mcp_url": airflow_mcp_url,
+        "airflow_connected": args.airflow.airflow_url.is_some(),
         "data_dir": data_dir,
         "user": args.user,
         "token": token,
@@ -298,7 +318,15 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     println!("  gateway    {gateway_url}");
     println!("  knowledge  {mcp_url}   (MCP, through the gateway)");
     println!("  sql        {sql_mcp_url}   (MCP, through the gateway)");
-    println!("  spark      {spark_mcp_url}   (MCP, through the gateway)\n");
+    println!("  spark      {spark_mcp_url}   (MCP, through the gateway)");
+    match &args.airflow.airflow_url {
+        Some(url) => println!(
+            "  airflow    {airflow_mcp_url}   (MCP, through the gateway; Airflow at {url})\n"
+        ),
+        None => println!(
+            "  airflow    {airflow_mcp_url}   NOT CONNECTED: no Airflow is configured.\n             Connect one with --airflow-url http://airflow:8080 and --airflow-token\n             (or --airflow-user with SWITCHBOARD_AIRFLOW_PASSWORD).\n"
+        ),
+    }
     println!(
         "Development token for {} (groups: {}), valid 12 h:\n\n{token}\n",
         args.user, args.groups
@@ -306,18 +334,20 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     println!("More tokens: switchboard token --user bob --groups finance,ads-eng");
     println!("Stop with Ctrl-C. State is kept in {}.", data_dir.display());
 
-    let (registry, gateway, knowledge, sql, spark) = tokio::join!(
+    let (registry, gateway, knowledge, sql, spark, airflow) = tokio::join!(
         registry_task,
         gateway_task,
         knowledge_task,
         sql_task,
-        spark_task
+        spark_task,
+        airflow_task
     );
     registry??;
     gateway??;
     knowledge??;
     sql??;
     spark??;
+    airflow??;
     Ok(())
 }
 

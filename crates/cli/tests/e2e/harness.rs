@@ -94,10 +94,10 @@ impl Platform {
 
     /// `switchboard up` with extra flags (for example `--trust-issuer`).
     pub fn start_with(extra: &[&str]) -> Platform {
-        Platform::start_on(["0", "0", "0", "0", "0"], extra)
+        Platform::start_on(["0", "0", "0", "0", "0", "0"], extra)
     }
 
-    /// `switchboard up` on fixed ports (registry, gateway, knowledge, sql, spark), so that a restart comes
+    /// `switchboard up` on fixed ports (registry, gateway, knowledge, sql, spark, airflow), so that a restart comes
     /// back at the same addresses.
     pub fn start_on_fixed_ports(extra: &[&str]) -> Platform {
         let port = || {
@@ -108,10 +108,10 @@ impl Platform {
                 .port()
                 .to_string()
         };
-        Platform::start_on([port(), port(), port(), port(), port()], extra)
+        Platform::start_on([port(), port(), port(), port(), port(), port()], extra)
     }
 
-    fn start_on<S: AsRef<str>>(ports: [S; 5], extra: &[&str]) -> Platform {
+    fn start_on<S: AsRef<str>>(ports: [S; 6], extra: &[&str]) -> Platform {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let mut args: Vec<String> = vec![
@@ -128,6 +128,8 @@ impl Platform {
             ports[3].as_ref().into(),
             "--spark-port".into(),
             ports[4].as_ref().into(),
+            "--airflow-port".into(),
+            ports[5].as_ref().into(),
             // The small sample warehouse: generated in a blink for every platform a test starts.
             "--sql-sample".into(),
             "small".into(),
@@ -536,6 +538,7 @@ where
         HttpOptions {
             identity: IdentityMode::Gateway(verifier),
             allowed_hosts: Vec::new(),
+            ready: None,
         },
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

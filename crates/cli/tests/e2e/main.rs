@@ -5,6 +5,7 @@
 
 #![allow(unreachable_pub)]
 
+mod airflow;
 mod approvals;
 mod clients;
 mod conformance;

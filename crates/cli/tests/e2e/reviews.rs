@@ -394,8 +394,8 @@ async fn servers_are_probed_live_and_only_on_allow_listed_hosts() {
     );
     let statuses = eventually("every server has been probed", || async {
         let statuses = registry.statuses().await.unwrap();
-        // The three bundled servers (knowledge, sql, spark) and the two registered here.
-        (statuses.len() == 5).then_some(statuses)
+        // The four bundled servers (knowledge, sql, spark, airflow) and the two registered here.
+        (statuses.len() == 6).then_some(statuses)
     })
     .await;
     let of = |name: &str| statuses.iter().find(|s| s.server == name).unwrap();
@@ -404,6 +404,17 @@ async fn servers_are_probed_live_and_only_on_allow_listed_hosts() {
     assert_eq!(knowledge.tools, 2);
     assert_eq!(knowledge.protocol_version.as_deref(), Some("2026-07-28"));
     assert!(knowledge.last_ok_at_ms.is_some());
+    assert_eq!(knowledge.not_ready, None);
+    // Up without an Airflow: the Airflow server answers, but says it cannot serve, and why.
+    let airflow = of("airflow");
+    assert!(airflow.ok, "{airflow:?}");
+    assert!(
+        airflow
+            .not_ready
+            .as_deref()
+            .is_some_and(|r| r.starts_with("no Airflow is connected")),
+        "{airflow:?}"
+    );
     let ghost = of("ghost");
     assert!(!ghost.ok);
     assert!(

@@ -127,7 +127,7 @@ async fn reviewers_sign_in_find_a_server_and_approve_its_reviews_in_a_browser() 
         ],
     );
     assert_eq!(seen["oidcUser"], "rita", "{seen}");
-    assert_eq!(seen["results"], "1 of 4 servers", "{seen}");
+    assert_eq!(seen["results"], "1 of 5 servers", "{seen}");
     assert_eq!(seen["links"], json!(["Ledger"]), "{seen}");
     assert_eq!(seen["approvalBefore"], "Not approved", "{seen}");
     assert_eq!(seen["notice"], "Done: ledger.1.security approved", "{seen}");

@@ -179,6 +179,11 @@ fn approval(server: &ServerView) -> (&'static str, String) {
 fn status_text(status: Option<&LiveStatus>) -> (String, &'static str) {
     match status {
         None => ("not probed yet".into(), "unknown"),
+        Some(LiveStatus {
+            ok: true,
+            not_ready: Some(reason),
+            ..
+        }) => (format!("not ready: {reason}"), "down"),
         Some(s) if s.ok => (format!("up, {} ms", s.latency_ms), "up"),
         Some(s) => (
             format!("down: {}", s.error.as_deref().unwrap_or("unknown error")),
