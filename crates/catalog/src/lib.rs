@@ -6,6 +6,7 @@
 mod access;
 mod digest;
 mod manifest;
+mod redact;
 mod scan;
 
 pub use access::{
@@ -16,4 +17,5 @@ pub use manifest::{
     AccessSection, DataClassification, Manifest, PolicySection, Problem, Sensitivity,
     ServerSection, ToolSection, is_approver, is_valid_name,
 };
+pub use redact::{MAX_AUDITED_ARGUMENTS, REDACTED, redact_arguments};
 pub use scan::{Finding, scan_tool};

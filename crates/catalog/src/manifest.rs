@@ -109,6 +109,11 @@ pub struct ToolSection {
     /// what it would change without changing it, and the approvers see that answer.
     #[serde(default)]
     pub preview: bool,
+    /// Arguments never written to the audit (top-level names, or dotted paths into objects:
+    /// `conf.api_key`); they are recorded as `"[redacted]"`. Arguments whose names look like
+    /// secrets (password, secret, token, key, credential) are redacted whatever this says.
+    #[serde(default)]
+    pub sensitive_arguments: Vec<String>,
 }
 
 /// Whether `text` names an approver: `self`, `owners` or `group:<name>`.

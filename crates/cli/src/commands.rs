@@ -5,6 +5,7 @@ mod approvals;
 mod gateway;
 mod policy;
 mod registry;
+mod report;
 mod review;
 mod server;
 mod servers;
@@ -53,6 +54,13 @@ enum Command {
     Openapi,
     /// Explain policy decisions: what would be decided and by which policies, who can call a tool.
     Policy(policy::Args),
+    /// The month's north-star report: time saved per tool, server and team, active users,
+    /// error and approval-rejection rates, latency.
+    Report(report::ReportArgs),
+    /// The audit of every call: export it as JSON lines or CSV.
+    Audit(report::AuditArgs),
+    /// Rate a tool's answer, thumbs up or down (shown beside its minutes-saved estimate).
+    Feedback(report::FeedbackArgs),
 }
 
 /// Options shared by commands that keep state on disk.
@@ -80,6 +88,9 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Approvals(args) => approvals::run(args).await,
         Command::Teams(args) => teams::run(args).await,
         Command::Policy(args) => policy::run(args).await,
+        Command::Report(args) => report::report(args).await,
+        Command::Audit(args) => report::audit(args).await,
+        Command::Feedback(args) => report::feedback(args).await,
         Command::Openapi => {
             use std::io::Write;
             let document = ::registry::openapi().to_pretty_json()?;
@@ -125,6 +136,22 @@ impl RegistryAccess {
             &self.registry_url,
             registry_client::Credentials::Static(token),
         ))
+    }
+}
+
+/// How long the registry keeps audit records, shared by `up` and the registry.
+#[derive(clap::Args, Clone)]
+pub(crate) struct RetentionArgs {
+    /// Days audit records are kept; older ones are deleted hourly (0: kept for ever). Export
+    /// them first (`switchboard audit export`) where they must be archived.
+    #[arg(long, default_value_t = 400)]
+    audit_retention_days: u64,
+}
+
+impl RetentionArgs {
+    pub(crate) fn retention(&self) -> Option<std::time::Duration> {
+        (self.audit_retention_days > 0)
+            .then(|| std::time::Duration::from_secs(self.audit_retention_days * 86_400))
     }
 }
 
@@ -386,4 +413,12 @@ pub(crate) fn write_ready(
         Some(p) => service_kit::write_ready_file(p, &value),
         None => Ok(()),
     }
+}
+
+/// Milliseconds since the epoch, now.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }

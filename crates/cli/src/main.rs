@@ -2,6 +2,7 @@
 //! `up`). Each command lives in `commands/`.
 
 mod commands;
+mod demo;
 mod dev;
 
 use clap::Parser;

@@ -206,6 +206,7 @@ async fn open(
         Ok(stored) => {
             record.outcome = Outcome::PendingApproval;
             record.is_error = false;
+            record.proposal = Some(stored.proposal.id.clone());
             record.detail = Some(format!(
                 "proposal {}: awaiting approval by {}",
                 stored.proposal.id, stored.proposal.approver
@@ -679,6 +680,11 @@ async fn run(
                 claimed.decided_by.as_deref().unwrap_or("?")
             )),
             latency_ms: started.elapsed().as_millis() as u64,
+            arguments: crate::audit::kept_arguments(server, &p.tool, Some(&p.arguments)),
+            proposal: Some(p.id.clone()),
+            team: Some(server.owner_team.clone()),
+            minutes_saved: crate::audit::minutes_saved(server, &p.tool),
+            trace_id: None,
         })
         .await;
     match gw.registry.finish_proposal(&p.id, ok, &value).await {

@@ -19,6 +19,7 @@ mod error;
 mod inspect;
 mod legacy_server;
 mod metadata;
+mod metrics;
 mod mtls;
 mod pins;
 mod probe;
@@ -29,7 +30,7 @@ mod upstream;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use axum::{Json, Router, routing::get};
+use axum::{Json, Router, extract::State, routing::get};
 use identity::{SigningKey, Verifier};
 use registry_client::RegistryClient;
 use service_kit::Shutdown;
@@ -41,6 +42,7 @@ pub use mtls::{
     MtlsCertificates, MtlsFiles, MtlsSource, PeerIdentity, serve as serve_mtls, tls_config,
 };
 pub use probe::{PROBE_USER, ProbeConfig};
+pub use proxy::DEMO_TIME_HEADER;
 
 /// Everything the gateway needs at run time.
 pub struct GatewayConfig {
@@ -76,6 +78,10 @@ pub struct GatewayConfig {
     /// How long the call itself waits for a decision before answering "pending" (zero: answer
     /// at once); agents that send a progress token hear progress while it waits.
     pub approval_wait: Duration,
+    /// Record calls at the time a request's `X-Switchboard-Demo-Time` header gives (milliseconds
+    /// since the epoch) instead of now. Only `switchboard up --demo-traffic` sets it, to lay a
+    /// month of generated traffic out over the month; never set it in production.
+    pub demo_clock: bool,
 }
 
 /// Trust in workloads (mTLS peers, by SPIFFE ID).
@@ -111,6 +117,7 @@ pub(crate) struct Gateway {
     pub(crate) registry: RegistryClient,
     pub(crate) approval_ttl: Duration,
     pub(crate) approval_wait: Duration,
+    pub(crate) demo_clock: bool,
     pub(crate) upstream: reqwest::Client,
 }
 
@@ -153,6 +160,7 @@ pub async fn build(config: GatewayConfig, shutdown: Shutdown) -> anyhow::Result<
         registry,
         approval_ttl: config.approval_ttl,
         approval_wait: config.approval_wait,
+        demo_clock: config.demo_clock,
         upstream,
     });
     probe::spawn(gateway.clone(), config.probes, shutdown);
@@ -164,6 +172,10 @@ fn router(gateway: Arc<Gateway>) -> Router {
     let jwks = identity::jwks_document(&[&gateway.assertion_key]);
     Router::new()
         .route("/servers/{name}/mcp", axum::routing::any(proxy::handle))
+        .route(
+            "/metrics",
+            get(|State(gw): State<Arc<Gateway>>| async move { gw.audit.metrics_text() }),
+        )
         .route(
             "/.well-known/oauth-protected-resource",
             get(metadata::gateway),

@@ -521,7 +521,7 @@ fn decide(
             }
             let mut record = AuditRecord {
                 id: uuid_v7(),
-                time_ms: now_ms(),
+                time_ms: who.time_ms(),
                 user: who.user.clone(),
                 groups: who.groups.clone(),
                 surface: Some(who.surface.clone()),
@@ -533,6 +533,11 @@ fn decide(
                 is_error: false,
                 detail: None,
                 latency_ms: 0,
+                arguments: crate::audit::kept_arguments(server, &tool, arguments),
+                proposal: None,
+                team: Some(server.owner_team.clone()),
+                minutes_saved: crate::audit::minutes_saved(server, &tool),
+                trace_id: None,
             };
             // Calls always carry arguments for the policies to see, `{}` when the client sent none.
             let empty = Value::Object(Default::default());
@@ -607,7 +612,7 @@ fn decide(
                 let message = verdict.denial_message();
                 let record = AuditRecord {
                     id: uuid_v7(),
-                    time_ms: now_ms(),
+                    time_ms: who.time_ms(),
                     user: who.user.clone(),
                     groups: who.groups.clone(),
                     surface: Some(who.surface.clone()),
@@ -619,6 +624,11 @@ fn decide(
                     is_error: true,
                     detail: Some(message.clone()),
                     latency_ms: 0,
+                    arguments: None,
+                    proposal: None,
+                    team: Some(server.owner_team.clone()),
+                    minutes_saved: None,
+                    trace_id: None,
                 };
                 Err(Box::new((
                     Some(record),
@@ -645,6 +655,9 @@ async fn identify(
             .map(str::to_owned)
     };
     let channel = header(CHANNEL_HEADER);
+    let demo_time = header(DEMO_TIME_HEADER)
+        .filter(|_| gw.demo_clock)
+        .and_then(|t| t.parse::<i64>().ok());
     let peer = parts.extensions.get::<PeerIdentity>();
     let vouched = header(FORWARDED_USER_HEADER);
     let claims_identity = parts.headers.contains_key(FORWARDED_USER_HEADER)
@@ -668,6 +681,7 @@ async fn identify(
                 .unwrap_or_default(),
             surface: header(FORWARDED_SURFACE_HEADER).unwrap_or_else(|| DEFAULT_SURFACE.to_owned()),
             channel,
+            demo_time,
         });
     }
     if let Some(peer) = peer
@@ -684,6 +698,7 @@ async fn identify(
                 .unwrap_or_default(),
             surface: SERVICE_SURFACE.to_owned(),
             channel,
+            demo_time,
         });
     }
     let metadata_url = gw.resource_metadata_url(name);
@@ -720,6 +735,7 @@ async fn identify(
         groups: claims.groups,
         surface: claims.surface.unwrap_or_else(|| DEFAULT_SURFACE.to_owned()),
         channel,
+        demo_time,
     })
 }
 
@@ -749,6 +765,9 @@ fn log_policy_errors(verdict: &Verdict) {
     }
 }
 
+/// The header `switchboard up --demo-traffic` dates its generated calls with.
+pub const DEMO_TIME_HEADER: &str = "x-switchboard-demo-time";
+
 /// Who is calling, as the policies see them.
 #[derive(Clone)]
 pub(crate) struct Caller {
@@ -758,9 +777,16 @@ pub(crate) struct Caller {
     groups: Vec<String>,
     surface: String,
     channel: Option<String>,
+    /// When the call is recorded as made (`GatewayConfig::demo_clock` only).
+    demo_time: Option<i64>,
 }
 
 impl Caller {
+    /// When the call is recorded as made: now, unless a demo clock says otherwise.
+    fn time_ms(&self) -> i64 {
+        self.demo_time.unwrap_or_else(now_ms)
+    }
+
     fn principal(&self) -> Principal {
         let (id, groups) = (self.user.clone(), self.groups.clone());
         match self.kind {

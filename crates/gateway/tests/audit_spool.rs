@@ -25,6 +25,11 @@ fn record(id: &str) -> AuditRecord {
         is_error: false,
         detail: None,
         latency_ms: 3,
+        arguments: Some(serde_json::json!({"query": "presto"})),
+        proposal: None,
+        team: Some("agent-foundations".into()),
+        minutes_saved: Some(3.0),
+        trace_id: None,
     }
 }
 
@@ -87,6 +92,7 @@ async fn records_wait_in_the_spool_until_the_registry_is_back() {
         governance: registry::Governance::new(vec!["platform-admins".into()]),
         publication: registry::Publication::default(),
         ui: Default::default(),
+        audit_retention: None,
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await

@@ -5,6 +5,7 @@
 mod approvals;
 mod facts;
 mod governance;
+mod insights;
 pub mod mcp_registry;
 
 pub use approvals::{
@@ -16,6 +17,10 @@ pub use facts::{Excluded, build_engine, policy_facts};
 pub use governance::{
     ChangeList, ChangeRecord, DecideReview, Review, ReviewFinding, ReviewKind, ReviewList,
     ReviewScope, ReviewState, RoundPlan, Team, TeamList, access_digest, merge_observed, plan_round,
+};
+pub use insights::{
+    CallFact, DayInsight, Feedback, FeedbackCounts, Figures, GroupInsight, Insights, NewFeedback,
+    Percentiles, ProposalStats, Rating, ToolInsight,
 };
 use serde::{Deserialize, Serialize};
 
@@ -65,6 +70,10 @@ impl RegisterServer {
                 )
                 .with_approval(approval)
                 .with_preview(meta.is_some_and(|t| t.preview))
+                .with_sensitive_arguments(
+                    meta.map(|t| t.sensitive_arguments.clone())
+                        .unwrap_or_default(),
+                )
             })
             .collect()
     }
@@ -243,6 +252,9 @@ pub struct ToolView {
     /// `preview`): the gateway asks for one and attaches it to the proposal.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub preview: bool,
+    /// Arguments the audit never keeps (the manifest's `sensitive_arguments`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitive_arguments: Vec<String>,
 }
 
 /// One automated finding on a tool definition.
@@ -280,7 +292,14 @@ impl ToolView {
             approved: false,
             approval: None,
             preview: false,
+            sensitive_arguments: Vec::new(),
         }
+    }
+
+    /// The tool with the arguments the audit never keeps.
+    pub fn with_sensitive_arguments(mut self, sensitive: Vec<String>) -> ToolView {
+        self.sensitive_arguments = sensitive;
+        self
     }
 
     /// The tool with who must approve its calls.
@@ -486,6 +505,23 @@ pub struct AuditRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     pub latency_ms: u64,
+    /// The call's arguments with the manifest's sensitive arguments and secret-looking fields
+    /// redacted (`catalog::redact_arguments`); absent when too large to keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<serde_json::Value>,
+    /// The approval proposal the call became, or ran under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposal: Option<String>,
+    /// The owner team of the server at the time of the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// The owner's estimate of the minutes one successful call of the tool saves, at the time
+    /// of the call (the north-star's unit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minutes_saved: Option<f64>,
+    /// The W3C trace id of the call, when it was traced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 /// `GET /v1/audit?server=&user=&limit=`.

@@ -342,6 +342,42 @@ impl RegistryClient {
         Ok(page.records)
     }
 
+    /// The north-star report of `month` (`YYYY-MM`; default: this month).
+    pub async fn insights(
+        &self,
+        month: Option<&str>,
+    ) -> Result<registry_api::Insights, ClientError> {
+        let mut request = self.http.get(self.url("/v1/insights"));
+        if let Some(month) = month {
+            request = request.query(&[("month", month)]);
+        }
+        self.send(request).await
+    }
+
+    /// Rates a tool's answer as the caller.
+    pub async fn give_feedback(
+        &self,
+        feedback: &registry_api::NewFeedback,
+    ) -> Result<registry_api::Feedback, ClientError> {
+        self.send(self.http.post(self.url("/v1/feedback")).json(feedback))
+            .await
+    }
+
+    /// Every audit record matching `query` (`format=jsonl|csv`, filters), as the registry
+    /// streams it.
+    pub async fn export_audit(
+        &self,
+        query: &[(&str, String)],
+    ) -> Result<reqwest::Response, ClientError> {
+        let request = self.http.get(self.url("/v1/audit/export")).query(query);
+        let response = self.authorized(request)?.send().await.map_err(transport)?;
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(Self::api_error(response).await)
+        }
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -7,8 +7,8 @@ pub mod testing;
 
 use async_trait::async_trait;
 use registry_api::{
-    AuditRecord, ChangeRecord, LiveStatus, NewProposal, Proposal, ProposalState, RegisterServer,
-    Review, ReviewState, ServerView, Team,
+    AuditRecord, CallFact, ChangeRecord, Feedback, LiveStatus, NewProposal, Outcome, Proposal,
+    ProposalState, RegisterServer, Review, ReviewState, ServerView, Team,
 };
 
 pub use sql::SqlStore;
@@ -59,6 +59,16 @@ pub struct ChangeFilter {
 pub struct AuditFilter {
     pub server: Option<String>,
     pub user: Option<String>,
+    pub tool: Option<String>,
+    pub outcome: Option<Outcome>,
+    /// Records at or after this time.
+    pub from_ms: Option<i64>,
+    /// Records before this time.
+    pub to_ms: Option<i64>,
+    /// Text that must appear (any case) in the user, tool, detail or arguments.
+    pub text: Option<String>,
+    /// Oldest first, and only records after this `(time_ms, id)`: for paging through an export.
+    pub after: Option<(i64, String)>,
     pub limit: u32,
 }
 
@@ -81,8 +91,28 @@ pub trait Store: Send + Sync + 'static {
     /// the tool definitions on record.
     async fn get_registration(&self, name: &str) -> Result<RegisterServer, StoreError>;
     /// Appends an audit record durably. Writing the same id twice stores it once.
-    async fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
+    /// Stores audit records in one transaction (one sync to disk for the batch); a record id
+    /// already stored is skipped.
+    async fn append_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError>;
+    /// Audit records, newest first (oldest first when paging with `after`).
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError>;
+    /// The tool calls (`tools/call`) recorded in `[from_ms, to_ms)`, as the report counts them.
+    async fn call_facts(&self, from_ms: i64, to_ms: i64) -> Result<Vec<CallFact>, StoreError>;
+    /// Deletes the audit records older than `before_ms` (the retention policy); returns how
+    /// many.
+    async fn purge_audit(&self, before_ms: i64) -> Result<u64, StoreError>;
+    async fn add_feedback(&self, feedback: &Feedback) -> Result<(), StoreError>;
+    /// Ratings given in `[from_ms, to_ms)`, oldest first.
+    async fn list_feedback(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Feedback>, StoreError>;
+    /// How many proposals are in each state now (pending ones past expiry count as expired).
+    async fn proposal_counts(&self, now_ms: i64) -> Result<Vec<(ProposalState, u64)>, StoreError>;
+    /// `(server, tool, state)` of the proposals made in `[from_ms, to_ms)`.
+    async fn proposal_facts(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<(String, String, ProposalState)>, StoreError>;
     /// A cheap fingerprint of the catalog (how many servers and teams, and when each last
     /// changed): it differs whenever a server is registered, changed or approved, or a team
     /// changes, by any registry replica.

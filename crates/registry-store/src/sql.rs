@@ -9,9 +9,9 @@ use std::{
 
 use async_trait::async_trait;
 use registry_api::{
-    Approver, AuditRecord, ChangeRecord, LiveStatus, NewProposal, Outcome, PolicyView, Proposal,
-    ProposalState, RegisterServer, Review, ReviewFinding, ReviewKind, ReviewScope, ReviewState,
-    ServerView, Team, ToolDefinition, ToolView,
+    Approver, AuditRecord, CallFact, ChangeRecord, Feedback, LiveStatus, NewProposal, Outcome,
+    PolicyView, Proposal, ProposalState, Rating, RegisterServer, Review, ReviewFinding, ReviewKind,
+    ReviewScope, ReviewState, ServerView, Team, ToolDefinition, ToolView,
 };
 use sqlx::{
     AnyConnection, AnyPool, Row,
@@ -35,7 +35,7 @@ macro_rules! server_columns {
 macro_rules! tool_columns {
     () => {
         "SELECT server, definition, minutes_saved, sensitivity, policy_name, policy_groups,
-         approved_hash, approval, preview FROM tools"
+         approved_hash, approval, preview, sensitive_arguments FROM tools"
     };
 }
 
@@ -320,8 +320,9 @@ impl Store for SqlStore {
         for (position, tool) in next.tools.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO tools (server, name, position, definition, minutes_saved, sensitivity, policy_name,
-                                    policy_groups, definition_hash, approved_hash, approval, preview)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                                    policy_groups, definition_hash, approved_hash, approval, preview,
+                                    sensitive_arguments)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(name)
             .bind(&tool.definition.name)
@@ -335,6 +336,7 @@ impl Store for SqlStore {
             .bind(&tool.approved_hash)
             .bind(&tool.approval)
             .bind(i64::from(tool.preview))
+            .bind(json(&tool.sensitive_arguments))
             .execute(&mut *tx)
             .await
             .map_err(|e| match e {
@@ -998,30 +1000,188 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn append_audit(&self, r: &AuditRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit (id, time_ms, user_name, groups, surface, server, method, tool, argument_digest,
-                                outcome, is_error, detail, latency_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-             ON CONFLICT (id) DO NOTHING",
+    async fn append_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write_tx().await?;
+        for r in records {
+            sqlx::query(
+                "INSERT INTO audit (id, time_ms, user_name, groups, surface, server, method, tool, argument_digest,
+                                    outcome, is_error, detail, latency_ms, arguments, proposal, team, minutes_saved,
+                                    trace_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&r.id)
+            .bind(r.time_ms)
+            .bind(&r.user)
+            .bind(json(&r.groups))
+            .bind(&r.surface)
+            .bind(&r.server)
+            .bind(&r.method)
+            .bind(&r.tool)
+            .bind(&r.argument_digest)
+            .bind(r.outcome.as_str())
+            .bind(i64::from(r.is_error))
+            .bind(&r.detail)
+            .bind(r.latency_ms.min(i64::MAX as u64) as i64)
+            .bind(r.arguments.as_ref().map(json))
+            .bind(&r.proposal)
+            .bind(&r.team)
+            .bind(r.minutes_saved)
+            .bind(&r.trace_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        }
+        tx.commit().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn call_facts(&self, from_ms: i64, to_ms: i64) -> Result<Vec<CallFact>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT time_ms, user_name, server, method, tool, team, outcome, latency_ms, minutes_saved
+             FROM audit WHERE time_ms >= $1 AND time_ms < $2 AND method = 'tools/call'",
         )
-        .bind(&r.id)
-        .bind(r.time_ms)
-        .bind(&r.user)
-        .bind(json(&r.groups))
-        .bind(&r.surface)
-        .bind(&r.server)
-        .bind(&r.method)
-        .bind(&r.tool)
-        .bind(&r.argument_digest)
-        .bind(r.outcome.as_str())
-        .bind(i64::from(r.is_error))
-        .bind(&r.detail)
-        .bind(r.latency_ms as i64)
-        .execute(&self.pool)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
         .await
         .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| {
+                let outcome: String = row.get("outcome");
+                Ok(CallFact {
+                    time_ms: row.get("time_ms"),
+                    user: row.get("user_name"),
+                    server: row.get("server"),
+                    method: row.get("method"),
+                    tool: row.get("tool"),
+                    team: row.get("team"),
+                    outcome: Outcome::parse(&outcome).ok_or_else(|| {
+                        StoreError::Corrupt(format!("unknown outcome {outcome:?}"))
+                    })?,
+                    latency_ms: row.get::<i64, _>("latency_ms").max(0) as u64,
+                    minutes_saved: row.get("minutes_saved"),
+                })
+            })
+            .collect()
+    }
+
+    async fn purge_audit(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query("DELETE FROM audit WHERE time_ms < $1")
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn add_feedback(&self, f: &Feedback) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO feedback (id, time_ms, user_name, server, tool, rating, comment, audit_id, surface)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(&f.id)
+        .bind(f.time_ms)
+        .bind(&f.user)
+        .bind(&f.server)
+        .bind(&f.tool)
+        .bind(match f.rating {
+            Rating::Up => 1_i64,
+            Rating::Down => -1,
+        })
+        .bind(&f.comment)
+        .bind(&f.audit_id)
+        .bind(&f.surface)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn list_feedback(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Feedback>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, time_ms, user_name, server, tool, rating, comment, audit_id, surface
+             FROM feedback WHERE time_ms >= $1 AND time_ms < $2 ORDER BY time_ms, id",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(rows
+            .iter()
+            .map(|row| Feedback {
+                id: row.get("id"),
+                time_ms: row.get("time_ms"),
+                user: row.get("user_name"),
+                server: row.get("server"),
+                tool: row.get("tool"),
+                rating: if row.get::<i64, _>("rating") > 0 {
+                    Rating::Up
+                } else {
+                    Rating::Down
+                },
+                comment: row.get("comment"),
+                audit_id: row.get("audit_id"),
+                surface: row.get("surface"),
+            })
+            .collect())
+    }
+
+    async fn proposal_counts(&self, now_ms: i64) -> Result<Vec<(ProposalState, u64)>, StoreError> {
+        expire_proposals(&self.pool, now_ms).await?;
+        let rows =
+            sqlx::query("SELECT state, COUNT(*) AS n FROM proposals GROUP BY state ORDER BY state")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| {
+                let state: String = row.get("state");
+                Ok((
+                    ProposalState::parse(&state).ok_or_else(|| {
+                        StoreError::Corrupt(format!("unknown proposal state {state:?}"))
+                    })?,
+                    row.get::<i64, _>("n").max(0) as u64,
+                ))
+            })
+            .collect()
+    }
+
+    async fn proposal_facts(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<(String, String, ProposalState)>, StoreError> {
+        expire_proposals(&self.pool, now_ms).await?;
+        let rows = sqlx::query(
+            "SELECT server, tool, state FROM proposals WHERE created_at_ms >= $1 AND created_at_ms < $2",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        rows.iter()
+            .map(|row| {
+                let state: String = row.get("state");
+                Ok((
+                    row.get("server"),
+                    row.get("tool"),
+                    ProposalState::parse(&state).ok_or_else(|| {
+                        StoreError::Corrupt(format!("unknown proposal state {state:?}"))
+                    })?,
+                ))
+            })
+            .collect()
     }
 
     async fn catalog_version(&self) -> Result<String, StoreError> {
@@ -1054,19 +1214,47 @@ impl Store for SqlStore {
     }
 
     async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query(
+        let (after_ms, after_id) = match &filter.after {
+            Some((ms, id)) => (Some(*ms), Some(id.clone())),
+            None => (None, None),
+        };
+        let order = if filter.after.is_some() {
+            "ORDER BY time_ms ASC, id ASC"
+        } else {
+            "ORDER BY time_ms DESC, id DESC"
+        };
+        let text = filter
+            .text
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(|t| format!("%{}%", t.to_lowercase()));
+        let sql = format!(
             "SELECT id, time_ms, user_name, groups, surface, server, method, tool, argument_digest, outcome,
-                    is_error, detail, latency_ms
+                    is_error, detail, latency_ms, arguments, proposal, team, minutes_saved, trace_id
              FROM audit
              WHERE ($1 IS NULL OR server = $1) AND ($2 IS NULL OR user_name = $2)
-             ORDER BY time_ms DESC, id DESC LIMIT $3",
-        )
-        .bind(&filter.server)
-        .bind(&filter.user)
-        .bind(i64::from(filter.limit.clamp(1, 10_000)))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(unavailable)?;
+               AND ($3 IS NULL OR tool = $3) AND ($4 IS NULL OR outcome = $4)
+               AND ($5 IS NULL OR time_ms >= $5) AND ($6 IS NULL OR time_ms < $6)
+               AND ($7 IS NULL OR LOWER(user_name) LIKE $7 OR LOWER(COALESCE(tool, '')) LIKE $7
+                    OR LOWER(COALESCE(detail, '')) LIKE $7 OR LOWER(COALESCE(arguments, '')) LIKE $7)
+               AND ($8 IS NULL OR time_ms > $8 OR (time_ms = $8 AND id > $9))
+             {order} LIMIT $10"
+        );
+        // Safe: the only text put into the statement is `order`, one of two constants.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&filter.server)
+            .bind(&filter.user)
+            .bind(&filter.tool)
+            .bind(filter.outcome.map(Outcome::as_str))
+            .bind(filter.from_ms)
+            .bind(filter.to_ms)
+            .bind(text)
+            .bind(after_ms)
+            .bind(after_id)
+            .bind(i64::from(filter.limit.clamp(1, 10_000)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(unavailable)?;
         rows.iter().map(audit_from_row).collect()
     }
 }
@@ -1202,7 +1390,14 @@ fn tool_from_row(row: &AnyRow) -> Result<ToolView, StoreError> {
     )
     .with_approved_hash(row.get("approved_hash"))
     .with_approval(row.get("approval"))
-    .with_preview(row.get::<i64, _>("preview") != 0))
+    .with_preview(row.get::<i64, _>("preview") != 0)
+    .with_sensitive_arguments(
+        row.get::<Option<String>, _>("sensitive_arguments")
+            .as_deref()
+            .map(parse_json)
+            .transpose()?
+            .unwrap_or_default(),
+    ))
 }
 
 fn audit_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
@@ -1223,6 +1418,15 @@ fn audit_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
         is_error: row.get::<i64, _>("is_error") != 0,
         detail: row.get("detail"),
         latency_ms: latency.max(0) as u64,
+        arguments: row
+            .get::<Option<String>, _>("arguments")
+            .as_deref()
+            .map(parse_json)
+            .transpose()?,
+        proposal: row.get("proposal"),
+        team: row.get("team"),
+        minutes_saved: row.get("minutes_saved"),
+        trace_id: row.get("trace_id"),
     })
 }
 

@@ -92,6 +92,11 @@ fn audit(id: &str, time_ms: i64, user: &str) -> AuditRecord {
         is_error: true,
         detail: None,
         latency_ms: 7,
+        arguments: Some(serde_json::json!({"region": "emea", "password": "[redacted]"})),
+        proposal: None,
+        team: Some("finance-eng".into()),
+        minutes_saved: Some(12.5),
+        trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
     }
 }
 
@@ -197,9 +202,13 @@ async fn audit_is_idempotent_filtered_and_durable() {
     on_both(|place| async move {
         {
             let store = place.open().await;
-            store.append_audit(&audit("a", 1, "alice")).await.unwrap();
-            store.append_audit(&audit("a", 1, "alice")).await.unwrap();
-            store.append_audit(&audit("b", 2, "bob")).await.unwrap();
+            store.append_audit(&[audit("a", 1, "alice")]).await.unwrap();
+            // A batch is stored in one transaction; ids already stored are skipped.
+            store
+                .append_audit(&[audit("a", 1, "alice"), audit("b", 2, "bob")])
+                .await
+                .unwrap();
+            store.append_audit(&[]).await.unwrap();
         }
         // Reopen: what was acknowledged is still there.
         let store = place.open().await;
@@ -233,6 +242,136 @@ async fn audit_is_idempotent_filtered_and_durable() {
             .await
             .unwrap();
         assert_eq!(server.len(), 1);
+        // Search by tool, outcome, time and text; page oldest first after a (time, id).
+        let found = |filter: AuditFilter| {
+            let store = &store;
+            async move {
+                store
+                    .list_audit(&AuditFilter {
+                        limit: 10,
+                        ..filter
+                    })
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|r| r.id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(
+            found(AuditFilter {
+                text: Some("EMEA".into()),
+                ..Default::default()
+            })
+            .await,
+            ["b", "a"]
+        );
+        assert_eq!(
+            found(AuditFilter {
+                text: Some("BO".into()),
+                ..Default::default()
+            })
+            .await,
+            ["b"]
+        );
+        assert!(
+            found(AuditFilter {
+                text: Some("s3cret".into()),
+                ..Default::default()
+            })
+            .await
+            .is_empty()
+        );
+        assert!(
+            found(AuditFilter {
+                outcome: Some(Outcome::Ok),
+                ..Default::default()
+            })
+            .await
+            .is_empty()
+        );
+        assert_eq!(
+            found(AuditFilter {
+                tool: Some("revenue".into()),
+                from_ms: Some(2),
+                ..Default::default()
+            })
+            .await,
+            ["b"]
+        );
+        assert_eq!(
+            found(AuditFilter {
+                to_ms: Some(2),
+                ..Default::default()
+            })
+            .await,
+            ["a"]
+        );
+        assert_eq!(
+            found(AuditFilter {
+                after: Some((i64::MIN, String::new())),
+                ..Default::default()
+            })
+            .await,
+            ["a", "b"]
+        );
+        assert_eq!(
+            found(AuditFilter {
+                after: Some((1, "a".into())),
+                ..Default::default()
+            })
+            .await,
+            ["b"]
+        );
+        // What the report counts.
+        let facts = store.call_facts(0, 10).await.unwrap();
+        assert_eq!(facts.len(), 2);
+        assert_eq!(facts[0].minutes_saved, Some(12.5));
+        assert_eq!(facts[0].team.as_deref(), Some("finance-eng"));
+        // Retention.
+        assert_eq!(store.purge_audit(2).await.unwrap(), 1);
+        assert_eq!(found(AuditFilter::default()).await, ["b"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn feedback_is_stored_and_read_by_time() {
+    on_both(|place| async move {
+        let store = place.open().await;
+        let rating =
+            |id: &str, time_ms: i64, rating: registry_api::Rating| registry_api::Feedback {
+                id: id.into(),
+                time_ms,
+                user: "ann".into(),
+                server: "presto".into(),
+                tool: "revenue".into(),
+                rating,
+                comment: Some("saved me an hour".into()),
+                audit_id: Some("a".into()),
+                surface: Some("web-chat".into()),
+            };
+        store
+            .add_feedback(&rating("f1", 10, registry_api::Rating::Up))
+            .await
+            .unwrap();
+        store
+            .add_feedback(&rating("f2", 20, registry_api::Rating::Down))
+            .await
+            .unwrap();
+        store
+            .add_feedback(&rating("f1", 10, registry_api::Rating::Up))
+            .await
+            .unwrap();
+        let all = store.list_feedback(0, 100).await.unwrap();
+        assert_eq!(
+            all,
+            [
+                rating("f1", 10, registry_api::Rating::Up),
+                rating("f2", 20, registry_api::Rating::Down)
+            ]
+        );
+        assert_eq!(store.list_feedback(15, 100).await.unwrap().len(), 1);
     })
     .await;
 }

@@ -128,6 +128,7 @@ async fn run() {
         governance: registry::Governance::new(vec!["platform-admins".into()]),
         publication: registry::Publication::default(),
         ui: Default::default(),
+        audit_retention: None,
     })
     .await
     .unwrap();

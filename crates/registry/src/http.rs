@@ -6,7 +6,7 @@ mod error;
 
 use std::sync::Arc;
 
-use axum::{Json, Router, routing::get};
+use axum::{Json, Router, extract::State, routing::get};
 use utoipa::OpenApi as _;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -25,6 +25,16 @@ pub fn router(state: Arc<RegistryState>) -> Router {
             }),
         )
         .merge(crate::ui::router())
+        .route(
+            "/metrics",
+            get(|State(state): State<Arc<RegistryState>>| async move {
+                crate::metrics::encode(&state).await
+            }),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::count_requests,
+        ))
         .with_state(state)
         .merge(service_kit::readiness_routes(move || {
             let store = store.clone();
@@ -39,7 +49,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Every documented route: registering a handler here is what puts it in the OpenAPI document.
 fn api_router() -> OpenApiRouter<Arc<RegistryState>> {
-    use api::{access, audit, governance, mcp_registry, proposals, servers};
+    use api::{access, audit, governance, insights, mcp_registry, proposals, servers};
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(servers::list, servers::register))
         .routes(routes!(servers::get))
@@ -55,6 +65,9 @@ fn api_router() -> OpenApiRouter<Arc<RegistryState>> {
         .routes(routes!(access::platform_policies))
         .routes(routes!(access::catalog_version))
         .routes(routes!(audit::append, audit::list))
+        .routes(routes!(audit::export))
+        .routes(routes!(insights::get))
+        .routes(routes!(insights::post_feedback))
         .routes(routes!(governance::list_teams))
         .routes(routes!(governance::get_team, governance::put_team))
         .routes(routes!(governance::list_reviews))
@@ -91,6 +104,7 @@ fn api_router() -> OpenApiRouter<Arc<RegistryState>> {
         (name = "status", description = "Live status probes"),
         (name = "audit", description = "One record per call through the gateway"),
         (name = "proposals", description = "Calls waiting for a person's approval"),
+        (name = "insights", description = "The north-star report (time saved) and feedback on tools"),
         (name = "mcp-registry", description = "The approved catalog in the official MCP Registry API")
     )
 )]

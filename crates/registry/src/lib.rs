@@ -3,6 +3,8 @@
 //! REST API (`/v1/...`) over a [`registry_store::Store`]; every request is authenticated.
 
 mod http;
+pub mod insights;
+mod metrics;
 mod service;
 mod ui;
 
@@ -36,6 +38,8 @@ pub struct RegistryConfig {
     pub publication: Publication,
     /// The web UI's sign-in.
     pub ui: UiConfig,
+    /// How long audit records are kept (older ones are deleted hourly); `None`: for ever.
+    pub audit_retention: Option<Duration>,
 }
 
 /// How the registry publishes its production-approved catalog in the official MCP Registry API
@@ -114,6 +118,8 @@ pub struct RegistryState {
     pub platform: registry_api::PlatformPolicies,
     pub governance: Governance,
     pub publication: Publication,
+    pub audit_retention: Option<Duration>,
+    pub(crate) metrics: metrics::Metrics,
     /// A short digest of the platform policies (fixed for the process), part of the catalog
     /// version the gateways poll.
     platform_digest: String,
@@ -183,6 +189,9 @@ impl Snapshot {
 /// How often a registry checks whether another replica changed the catalog.
 pub const CATALOG_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
+/// How often audit records past their retention are deleted.
+const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(3600);
+
 impl RegistryState {
     /// Validates the platform policies and loads every stored server's policies.
     pub async fn new(config: RegistryConfig) -> anyhow::Result<Arc<RegistryState>> {
@@ -203,6 +212,8 @@ impl RegistryState {
             platform_digest,
             governance: config.governance,
             publication: config.publication,
+            audit_retention: config.audit_retention,
+            metrics: metrics::Metrics::default(),
             ui: ui::Ui::new(config.ui)?,
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             reloading: tokio::sync::Mutex::new(()),
@@ -285,6 +296,21 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     state.spawn_refresh(CATALOG_CHECK_INTERVAL, shutdown.clone());
+    if let Some(keep) = state.audit_retention {
+        let store = state.store.clone();
+        service_kit::spawn_every(RETENTION_CHECK_INTERVAL, shutdown.clone(), move || {
+            let store = store.clone();
+            async move {
+                let before = http::api::servers::now_ms()
+                    - i64::try_from(keep.as_millis()).unwrap_or(i64::MAX / 2);
+                match store.purge_audit(before).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "deleted audit records past retention"),
+                    Err(e) => tracing::warn!(error = %e, "could not apply the audit retention"),
+                }
+            }
+        });
+    }
     tracing::info!(addr = %listener.local_addr()?, "registry listening");
     service_kit::serve(listener, router(state), shutdown).await
 }

@@ -5,6 +5,7 @@
 //! or, under `switchboard up`, a development sign-in. Every page acts as the signed-in person
 //! with the same rules as the API; every form carries the session's CSRF token.
 
+mod observe;
 mod oidc;
 mod pages;
 pub(crate) mod session;
@@ -91,6 +92,9 @@ pub(crate) fn router() -> Router<Arc<RegistryState>> {
         .route("/ui/reviews/{id}/decide", post(pages::decide))
         .route("/ui/approvals", get(pages::approvals))
         .route("/ui/approvals/decide", post(pages::decide_approvals))
+        .route("/ui/insights", get(observe::insights))
+        .route("/ui/audit", get(observe::audit))
+        .route("/ui/audit/export", get(observe::export))
         .route("/ui/login", get(pages::login_page))
         .route("/ui/login/dev", post(pages::dev_sign_in))
         .route("/ui/login/oidc", get(pages::oidc_start))

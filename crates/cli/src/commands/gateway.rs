@@ -163,6 +163,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         },
         approval_ttl: Duration::from_secs(args.approval_ttl_secs.max(1)),
         approval_wait: Duration::from_secs(args.approval_wait_secs),
+        demo_clock: false,
     };
     let shutdown = service_kit::shutdown_on_signal();
     let mut ready =

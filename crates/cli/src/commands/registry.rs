@@ -8,7 +8,8 @@ use registry_store::SqlStore;
 
 use crate::{
     commands::{
-        DataDir, GovernanceArgs, PublicationArgs, Trust, UiArgs, read_policies, write_ready,
+        DataDir, GovernanceArgs, PublicationArgs, RetentionArgs, Trust, UiArgs, read_policies,
+        write_ready,
     },
     dev,
 };
@@ -42,6 +43,8 @@ pub(crate) struct Args {
     publication: PublicationArgs,
     #[command(flatten)]
     ui: UiArgs,
+    #[command(flatten)]
+    retention: RetentionArgs,
     /// The registry's own public base URL (for sign-in redirects); default `http://<listen>`.
     #[arg(long)]
     public_url: Option<String>,
@@ -90,6 +93,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 .unwrap_or_else(|| format!("http://{}", args.listen)),
             false,
         )?,
+        audit_retention: args.retention.retention(),
     };
     let state = RegistryState::new(state).await?;
     let listener = service_kit::bind(args.listen).await?;

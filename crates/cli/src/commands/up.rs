@@ -17,7 +17,7 @@ use server_sdk::IdentityMode;
 
 use crate::{
     commands::{
-        DataDir, ExternalTrust, GovernanceArgs, PublicationArgs, UiArgs,
+        DataDir, ExternalTrust, GovernanceArgs, PublicationArgs, RetentionArgs, UiArgs,
         gateway::dev_service_credentials, read_policies, server, write_ready,
     },
     dev,
@@ -82,6 +82,20 @@ pub(crate) struct Args {
     publication: PublicationArgs,
     #[command(flatten)]
     ui: UiArgs,
+    #[command(flatten)]
+    retention: RetentionArgs,
+    /// Generate a month of realistic traffic through the gateway once up (hundreds of users,
+    /// tens of thousands of calls, laid out over the last 30 days), so the Insights dashboard and
+    /// `switchboard report` show meaningful figures. For demonstrations only: it lets the gateway
+    /// date calls by a request header.
+    #[arg(long)]
+    demo_traffic: bool,
+    /// How many calls --demo-traffic makes.
+    #[arg(long, default_value_t = 20_000, requires = "demo_traffic")]
+    demo_calls: usize,
+    /// How many users --demo-traffic calls as.
+    #[arg(long, default_value_t = 300, requires = "demo_traffic")]
+    demo_users: usize,
     /// Seconds between live status probes of every server (0: no probes).
     #[arg(long, default_value_t = 10)]
     probe_every_secs: u64,
@@ -138,6 +152,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         governance: governance.clone(),
         publication: args.publication.publication(Some(gateway_url.clone())),
         ui: args.ui.ui(&args.data, &registry_url, true)?,
+        audit_retention: args.retention.retention(),
     };
     let registry_state = RegistryState::new(registry_state).await?;
     let registry_task = spawn_component(
@@ -171,6 +186,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         },
         approval_ttl: Duration::from_secs(86_400),
         approval_wait: Duration::from_secs(args.approval_wait_secs),
+        demo_clock: args.demo_traffic,
     };
     let gateway_task = spawn_component(
         &shutdown,
@@ -332,6 +348,43 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         args.user, args.groups
     );
     println!("More tokens: switchboard token --user bob --groups finance,ads-eng");
+    if args.demo_traffic {
+        let plan = crate::demo::Plan {
+            calls: args.demo_calls,
+            users: args.demo_users,
+            parallel: 12,
+            seed: 2026,
+        };
+        println!(
+            "Generating demo traffic: {} calls by {} users over the last 30 days (see {registry_url}/ui/insights).",
+            plan.calls, plan.users
+        );
+        let (gateway_url, registry_url, data_dir) =
+            (gateway_url.clone(), registry_url.clone(), data_dir.clone());
+        let key = Arc::new(dev::load_key(&data_dir)?);
+        tokio::spawn(async move {
+            crate::demo::wait_for_gateway(&gateway_url).await;
+            let started = std::time::Instant::now();
+            match crate::demo::generate(&gateway_url, &registry_url, key, plan).await {
+                Ok(done) => {
+                    let summary = serde_json::json!({
+                        "calls": done.calls,
+                        "answered": done.answered,
+                        "proposals_approved": done.proposals_approved,
+                        "proposals_rejected": done.proposals_rejected,
+                        "ratings": done.ratings,
+                        "seconds": started.elapsed().as_secs(),
+                    });
+                    println!("Demo traffic done: {summary}");
+                    if let Err(e) = write_ready(Some(&data_dir.join("demo-traffic.json")), summary)
+                    {
+                        tracing::warn!(error = %e, "could not write demo-traffic.json");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "the demo traffic stopped"),
+            }
+        });
+    }
     println!("Stop with Ctrl-C. State is kept in {}.", data_dir.display());
 
     let (registry, gateway, knowledge, sql, spark, airflow) = tokio::join!(

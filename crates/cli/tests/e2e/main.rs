@@ -12,6 +12,7 @@ mod conformance;
 mod governance;
 mod harness;
 mod knowledge;
+mod observability;
 mod oidc;
 mod openapi;
 mod policies;

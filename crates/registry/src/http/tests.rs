@@ -81,6 +81,7 @@ impl Fixture {
             governance: crate::Governance::new(vec!["platform-admins".into()]),
             publication,
             ui,
+            audit_retention: None,
         };
         let state = RegistryState::new(state).await.unwrap();
         state
@@ -405,6 +406,120 @@ async fn audit_write_and_read_permissions() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(page["records"].as_array().unwrap().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn audit_search_export_feedback_and_insights_check_their_input_and_callers() {
+    on_both_databases(|f| async move {
+        let gw = f.token("gw", &["platform-admins"]);
+        let auditor = f.token("aud", &["auditors"]);
+        let bob = f.token("bob", &[]);
+        f.register_approved(registration()).await;
+        let record = |id: &str, user: &str, outcome: &str, time_ms: i64| {
+            serde_json::json!({
+                "id": id, "time_ms": time_ms, "user": user, "groups": [], "server": "presto",
+                "method": "tools/call", "tool": "tables", "outcome": outcome, "is_error": outcome != "ok",
+                "latency_ms": 3, "team": "data", "minutes_saved": 2.0,
+                "arguments": {"schema": "ads", "password": "[redacted]"}
+            })
+        };
+        let now = crate::http::api::servers::now_ms();
+        let batch = serde_json::json!([
+            record("r1", "bob", "ok", now),
+            record("r2", "ann", "tool_error", now + 1),
+            record("r3", "ann", "ok", now + 2)
+        ]);
+        let (status, _) = f.call("POST", "/v1/audit", Some(&gw), Some(batch)).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let too_many: Vec<_> = (0..1001).map(|i| record(&format!("x{i}"), "bob", "ok", now)).collect();
+        let (status, body) = f
+            .call("POST", "/v1/audit", Some(&gw), Some(serde_json::json!(too_many)))
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+        // Search.
+        let (_, page) = f
+            .call("GET", "/v1/audit?outcome=ok&q=ADS", Some(&auditor), None)
+            .await;
+        let ids: Vec<_> = page["records"].as_array().unwrap().iter().map(|r| r["id"].clone()).collect();
+        assert_eq!(ids, [serde_json::json!("r3"), serde_json::json!("r1")]);
+        let (status, body) = f
+            .call("GET", "/v1/audit?outcome=fine", Some(&auditor), None)
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        // Export: auditors only, every record.
+        let (status, _) = f
+            .call("GET", "/v1/audit/export", Some(&bob), None)
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let request = Request::builder()
+            .uri("/v1/audit/export?format=csv&user=ann")
+            .header(header::AUTHORIZATION, format!("Bearer {auditor}"))
+            .body(Body::empty())
+            .unwrap();
+        let response = f.router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let csv = String::from_utf8(bytes.to_vec()).unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 3, "{csv}");
+        assert!(lines[1].starts_with("r2,"), "{csv}");
+        assert!(lines[1].contains(r#"""password"":""[redacted]"""#), "{csv}");
+        let (status, _) = f
+            .call("GET", "/v1/audit/export?format=xml", Some(&auditor), None)
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+        // Feedback on a tool that exists, as the caller.
+        let (status, stored) = f
+            .call(
+                "POST",
+                "/v1/feedback",
+                Some(&bob),
+                Some(serde_json::json!({"server": "presto", "tool": "tables", "rating": "up", "surface": "web-chat"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{stored}");
+        assert_eq!(stored["user"], "bob");
+        let (status, _) = f
+            .call(
+                "POST",
+                "/v1/feedback",
+                Some(&bob),
+                Some(serde_json::json!({"server": "presto", "tool": "nope", "rating": "up"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = f
+            .call(
+                "POST",
+                "/v1/feedback",
+                Some(&bob),
+                Some(serde_json::json!({"server": "presto", "tool": "tables", "rating": "meh"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+        // The month's report.
+        let (status, report) = f.call("GET", "/v1/insights", Some(&bob), None).await;
+        assert_eq!(status, StatusCode::OK, "{report}");
+        assert_eq!(report["totals"]["calls"], 3);
+        assert_eq!(report["totals"]["succeeded"], 2);
+        assert_eq!(report["totals"]["minutes_saved"], 4.0);
+        assert_eq!(report["totals"]["error_rate"], 0.3333);
+        assert_eq!(report["tools"][0]["feedback"]["up"], 1);
+        assert_eq!(report["tools"][0]["estimate_minutes"], 2.0);
+        let (status, _) = f
+            .call("GET", "/v1/insights?month=2026-13", Some(&bob), None)
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        let (_, empty) = f
+            .call("GET", "/v1/insights?month=2001-01", Some(&bob), None)
+            .await;
+        assert_eq!(empty["totals"]["calls"], 0);
+
     })
     .await;
 }
@@ -1382,4 +1497,78 @@ async fn the_approvals_inbox_decides_chosen_proposals_for_the_signed_in_person()
         let p = f.state.store.get_proposal(id, now).await.unwrap();
         assert_eq!(p.state.as_str(), state, "{id}");
     }
+}
+
+#[tokio::test]
+async fn the_audit_and_insights_pages_show_each_person_what_the_api_would() {
+    let store = Arc::new(SqlStore::sqlite_in_memory().await.unwrap());
+    let ui = crate::UiConfig {
+        dev_sign_in: true,
+        ..Default::default()
+    };
+    let f = Fixture::build(
+        store,
+        SigningKey::generate().unwrap(),
+        Default::default(),
+        ui,
+    )
+    .await;
+    f.register_approved(registration()).await;
+    let now = crate::http::api::servers::now_ms();
+    let record = |id: &str, user: &str| {
+        serde_json::json!({
+            "id": id, "time_ms": now, "user": user, "groups": [], "server": "presto",
+            "method": "tools/call", "tool": "tables", "outcome": "ok", "is_error": false,
+            "latency_ms": 3, "minutes_saved": 2.0
+        })
+    };
+    let (status, _) = f
+        .call(
+            "POST",
+            "/v1/audit",
+            Some(&f.token("gw", &["platform-admins"])),
+            Some(serde_json::json!([
+                record("r1", "bob"),
+                record("r2", "ann")
+            ])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // The UI: a non-auditor sees only their own records and no export; auditors export.
+    let (cookie, _) = sign_in(&f, "bob", "employees").await;
+    let (_, _, page) = browse(&f, "GET", "/ui/audit", Some(&cookie), None).await;
+    assert!(
+        page.contains("audit-r1") && !page.contains("audit-r2"),
+        "{page}"
+    );
+    assert!(!page.contains("export-csv"));
+    let (status, _, _) = browse(
+        &f,
+        "GET",
+        "/ui/audit/export?format=csv",
+        Some(&cookie),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, _, page) = browse(&f, "GET", "/ui/insights", Some(&cookie), None).await;
+    assert!(page.contains("id=\"daily-chart\""), "{page}");
+    assert!(page.contains("presto/tables"), "{page}");
+    let (cookie, _) = sign_in(&f, "aud", "auditors").await;
+    let (_, _, page) = browse(&f, "GET", "/ui/audit?user=ann", Some(&cookie), None).await;
+    assert!(
+        page.contains("audit-r2") && !page.contains("audit-r1"),
+        "{page}"
+    );
+    let (status, headers, body) = browse(
+        &f,
+        "GET",
+        "/ui/audit/export?format=jsonl&user=ann",
+        Some(&cookie),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "application/x-ndjson");
+    assert_eq!(body.lines().count(), 1);
 }

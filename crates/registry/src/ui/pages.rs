@@ -31,7 +31,7 @@ pub(crate) struct Me {
     pub(crate) csrf: String,
 }
 
-fn me(session: &Session) -> Me {
+pub(crate) fn me(session: &Session) -> Me {
     Me {
         user: session.user.clone(),
         groups: session.groups.join(", "),
@@ -40,7 +40,7 @@ fn me(session: &Session) -> Me {
 }
 
 /// The session, or a redirect to sign in.
-fn signed_in(state: &RegistryState, headers: &HeaderMap) -> Result<Session, Redirect> {
+pub(crate) fn signed_in(state: &RegistryState, headers: &HeaderMap) -> Result<Session, Redirect> {
     state
         .ui
         .signer
@@ -48,7 +48,7 @@ fn signed_in(state: &RegistryState, headers: &HeaderMap) -> Result<Session, Redi
         .ok_or_else(|| Redirect::to("/ui/login"))
 }
 
-fn principal(session: &Session) -> Principal {
+pub(crate) fn principal(session: &Session) -> Principal {
     Principal {
         user: session.user.clone(),
         groups: session.groups.clone(),
@@ -56,7 +56,7 @@ fn principal(session: &Session) -> Principal {
 }
 
 /// A rendered page with the headers every UI response carries.
-fn page(status: StatusCode, template: &impl Template) -> Response {
+pub(crate) fn page(status: StatusCode, template: &impl Template) -> Response {
     match template.render() {
         Ok(html) => {
             let mut response = (status, Html(html)).into_response();
@@ -320,7 +320,7 @@ struct ServerPage {
     owner_groups: String,
 }
 
-fn time(ms: i64) -> String {
+pub(crate) fn time(ms: i64) -> String {
     chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
         .unwrap_or_default()
@@ -448,8 +448,8 @@ pub(crate) async fn server(
                 .store
                 .list_audit(&AuditFilter {
                     server: Some(server.name.clone()),
-                    user: None,
                     limit: 20,
+                    ..AuditFilter::default()
                 })
                 .await
                 .unwrap_or_default()
