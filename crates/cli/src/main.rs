@@ -11,7 +11,9 @@ use clap::Parser;
 async fn main() -> std::process::ExitCode {
     let cli = commands::Cli::parse();
     service_kit::init_tracing();
-    match commands::run(cli).await {
+    let outcome = commands::run(cli).await;
+    service_kit::trace::flush();
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

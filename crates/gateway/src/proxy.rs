@@ -21,6 +21,7 @@ use identity::{
 use policy::{Action, Engine, Principal, Request as PolicyRequest, Verdict};
 use registry_api::{AuditRecord, Outcome, ServerView};
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::{
     Gateway, approvals, bridge,
@@ -411,6 +412,15 @@ pub(crate) async fn handle(
                     return denial;
                 }
             };
+            let mut inspect = inspect;
+            let span = match &mut inspect {
+                Inspect::AuditCall(call) if service_kit::trace::configured() => {
+                    let span = trace_call(&mut message, &parts.headers, &server, &who, call);
+                    bytes = Bytes::from(message.to_string());
+                    Some(span)
+                }
+                _ => None,
+            };
             if bridged.is_some() && bridge::round_trips(method.as_deref()) {
                 return bridge::call(
                     gw.clone(),
@@ -444,7 +454,7 @@ pub(crate) async fn handle(
             if method.as_deref() == Some("initialize") && session.is_none() {
                 return bridge::initialize(&gw, &server, &who, &headers, bytes, &message).await;
             }
-            forward(
+            let forwarded = forward(
                 &gw,
                 &server,
                 &parts.method,
@@ -453,8 +463,11 @@ pub(crate) async fn handle(
                 &who,
                 inspect,
                 id.map(|id| (id, method)),
-            )
-            .await
+            );
+            match span {
+                Some(span) => forwarded.instrument(span).await,
+                None => forwarded.await,
+            }
         }
         _ => error::respond(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -463,6 +476,55 @@ pub(crate) async fn handle(
             "use POST, GET or DELETE",
         ),
     }
+}
+
+/// A span for a tool call through the gateway: it continues the client's trace (`_meta`
+/// `traceparent`, else the HTTP header), is passed on to the server in the request's `_meta`, and
+/// its trace id goes into the call's audit record.
+fn trace_call(
+    message: &mut Value,
+    headers: &http::HeaderMap,
+    server: &ServerView,
+    who: &Caller,
+    call: &mut CallContext,
+) -> tracing::Span {
+    let tool = call.record.tool.clone().unwrap_or_default();
+    let span = tracing::info_span!(
+        "mcp.tools/call",
+        otel.name = %format!("tools/call {}/{tool}", server.name),
+        otel.kind = "server",
+        mcp.server = %server.name,
+        mcp.tool = %tool,
+        enduser.id = %who.user,
+        mcp.surface = %who.surface,
+    );
+    service_kit::trace::continue_from(&span, |key| {
+        message
+            .pointer(&format!("/params/_meta/{key}"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .or_else(|| {
+                headers
+                    .get(key)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            })
+    });
+    let context = service_kit::trace::context_of(&span);
+    if !context.is_empty()
+        && let Some(params) = message.get_mut("params").and_then(Value::as_object_mut)
+    {
+        let meta = params
+            .entry("_meta")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(meta) = meta.as_object_mut() {
+            for (key, value) in context {
+                meta.insert(key, Value::String(value));
+            }
+        }
+    }
+    call.record.trace_id = service_kit::trace::trace_id(&span);
+    span
 }
 
 /// Whether `tool` of `server` answers previews of its calls.

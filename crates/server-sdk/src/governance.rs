@@ -275,49 +275,70 @@ impl Governance {
                 move |ctx: ToolCallContext<'_, S>| {
                     let inner = inner.clone();
                     let governance = governance.clone();
-                    Box::pin(async move {
-                        let tool = ctx.name.to_string();
-                        let caller = governance.caller(&ctx.request_context);
-                        let started = Instant::now();
-                        let args = ctx
-                            .arguments
-                            .as_ref()
-                            .map(|a| serde_json::Value::Object(a.clone()))
-                            .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
-                        if let Err(denied) = governance.admit(&caller, &tool, &args) {
+                    // Traced when an OTLP endpoint is configured, continuing the trace the
+                    // request's `_meta` carries (the gateway's span).
+                    let span = if service_kit::trace::configured() {
+                        let span = tracing::info_span!(
+                            "mcp.tool",
+                            otel.name = %format!("tools/call {}", ctx.name),
+                            otel.kind = "server",
+                            mcp.server = %governance.inner.manifest.server.name,
+                            mcp.tool = %ctx.name,
+                        );
+                        let meta = &ctx.request_context.meta;
+                        service_kit::trace::continue_from(&span, |key| {
+                            meta.get(key).and_then(|v| v.as_str()).map(str::to_owned)
+                        });
+                        span
+                    } else {
+                        tracing::Span::none()
+                    };
+                    Box::pin(tracing::Instrument::instrument(
+                        async move {
+                            let tool = ctx.name.to_string();
+                            let caller = governance.caller(&ctx.request_context);
+                            let started = Instant::now();
+                            let args = ctx
+                                .arguments
+                                .as_ref()
+                                .map(|a| serde_json::Value::Object(a.clone()))
+                                .unwrap_or_else(|| serde_json::Value::Object(Default::default()));
+                            if let Err(denied) = governance.admit(&caller, &tool, &args) {
+                                governance.inner.telemetry.record(&Invocation {
+                                    tool: &tool,
+                                    caller: &caller,
+                                    duration: started.elapsed(),
+                                    outcome: "denied",
+                                    is_error: true,
+                                    error: Some(&denied.message),
+                                });
+                                return Err(denied);
+                            }
+                            let key = Idempotency::key(&ctx.request_context);
+                            let result = governance.inner.idempotency.once(key, inner(ctx)).await;
+                            let (outcome, is_error, error) = match &result {
+                                Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => {
+                                    ("tool_error", true, None)
+                                }
+                                Ok(CallToolResponse::Complete(_)) => ("ok", false, None),
+                                Ok(CallToolResponse::InputRequired(_)) => {
+                                    ("input_required", false, None)
+                                }
+                                Ok(_) => ("ok", false, None),
+                                Err(e) => ("error", true, Some(e.message.to_string())),
+                            };
                             governance.inner.telemetry.record(&Invocation {
                                 tool: &tool,
                                 caller: &caller,
                                 duration: started.elapsed(),
-                                outcome: "denied",
-                                is_error: true,
-                                error: Some(&denied.message),
+                                outcome,
+                                is_error,
+                                error: error.as_deref(),
                             });
-                            return Err(denied);
-                        }
-                        let key = Idempotency::key(&ctx.request_context);
-                        let result = governance.inner.idempotency.once(key, inner(ctx)).await;
-                        let (outcome, is_error, error) = match &result {
-                            Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => {
-                                ("tool_error", true, None)
-                            }
-                            Ok(CallToolResponse::Complete(_)) => ("ok", false, None),
-                            Ok(CallToolResponse::InputRequired(_)) => {
-                                ("input_required", false, None)
-                            }
-                            Ok(_) => ("ok", false, None),
-                            Err(e) => ("error", true, Some(e.message.to_string())),
-                        };
-                        governance.inner.telemetry.record(&Invocation {
-                            tool: &tool,
-                            caller: &caller,
-                            duration: started.elapsed(),
-                            outcome,
-                            is_error,
-                            error: error.as_deref(),
-                        });
-                        result
-                    })
+                            result
+                        },
+                        span,
+                    ))
                 },
             ));
         }

@@ -9,24 +9,33 @@ use tokio::net::TcpListener;
 /// The shutdown signal every component takes: cancel once, every clone sees it.
 pub use tokio_util::sync::CancellationToken as Shutdown;
 
+pub mod trace;
+
 /// Installs the global tracing subscriber. `SWITCHBOARD_LOG` (or `RUST_LOG`) sets the filter;
-/// `SWITCHBOARD_LOG_FORMAT=json` switches to one JSON object per line.
+/// `SWITCHBOARD_LOG_FORMAT=json` switches to one JSON object per line. With
+/// `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans are also exported over OTLP/HTTP ([`trace`]); call
+/// [`trace::flush`] before exiting.
 pub fn init_tracing() {
-    use tracing_subscriber::{EnvFilter, fmt};
+    use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt, util::SubscriberInitExt};
     let filter = std::env::var("SWITCHBOARD_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".to_owned());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("SWITCHBOARD_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let builder = fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(true);
-    let _ = if json {
-        builder.json().flatten_event(true).try_init()
-    } else {
-        builder.try_init()
-    };
+    let plain = (!json).then(|| fmt::layer().with_writer(std::io::stderr).with_target(true));
+    let structured = json.then(|| {
+        fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(std::io::stderr)
+            .with_target(true)
+    });
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(plain)
+        .with(structured)
+        .with(trace::layer("switchboard"))
+        .try_init();
 }
 
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {

@@ -37,6 +37,16 @@ impl Drop for Process {
 
 /// Starts `switchboard ARGS --ready-file <dir>/<name>.ready.json` and waits for the ready file.
 pub fn spawn(dir: &Path, name: &str, args: &[&str]) -> (Process, Value) {
+    spawn_with_env(dir, name, args, &[])
+}
+
+/// [`spawn`] with extra environment variables.
+pub fn spawn_with_env(
+    dir: &Path,
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Process, Value) {
     let ready = dir.join(format!("{name}.ready.json"));
     let log = dir.join(format!("{name}.log"));
     let out = std::fs::File::create(&log).unwrap();
@@ -46,6 +56,7 @@ pub fn spawn(dir: &Path, name: &str, args: &[&str]) -> (Process, Value) {
         .arg(&ready)
         .env("SWITCHBOARD_LOG", "info")
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .stdout(Stdio::from(out.try_clone().unwrap()))
         .stderr(Stdio::from(out))
         .spawn()
@@ -97,6 +108,11 @@ impl Platform {
         Platform::start_on(["0", "0", "0", "0", "0", "0"], extra)
     }
 
+    /// `switchboard up` with extra flags and environment variables.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Platform {
+        Platform::start_on_with_env(["0", "0", "0", "0", "0", "0"], extra, env)
+    }
+
     /// `switchboard up` on fixed ports (registry, gateway, knowledge, sql, spark, airflow), so that a restart comes
     /// back at the same addresses.
     pub fn start_on_fixed_ports(extra: &[&str]) -> Platform {
@@ -112,6 +128,14 @@ impl Platform {
     }
 
     fn start_on<S: AsRef<str>>(ports: [S; 6], extra: &[&str]) -> Platform {
+        Platform::start_on_with_env(ports, extra, &[])
+    }
+
+    fn start_on_with_env<S: AsRef<str>>(
+        ports: [S; 6],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Platform {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let mut args: Vec<String> = vec![
@@ -135,10 +159,11 @@ impl Platform {
             "small".into(),
         ];
         args.extend(extra.iter().map(|a| a.to_string()));
-        let (up, ready) = spawn(
+        let (up, ready) = spawn_with_env(
             dir.path(),
             "up",
             &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            env,
         );
         let field = |k: &str| ready[k].as_str().unwrap().to_owned();
         Platform {

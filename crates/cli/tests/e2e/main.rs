@@ -21,4 +21,5 @@ mod reviews;
 mod spark;
 mod spiffe;
 mod sql;
+mod traces;
 mod ui;
