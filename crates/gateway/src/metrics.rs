@@ -11,19 +11,7 @@ use prometheus_client::{
     registry::Registry,
 };
 use registry_api::{AuditRecord, Outcome};
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CallLabels {
-    server: String,
-    tool: String,
-    outcome: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ToolLabels {
-    server: String,
-    tool: String,
-}
+use service_kit::metrics::{CallLabels, ToolLabels, latency_histogram};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DenialLabels {
@@ -46,11 +34,7 @@ impl Default for Metrics {
     fn default() -> Metrics {
         let mut registry = Registry::with_prefix("switchboard_gateway");
         let calls = Family::<CallLabels, Counter>::default();
-        let duration = Family::<ToolLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            ])
-        });
+        let duration = Family::<ToolLabels, Histogram>::new_with_constructor(latency_histogram);
         let denials = Family::<DenialLabels, Counter>::default();
         let spooled = Gauge::default();
         registry.register(
@@ -121,10 +105,7 @@ impl Metrics {
     /// The metrics in the Prometheus text format, with the spool's size now.
     pub(crate) fn encode(&self, spooled: usize) -> String {
         self.spooled.set(i64::try_from(spooled).unwrap_or(i64::MAX));
-        let mut out = String::new();
         let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
-        // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
-        out
+        service_kit::metrics::encode(&registry)
     }
 }

@@ -1059,9 +1059,7 @@ impl Store for SqlStore {
                     method: row.get("method"),
                     tool: row.get("tool"),
                     team: row.get("team"),
-                    outcome: Outcome::parse(&outcome).ok_or_else(|| {
-                        StoreError::Corrupt(format!("unknown outcome {outcome:?}"))
-                    })?,
+                    outcome: stored_outcome(&outcome)?,
                     latency_ms: row.get::<i64, _>("latency_ms").max(0) as u64,
                     minutes_saved: row.get("minutes_saved"),
                 })
@@ -1145,12 +1143,7 @@ impl Store for SqlStore {
         rows.iter()
             .map(|row| {
                 let state: String = row.get("state");
-                Ok((
-                    ProposalState::parse(&state).ok_or_else(|| {
-                        StoreError::Corrupt(format!("unknown proposal state {state:?}"))
-                    })?,
-                    row.get::<i64, _>("n").max(0) as u64,
-                ))
+                Ok((stored_state(&state)?, row.get::<i64, _>("n").max(0) as u64))
             })
             .collect()
     }
@@ -1173,13 +1166,7 @@ impl Store for SqlStore {
         rows.iter()
             .map(|row| {
                 let state: String = row.get("state");
-                Ok((
-                    row.get("server"),
-                    row.get("tool"),
-                    ProposalState::parse(&state).ok_or_else(|| {
-                        StoreError::Corrupt(format!("unknown proposal state {state:?}"))
-                    })?,
-                ))
+                Ok((row.get("server"), row.get("tool"), stored_state(&state)?))
             })
             .collect()
     }
@@ -1325,8 +1312,7 @@ fn proposal_from_row(row: &AnyRow) -> Result<Proposal, StoreError> {
             preview: preview.as_deref().map(parse_json).transpose()?,
         },
         argument_digest: row.get("argument_digest"),
-        state: ProposalState::parse(&state)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown proposal state {state:?}")))?,
+        state: stored_state(&state)?,
         created_at_ms: row.get("created_at_ms"),
         decided_by: row.get("decided_by"),
         decided_at_ms: row.get("decided_at_ms"),
@@ -1413,8 +1399,7 @@ fn audit_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
         method: row.get("method"),
         tool: row.get("tool"),
         argument_digest: row.get("argument_digest"),
-        outcome: Outcome::parse(&outcome)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {outcome:?}")))?,
+        outcome: stored_outcome(&outcome)?,
         is_error: row.get::<i64, _>("is_error") != 0,
         detail: row.get("detail"),
         latency_ms: latency.max(0) as u64,
@@ -1428,6 +1413,17 @@ fn audit_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
         minutes_saved: row.get("minutes_saved"),
         trace_id: row.get("trace_id"),
     })
+}
+
+/// An outcome as stored.
+fn stored_outcome(text: &str) -> Result<Outcome, StoreError> {
+    Outcome::parse(text).ok_or_else(|| StoreError::Corrupt(format!("unknown outcome {text:?}")))
+}
+
+/// A proposal state as stored.
+fn stored_state(text: &str) -> Result<ProposalState, StoreError> {
+    ProposalState::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown proposal state {text:?}")))
 }
 
 fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {

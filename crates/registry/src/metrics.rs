@@ -143,8 +143,5 @@ pub(crate) async fn encode(state: &RegistryState) -> String {
         "How long the last live probe of a server took",
         latency,
     );
-    let mut out = String::new();
-    // Writing to a String cannot fail.
-    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
-    out
+    service_kit::metrics::encode(&registry)
 }

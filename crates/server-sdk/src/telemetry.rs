@@ -8,23 +8,10 @@ use std::{
 };
 
 use prometheus_client::{
-    encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, histogram::Histogram},
     registry::Registry,
 };
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CallLabels {
-    server: String,
-    tool: String,
-    outcome: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ToolLabels {
-    server: String,
-    tool: String,
-}
+use service_kit::metrics::{CallLabels, ToolLabels, latency_histogram};
 
 /// Per-server metrics registry.
 #[derive(Clone)]
@@ -50,11 +37,7 @@ impl Telemetry {
         let mut registry = Registry::with_prefix("switchboard_tool");
         let invocations = Family::<CallLabels, Counter>::default();
         let errors = Family::<ToolLabels, Counter>::default();
-        let duration = Family::<ToolLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            ])
-        });
+        let duration = Family::<ToolLabels, Histogram>::new_with_constructor(latency_histogram);
         registry.register(
             "invocations",
             "Tool invocations by outcome",
@@ -118,10 +101,7 @@ impl Telemetry {
 
     /// The metrics in the Prometheus text exposition format.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
         let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
-        prometheus_client::encoding::text::encode(&mut out, &registry)
-            .expect("writing to a String cannot fail");
-        out
+        service_kit::metrics::encode(&registry)
     }
 }

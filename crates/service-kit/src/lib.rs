@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 /// The shutdown signal every component takes: cancel once, every clone sees it.
 pub use tokio_util::sync::CancellationToken as Shutdown;
 
+pub mod metrics;
 pub mod trace;
 
 /// Installs the global tracing subscriber. `SWITCHBOARD_LOG` (or `RUST_LOG`) sets the filter;
