@@ -2,6 +2,7 @@
 //! developer helpers `token` and `servers`.
 
 mod approvals;
+mod connect;
 mod gateway;
 mod policy;
 mod registry;
@@ -61,6 +62,11 @@ enum Command {
     Audit(report::AuditArgs),
     /// Rate a tool's answer, thumbs up or down (shown beside its minutes-saved estimate).
     Feedback(report::FeedbackArgs),
+    /// One MCP server over stdio for an IDE: every tool you may use, as `<server>__<tool>`,
+    /// forwarded to the gateway as you.
+    Connect(connect::Args),
+    /// Print the configuration that plugs `switchboard connect` into an IDE.
+    IdeConfig(connect::IdeConfigArgs),
 }
 
 /// Options shared by commands that keep state on disk.
@@ -91,6 +97,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(args) => report::report(args).await,
         Command::Audit(args) => report::audit(args).await,
         Command::Feedback(args) => report::feedback(args).await,
+        Command::Connect(args) => connect::run(args).await,
+        Command::IdeConfig(args) => connect::print_ide_config(args),
         Command::Openapi => {
             use std::io::Write;
             let document = ::registry::openapi().to_pretty_json()?;

@@ -165,3 +165,126 @@ async fn knowledge_serves_over_stdio_with_the_local_identity() {
     assert_eq!(doc.structured_content.unwrap()["title"], "On-call handoff");
     client.cancel().await.unwrap();
 }
+
+/// The IDE surface: `switchboard connect` is one stdio MCP server with every tool the user may
+/// use, each as `<server>__<tool>`, forwarded to the gateway as the user; driven here by the MCP
+/// Inspector CLI over stdio, as an IDE would run it.
+#[test]
+fn an_ide_reaches_every_permitted_tool_through_switchboard_connect_over_stdio() {
+    let Some(bin) = node_tools() else {
+        available("node 22 and @modelcontextprotocol/inspector", false);
+        return;
+    };
+    let platform = Platform::start();
+    let data_dir = platform.data_dir();
+    let attempt = |user: &str, groups: &str, args: &[&str]| {
+        node_command(&bin, "mcp-inspector")
+            .args(["--cli", "-e"])
+            .arg(format!("SWITCHBOARD_GATEWAY_URL={}", platform.gateway_url))
+            .arg("-e")
+            .arg(format!(
+                "SWITCHBOARD_REGISTRY_URL={}",
+                platform.registry_url
+            ))
+            .arg("-e")
+            .arg(format!("SWITCHBOARD_DATA_DIR={}", data_dir.display()))
+            .arg("-e")
+            .arg("SWITCHBOARD_LOG=error")
+            .arg(crate::harness::bin())
+            .args(["connect", "--dev-user", user, "--dev-groups", groups])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let run = |user: &str, groups: &str, args: &[&str]| -> Value {
+        let out = attempt(user, groups, args);
+        assert!(
+            out.status.success(),
+            "inspector failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    };
+    let listed = run("ivy", "employees", &["--method", "tools/list"]);
+    let names: Vec<&str> = listed["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "knowledge__search_docs",
+        "sql__run_query",
+        "spark__diagnose_failure",
+        "airflow__list_dags",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    let called = run(
+        "ivy",
+        "employees",
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "knowledge__search_docs",
+            "--tool-arg",
+            "query=presto access",
+        ],
+    );
+    assert_eq!(
+        called["structuredContent"]["hits"][0]["path"], "guides/presto-access.md",
+        "{called}"
+    );
+    // Policies hold: the finance tables stay closed to a caller outside finance, and the
+    // refusal reaches the IDE as the server said it.
+    let refused = attempt(
+        "ivy",
+        "employees",
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "sql__run_query",
+            "--tool-arg",
+            "sql=SELECT count(*) FROM finance.ledger",
+        ],
+    );
+    assert!(!refused.status.success());
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(
+        said.contains("denied by policy sql/finance-tables"),
+        "{said}"
+    );
+    let allowed = run(
+        "fay",
+        "employees,finance",
+        &[
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "sql__run_query",
+            "--tool-arg",
+            "sql=SELECT count(*) AS n FROM finance.ledger",
+        ],
+    );
+    assert_ne!(allowed["isError"], true, "{allowed}");
+    // The call ran as the user, from the IDE surface.
+    let records = platform.audit("knowledge");
+    let record = records.iter().find(|r| r["tool"] == "search_docs").unwrap();
+    assert_eq!(record["user"], "ivy");
+    assert_eq!(record["surface"], "ide");
+    // The configuration that plugs it into an IDE.
+    let (code, snippet) = platform.cli(&["ide-config", "--client", "vscode"]);
+    assert_eq!(code, 0, "{snippet}");
+    assert!(snippet.contains("\"connect\""), "{snippet}");
+}
