@@ -71,7 +71,7 @@ const QUERIES: [&str; 6] = [
     "SELECT campaign_id, daily_budget_usd FROM ads.campaigns ORDER BY daily_budget_usd DESC LIMIT 20",
     "SELECT day, sum(spend_usd) AS spend FROM ads.daily_spend GROUP BY day ORDER BY day DESC LIMIT 14",
     "SELECT count(*) AS campaigns FROM ads.campaigns",
-    "SELECT advertiser_id, count(*) AS n FROM ads.campaigns GROUP BY advertiser_id ORDER BY n DESC LIMIT 10",
+    "SELECT advertiser, count(*) AS n FROM ads.campaigns GROUP BY advertiser ORDER BY n DESC LIMIT 10",
     "SELECT region, count(*) AS n FROM ads.revenue_by_region GROUP BY region",
 ];
 

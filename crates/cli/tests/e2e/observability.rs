@@ -312,6 +312,13 @@ async fn demo_traffic_fills_a_month_that_the_report_adds_up() {
         this["totals"]["errors"].as_u64().unwrap() + last["totals"]["errors"].as_u64().unwrap();
     assert!(denied > 0 && errors > 0, "{this}");
     assert!(this["totals"]["hours_saved"].as_f64().unwrap() > 0.0);
+    // The only queries that fail are the deliberate typos: every other demo query is valid.
+    for record in platform.audit("sql") {
+        if record["tool"] == "run_query" && record["outcome"] == "tool_error" {
+            let sql = record["arguments"]["sql"].as_str().unwrap_or_default();
+            assert!(sql.starts_with("SELEC "), "a demo query failed: {record}");
+        }
+    }
     // Proposals are made now (their decisions are real); the demo's owner decided them all.
     let proposals = &this["proposals"];
     assert_eq!(
