@@ -200,16 +200,17 @@ impl ServerHandler for Connect {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        // Every server at once: a slow one delays the list by its own time only.
+        let servers = self.servers().await?;
+        let listed = futures::future::join_all(servers.iter().map(|server| async move {
+            let client = self.client(server).await?;
+            let listed = client.list_all_tools().await;
+            let _ = client.cancel().await;
+            listed.map_err(|e| e.to_string())
+        }))
+        .await;
         let mut tools: Vec<Tool> = Vec::new();
-        for server in self.servers().await? {
-            let listed = match self.client(&server).await {
-                Ok(client) => {
-                    let listed = client.list_all_tools().await;
-                    let _ = client.cancel().await;
-                    listed.map_err(|e| e.to_string())
-                }
-                Err(e) => Err(e),
-            };
+        for (server, listed) in servers.iter().zip(listed) {
             match listed {
                 Ok(listed) => tools.extend(listed.into_iter().map(|mut tool| {
                     tool.name = format!("{server}{SEPARATOR}{}", tool.name).into();
