@@ -1134,12 +1134,16 @@ impl Store for SqlStore {
     }
 
     async fn proposal_counts(&self, now_ms: i64) -> Result<Vec<(ProposalState, u64)>, StoreError> {
-        expire_proposals(&self.pool, now_ms).await?;
-        let rows =
-            sqlx::query("SELECT state, COUNT(*) AS n FROM proposals GROUP BY state ORDER BY state")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(unavailable)?;
+        // Read-only (metrics scrape this): a pending proposal past expiry counts as expired.
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            state_now!(),
+            " AS state, COUNT(*) AS n FROM proposals GROUP BY 1 ORDER BY 1"
+        ))
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
         rows.iter()
             .map(|row| {
                 let state: String = row.get("state");
@@ -1154,10 +1158,12 @@ impl Store for SqlStore {
         to_ms: i64,
         now_ms: i64,
     ) -> Result<Vec<(String, String, ProposalState)>, StoreError> {
-        expire_proposals(&self.pool, now_ms).await?;
-        let rows = sqlx::query(
-            "SELECT server, tool, state FROM proposals WHERE created_at_ms >= $1 AND created_at_ms < $2",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT server, tool, ",
+            state_now!(),
+            " AS state FROM proposals WHERE created_at_ms >= $2 AND created_at_ms < $3"
+        ))
+        .bind(now_ms)
         .bind(from_ms)
         .bind(to_ms)
         .fetch_all(&self.pool)
@@ -1279,6 +1285,15 @@ fn server_from_row(row: &AnyRow) -> Result<ServerView, StoreError> {
 }
 
 /// Pending proposals past their expiry become expired (with the time they expired).
+/// A proposal's state as of `$1` (now): a pending one past its expiry reads as expired, without
+/// writing (`expire_proposals` records it when proposals are listed or decided).
+macro_rules! state_now {
+    () => {
+        "CASE WHEN state = 'pending' AND expires_at_ms <= $1 THEN 'expired' ELSE state END"
+    };
+}
+use state_now;
+
 async fn expire_proposals(pool: &AnyPool, now_ms: i64) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE proposals SET state = 'expired', decided_at_ms = expires_at_ms

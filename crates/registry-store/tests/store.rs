@@ -5,8 +5,8 @@
 
 use catalog::Manifest;
 use registry_api::{
-    AuditRecord, Outcome, RegisterServer, ReviewKind, ReviewScope, ReviewState, Team,
-    ToolDefinition,
+    AuditRecord, Outcome, ProposalState, RegisterServer, ReviewKind, ReviewScope, ReviewState,
+    Team, ToolDefinition,
 };
 use registry_store::{AuditFilter, ChangeFilter, ReviewFilter, SqlStore, Store, StoreError};
 
@@ -331,6 +331,45 @@ async fn audit_is_idempotent_filtered_and_durable() {
         // Retention.
         assert_eq!(store.purge_audit(2).await.unwrap(), 1);
         assert_eq!(found(AuditFilter::default()).await, ["b"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn proposal_counts_and_facts_read_an_expired_proposal_as_expired() {
+    on_both(|place| async move {
+        let store = place.open().await;
+        store.put_team(&team(), "admin", 1).await.unwrap();
+        store
+            .upsert_server(&registration("v1"), "ops", 2)
+            .await
+            .unwrap();
+        store
+            .create_proposal(&proposal("fresh", 10_000), 100)
+            .await
+            .unwrap();
+        store
+            .create_proposal(&proposal("stale", 500), 100)
+            .await
+            .unwrap();
+        let counts = store.proposal_counts(1_000).await.unwrap();
+        assert_eq!(
+            counts,
+            [(ProposalState::Expired, 1), (ProposalState::Pending, 1)]
+        );
+        let mut facts = store.proposal_facts(0, 200, 1_000).await.unwrap();
+        facts.sort_by_key(|(_, _, state)| state.as_str());
+        assert_eq!(
+            facts.iter().map(|(_, _, s)| *s).collect::<Vec<_>>(),
+            [ProposalState::Expired, ProposalState::Pending]
+        );
+        assert!(
+            store
+                .proposal_facts(200, 300, 1_000)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     })
     .await;
 }
