@@ -2,7 +2,7 @@
 //! developer helpers `token` and `servers`.
 
 mod approvals;
-mod connect;
+pub(crate) mod connect;
 mod gateway;
 mod policy;
 mod registry;

@@ -17,13 +17,7 @@ use std::{
 use identity::SigningKey;
 use registry_api::{NewFeedback, Rating};
 use registry_client::{Credentials, RegistryClient};
-use rmcp::{
-    model::{CallToolRequestParams, ProtocolVersion},
-    service::{ClientLifecycleMode, ClientServiceExt},
-    transport::{
-        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
-    },
-};
+use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
 
 /// How much traffic to generate.
@@ -216,21 +210,14 @@ fn crate_samples() -> Vec<&'static str> {
 /// Makes one call through the gateway as `user`, dated `time_ms`; whether it was answered
 /// without error.
 async fn call(gateway_url: &str, token: &str, job: &Job) -> anyhow::Result<bool> {
-    let url = format!("{gateway_url}/servers/{}/mcp", job.server);
     let headers = [(
         gateway::DEMO_TIME_HEADER.parse()?,
         job.time_ms.to_string().parse()?,
     )]
     .into_iter()
     .collect();
-    let config = StreamableHttpClientTransportConfig::with_uri(url)
-        .auth_header(token)
-        .custom_headers(headers);
-    let transport = StreamableHttpClientTransport::from_config(config);
-    let lifecycle = ClientLifecycleMode::Discover {
-        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-    };
-    let client = ().serve_with_lifecycle(transport, lifecycle).await?;
+    let client =
+        crate::commands::connect::gateway_client(gateway_url, job.server, token, headers).await?;
     let mut params = CallToolRequestParams::new(job.tool);
     if let Some(arguments) = job.arguments.as_object() {
         params = params.with_arguments(arguments.clone());

@@ -142,6 +142,26 @@ impl Tokens {
     }
 }
 
+/// An MCP client of `server`'s route on the gateway at `gateway_url`, with the bearer `token` and
+/// extra `headers`, in the 2026-07-28 era (stateless: nothing to keep between calls).
+pub(crate) async fn gateway_client(
+    gateway_url: &str,
+    server: &str,
+    token: &str,
+    headers: std::collections::HashMap<reqwest::header::HeaderName, reqwest::header::HeaderValue>,
+) -> Result<rmcp::service::RunningService<rmcp::RoleClient, ()>, rmcp::service::ClientInitializeError>
+{
+    let url = format!("{gateway_url}/servers/{server}/mcp");
+    let config = StreamableHttpClientTransportConfig::with_uri(url)
+        .auth_header(token)
+        .custom_headers(headers);
+    let transport = StreamableHttpClientTransport::from_config(config);
+    let lifecycle = ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    };
+    ().serve_with_lifecycle(transport, lifecycle).await
+}
+
 /// The stdio server: the user's tools across every server they may use.
 #[derive(Clone)]
 struct Connect {
