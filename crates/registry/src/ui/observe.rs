@@ -264,6 +264,30 @@ pub(crate) struct AuditQuery {
     q: String,
 }
 
+impl AuditQuery {
+    /// The store's filter for this search; `user` (a non-auditor's own name) overrides the
+    /// form's.
+    fn filter(
+        &self,
+        user: Option<String>,
+        limit: u32,
+    ) -> Result<registry_store::AuditFilter, String> {
+        let blank = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_owned());
+        let outcome = blank(&self.outcome)
+            .map(|o| registry_api::Outcome::parse(&o).ok_or(format!("unknown outcome {o:?}")))
+            .transpose()?;
+        Ok(registry_store::AuditFilter {
+            server: blank(&self.server),
+            user: user.or_else(|| blank(&self.user)),
+            tool: blank(&self.tool),
+            outcome,
+            text: blank(&self.q),
+            limit,
+            ..Default::default()
+        })
+    }
+}
+
 struct AuditRow {
     id: String,
     when: String,
@@ -302,59 +326,42 @@ pub(crate) async fn audit(
         Err(redirect) => return redirect.into_response(),
     };
     let auditor = principal(&session).in_any(&state.auditor_groups);
-    let blank = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_owned());
     // Everyone sees their own records; auditors see everyone's.
-    let user = if auditor {
-        blank(&query.user)
-    } else {
-        Some(session.user.clone())
-    };
-    let outcome = blank(&query.outcome).map(|o| registry_api::Outcome::parse(&o).ok_or(o));
-    let (rows, error) = match outcome {
-        Some(Err(bad)) => (Vec::new(), format!("unknown outcome {bad:?}")),
-        outcome => {
-            let filter = registry_store::AuditFilter {
-                server: blank(&query.server),
-                user,
-                tool: blank(&query.tool),
-                outcome: outcome.and_then(Result::ok),
-                text: blank(&query.q),
-                limit: SHOWN,
-                ..Default::default()
-            };
-            match state.store.list_audit(&filter).await {
-                Ok(records) => (
-                    records
-                        .into_iter()
-                        .map(|r| AuditRow {
-                            id: r.id,
-                            when: time(r.time_ms),
-                            user: r.user,
-                            surface: r.surface.unwrap_or_default(),
-                            server: r.server,
-                            tool: r.tool.unwrap_or(r.method),
-                            outcome: r.outcome.as_str(),
-                            latency_ms: r.latency_ms,
-                            proposal: r.proposal.unwrap_or_default(),
-                            detail: r.detail.unwrap_or_default(),
-                            arguments: r
-                                .arguments
-                                .map(|a| {
-                                    let text = a.to_string();
-                                    if text.chars().count() > 200 {
-                                        format!("{}…", text.chars().take(200).collect::<String>())
-                                    } else {
-                                        text
-                                    }
-                                })
-                                .unwrap_or_default(),
-                        })
-                        .collect(),
-                    String::new(),
-                ),
-                Err(e) => (Vec::new(), e.to_string()),
-            }
-        }
+    let user = (!auditor).then(|| session.user.clone());
+    let (rows, error) = match query.filter(user, SHOWN) {
+        Err(bad) => (Vec::new(), bad),
+        Ok(filter) => match state.store.list_audit(&filter).await {
+            Ok(records) => (
+                records
+                    .into_iter()
+                    .map(|r| AuditRow {
+                        id: r.id,
+                        when: time(r.time_ms),
+                        user: r.user,
+                        surface: r.surface.unwrap_or_default(),
+                        server: r.server,
+                        tool: r.tool.unwrap_or(r.method),
+                        outcome: r.outcome.as_str(),
+                        latency_ms: r.latency_ms,
+                        proposal: r.proposal.unwrap_or_default(),
+                        detail: r.detail.unwrap_or_default(),
+                        arguments: r
+                            .arguments
+                            .map(|a| {
+                                let text = a.to_string();
+                                if text.chars().count() > 200 {
+                                    format!("{}…", text.chars().take(200).collect::<String>())
+                                } else {
+                                    text
+                                }
+                            })
+                            .unwrap_or_default(),
+                    })
+                    .collect(),
+                String::new(),
+            ),
+            Err(e) => (Vec::new(), e.to_string()),
+        },
     };
     let export = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(
@@ -403,25 +410,9 @@ pub(crate) async fn export(
     if !principal(&session).in_any(&state.auditor_groups) {
         return (StatusCode::FORBIDDEN, "exports are for auditors").into_response();
     }
-    let blank = |v: String| (!v.trim().is_empty()).then(|| v.trim().to_owned());
-    let f = query.filter;
-    let outcome = match blank(f.outcome).map(|o| registry_api::Outcome::parse(&o).ok_or(o)) {
-        Some(Err(bad)) => {
-            return (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("unknown outcome {bad:?}"),
-            )
-                .into_response();
-        }
-        outcome => outcome.and_then(Result::ok),
-    };
-    let filter = registry_store::AuditFilter {
-        server: blank(f.server),
-        user: blank(f.user),
-        tool: blank(f.tool),
-        outcome,
-        text: blank(f.q),
-        ..Default::default()
+    let filter = match query.filter.filter(None, 0) {
+        Ok(filter) => filter,
+        Err(bad) => return (StatusCode::UNPROCESSABLE_ENTITY, bad).into_response(),
     };
     crate::http::api::audit::export_response(&state, filter, query.format == "csv")
 }
