@@ -2,8 +2,11 @@
 //! developer helpers `token` and `servers`.
 
 mod approvals;
+mod chat;
 pub(crate) mod connect;
+mod deploy;
 mod gateway;
+mod key;
 mod policy;
 mod registry;
 mod report;
@@ -67,6 +70,13 @@ enum Command {
     Connect(connect::Args),
     /// Print the configuration that plugs `switchboard connect` into an IDE.
     IdeConfig(connect::IdeConfigArgs),
+    /// Run the web chat and the chat bots (Slack-compatible Events API, generic webhook).
+    Chat(chat::Args),
+    /// Render a server's Kubernetes objects from its manifest and register it (opening its
+    /// reviews).
+    Deploy(deploy::Args),
+    /// Signing keys several replicas share (`key generate --out gateway.json`).
+    Key(key::Args),
 }
 
 /// Options shared by commands that keep state on disk.
@@ -99,6 +109,9 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Feedback(args) => report::feedback(args).await,
         Command::Connect(args) => connect::run(args).await,
         Command::IdeConfig(args) => connect::print_ide_config(args),
+        Command::Chat(args) => chat::run(args).await,
+        Command::Deploy(args) => deploy::run(args).await,
+        Command::Key(args) => key::run(args),
         Command::Openapi => {
             use std::io::Write;
             let document = ::registry::openapi().to_pretty_json()?;
@@ -108,6 +121,25 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// Where a surface (`connect`, `chat`) reaches the platform, as the people it serves.
+#[derive(clap::Args, Clone)]
+pub(crate) struct PlatformUrls {
+    /// The gateway.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_GATEWAY_URL",
+        default_value = "http://127.0.0.1:7701"
+    )]
+    pub(crate) gateway_url: String,
+    /// The registry (for discovering the servers and tools people may use).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_REGISTRY_URL",
+        default_value = "http://127.0.0.1:7700"
+    )]
+    pub(crate) registry_url: String,
 }
 
 /// How an operator command reaches the registry.

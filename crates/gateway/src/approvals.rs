@@ -126,6 +126,9 @@ pub(crate) async fn propose(
                                 "waiting for approval by {} (proposal {})",
                                 stored.proposal.approver, stored.proposal.id
                             ),
+                            // Clients that show approvals inline (the web chat) read the
+                            // proposal here.
+                            "_meta": { META: describe(&stored) },
                         }
                     });
                     async move {
@@ -194,6 +197,7 @@ async fn open(
         user: record.user.clone(),
         groups: record.groups.clone(),
         surface: record.surface.clone().unwrap_or_default(),
+        channel: record.channel.clone(),
         client,
         reason: need.policies.join(", "),
         approver,
@@ -627,6 +631,7 @@ async fn run(
                 user: &p.user,
                 groups: &p.groups,
                 surface: &p.surface,
+                channel: p.channel.as_deref(),
                 confirmation: Some(&p.id),
             },
         )
@@ -664,6 +669,7 @@ async fn run(
             user: p.user.clone(),
             groups: p.groups.clone(),
             surface: Some(p.surface.clone()),
+            channel: p.channel.clone(),
             server: p.server.clone(),
             method: "tools/call".into(),
             tool: Some(p.tool.clone()),

@@ -178,7 +178,18 @@ pub(crate) async fn initialize(
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
     {
-        gw.sessions.bind(session, &who.user);
+        // The server's session leaves the gateway sealed to its caller and server.
+        match crate::sessions::seal(&gw.assertion_key, &who.user, &server.name, session)
+            .ok()
+            .and_then(|id| HeaderValue::from_str(&id).ok())
+        {
+            Some(sealed) => {
+                out_headers.insert("mcp-session-id", sealed);
+            }
+            None => {
+                out_headers.remove("mcp-session-id");
+            }
+        }
     }
     let mut out = Response::new(Body::from(raw));
     *out.status_mut() = status;

@@ -10,6 +10,8 @@ use serde_json::Value;
 
 /// Code for calls refused by policy; the same code the server SDK uses.
 pub(crate) const DENIED: i64 = -32003;
+/// A caller over its per-user rate limit (the answer says when to retry).
+pub(crate) const RATE_LIMITED: i64 = -32029;
 pub(crate) const UNAUTHENTICATED: i64 = -32001;
 pub(crate) const UPSTREAM: i64 = -32002;
 pub(crate) const PARSE_ERROR: i64 = -32700;

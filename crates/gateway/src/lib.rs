@@ -24,6 +24,7 @@ mod mtls;
 mod pins;
 mod probe;
 mod proxy;
+mod ratelimit;
 mod sessions;
 mod sse;
 mod upstream;
@@ -82,6 +83,14 @@ pub struct GatewayConfig {
     /// since the epoch) instead of now. Only `switchboard up --demo-traffic` sets it, to lay a
     /// month of generated traffic out over the month; never set it in production.
     pub demo_clock: bool,
+    /// Tool calls a minute each user may make, across every replica (none: unlimited).
+    pub rate_limit_per_minute: Option<u32>,
+    /// How often this replica announces itself to the registry (which tells it how many
+    /// replicas share the rate limits).
+    pub replica_heartbeat: Duration,
+    /// How long a server may take to answer a request (event streams that are not answers to a
+    /// request are not limited).
+    pub upstream_timeout: Duration,
 }
 
 /// Trust in workloads (mTLS peers, by SPIFFE ID).
@@ -105,7 +114,6 @@ pub(crate) struct Gateway {
     pub(crate) allowed_origins: Vec<String>,
     pub(crate) allowed_hosts: Vec<String>,
     pub(crate) audit: AuditSink,
-    pub(crate) sessions: sessions::SessionOwners,
     /// Answers the bridge awaits from legacy clients.
     pub(crate) bridge_answers: bridge::Answers,
     /// Which servers speak only the legacy era.
@@ -118,6 +126,8 @@ pub(crate) struct Gateway {
     pub(crate) approval_ttl: Duration,
     pub(crate) approval_wait: Duration,
     pub(crate) demo_clock: bool,
+    pub(crate) rate_limits: ratelimit::RateLimits,
+    pub(crate) upstream_timeout: Duration,
     pub(crate) upstream: reqwest::Client,
 }
 
@@ -152,7 +162,6 @@ pub async fn build(config: GatewayConfig, shutdown: Shutdown) -> anyhow::Result<
             .map(|h| h.to_ascii_lowercase())
             .collect(),
         audit,
-        sessions: sessions::SessionOwners::default(),
         bridge_answers: bridge::Answers::default(),
         eras: legacy_server::Eras::default(),
         legacy_calls: legacy_server::Continuations::default(),
@@ -161,8 +170,17 @@ pub async fn build(config: GatewayConfig, shutdown: Shutdown) -> anyhow::Result<
         approval_ttl: config.approval_ttl,
         approval_wait: config.approval_wait,
         demo_clock: config.demo_clock,
+        rate_limits: ratelimit::RateLimits::new(config.rate_limit_per_minute),
+        upstream_timeout: config.upstream_timeout,
         upstream,
     });
+    ratelimit::spawn_heartbeat(
+        gateway.clone(),
+        gateway.registry.clone(),
+        gateway.public_url.clone(),
+        config.replica_heartbeat,
+        shutdown.clone(),
+    );
     probe::spawn(gateway.clone(), config.probes, shutdown);
     Ok(router(gateway))
 }

@@ -186,6 +186,7 @@ async fn run(gateway: &Gateway, server: &ServerView) -> Result<(u32, String), St
             user: PROBE_USER,
             groups: &[],
             surface: "probe",
+            channel: None,
             confirmation: None,
         },
     )

@@ -30,8 +30,8 @@ use crate::{
     },
     inspect, legacy_server,
     mtls::PeerIdentity,
-    pins::{Pins, Withheld},
-    sse,
+    pins::Withheld,
+    sessions, sse,
 };
 
 /// Largest request body the gateway will parse.
@@ -105,6 +105,7 @@ pub(crate) fn upstream_request(
         ASSERTION_TTL_SECONDS,
     );
     claims.surface = Some(who.surface.clone());
+    claims.channel = who.channel.clone();
     let assertion = gw.assertion_key.sign(&claims).map_err(|e| {
         tracing::error!(error = %e, "failed to sign an identity assertion");
         Box::new(error::respond(
@@ -163,7 +164,7 @@ pub(crate) async fn handle(
     Path(name): Path<String>,
     request: Request,
 ) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     if !host_allowed(&gw.allowed_hosts, &parts.headers) {
         tracing::warn!(host = ?parts.headers.get(header::HOST), "refused a request for a foreign host");
         return error::respond(
@@ -201,16 +202,24 @@ pub(crate) async fn handle(
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    // A passed-through session goes to the server under the server's own id, once its sealed
+    // id proves it is this caller's session with this server.
     if let Some(session) = &session
-        && !gw.sessions.may_use(session, &who.user)
+        && !session.starts_with(bridge::SESSION_PREFIX)
     {
-        tracing::warn!(user = %who.user, server = %name, "refused a session opened by another user");
-        return error::respond(
-            StatusCode::NOT_FOUND,
-            &Value::Null,
-            INVALID_REQUEST,
-            "session not found",
-        );
+        let upstream = sessions::open(&gw.assertion_key, session, &who.user, &name)
+            .ok()
+            .and_then(|id| HeaderValue::from_str(&id).ok());
+        let Some(upstream) = upstream else {
+            tracing::warn!(user = %who.user, server = %name, "refused a session id that is not this caller's");
+            return error::respond(
+                StatusCode::NOT_FOUND,
+                &Value::Null,
+                INVALID_REQUEST,
+                "session not found",
+            );
+        };
+        parts.headers.insert("mcp-session-id", upstream);
     }
 
     let bridged = match session.as_deref() {
@@ -236,7 +245,7 @@ pub(crate) async fn handle(
         Method::GET if bridged.is_some() => StatusCode::METHOD_NOT_ALLOWED.into_response(),
         Method::DELETE if bridged.is_some() => StatusCode::NO_CONTENT.into_response(),
         Method::GET | Method::DELETE => {
-            let response = forward(
+            forward(
                 &gw,
                 &server,
                 &parts.method,
@@ -246,14 +255,7 @@ pub(crate) async fn handle(
                 Inspect::Nothing,
                 None,
             )
-            .await;
-            if parts.method == Method::DELETE
-                && response.status().is_success()
-                && let Some(s) = &session
-            {
-                gw.sessions.forget(s);
-            }
-            response
+            .await
         }
         Method::POST => {
             let bytes = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
@@ -313,7 +315,7 @@ pub(crate) async fn handle(
             let decide_on = |server: &ServerView| {
                 decide(
                     &gw.catalog.engine(),
-                    &gw.pins,
+                    &gw,
                     server,
                     &who,
                     method.as_deref(),
@@ -462,7 +464,7 @@ pub(crate) async fn handle(
                 Some(bytes),
                 &who,
                 inspect,
-                id.map(|id| (id, method)),
+                id,
             );
             match span {
                 Some(span) => forwarded.instrument(span).await,
@@ -546,7 +548,7 @@ fn awaits_approval(server: &ServerView) -> bool {
 /// record, for tool calls).
 fn decide(
     engine: &Engine,
-    pins: &Pins,
+    gw: &Gateway,
     server: &ServerView,
     who: &Caller,
     method: Option<&str>,
@@ -587,6 +589,7 @@ fn decide(
                 user: who.user.clone(),
                 groups: who.groups.clone(),
                 surface: Some(who.surface.clone()),
+                channel: who.channel.clone(),
                 server: server.name.clone(),
                 method: method.to_owned(),
                 tool: Some(tool.clone()),
@@ -627,12 +630,40 @@ fn decide(
                 return Err(Box::new((Some(record), response)));
             }
             // Allowed by policy, but only the definition that was registered may be called.
-            if let Some(withheld) = pins.call_refusal(server, &tool) {
+            if let Some(withheld) = gw.pins.call_refusal(server, &tool) {
                 let message = withheld.to_string();
                 record.outcome = Outcome::Denied;
                 record.is_error = true;
                 record.detail = Some(message.clone());
                 let response = deny_response(&record, id, &message, Some("tool-pinning"));
+                return Err(Box::new((Some(record), response)));
+            }
+            // Allowed, if the caller has calls left this minute.
+            let limits = &gw.rate_limits;
+            if let Err(retry) = limits.take(&who.user) {
+                let message = format!(
+                    "rate limited: {} may make {} tool calls a minute; retry in {retry} s",
+                    who.user,
+                    limits.per_minute().unwrap_or_default()
+                );
+                record.outcome = Outcome::Denied;
+                record.is_error = true;
+                record.detail = Some(message.clone());
+                tracing::info!(user = %who.user, server = %server.name, %tool, "rate limited a tool call");
+                let data = serde_json::json!({ "policy": "rate-limit", "retry_after_secs": retry });
+                let mut response = (
+                    StatusCode::OK,
+                    axum::Json(error::jsonrpc_error(
+                        id,
+                        error::RATE_LIMITED,
+                        &message,
+                        Some(data),
+                    )),
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry));
                 return Err(Box::new((Some(record), response)));
             }
             // A call coming back for its proposal (2026-07-28 input_required rounds).
@@ -678,6 +709,7 @@ fn decide(
                     user: who.user.clone(),
                     groups: who.groups.clone(),
                     surface: Some(who.surface.clone()),
+                    channel: who.channel.clone(),
                     server: server.name.clone(),
                     method: method.to_owned(),
                     tool: None,
@@ -885,7 +917,8 @@ async fn forward(
     body: Option<Bytes>,
     who: &Caller,
     inspect: Inspect,
-    request: Option<(Value, Option<String>)>,
+    // The id of the JSON-RPC request forwarded (none for notifications and GET streams).
+    id: Option<Value>,
 ) -> Response {
     let mut upstream = match upstream_request(gw, server, method, headers, who) {
         Ok(upstream) => upstream,
@@ -894,8 +927,11 @@ async fn forward(
     if let Some(body) = body {
         upstream = upstream.body(body);
     }
+    // A request (not a notification, not a GET stream) must be answered within the deadline.
+    if id.is_some() {
+        upstream = upstream.timeout(gw.upstream_timeout);
+    }
 
-    let (id, request_method) = request.unzip();
     let (filter_tools, call) = match inspect {
         Inspect::Nothing => (false, None),
         Inspect::FilterTools => (true, None),
@@ -913,7 +949,15 @@ async fn forward(
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(server = %server.name, error = %e, "server unreachable");
-            let message = format!("server {} is unreachable", server.name);
+            let message = if e.is_timeout() {
+                format!(
+                    "server {} did not answer within {} s",
+                    server.name,
+                    gw.upstream_timeout.as_secs()
+                )
+            } else {
+                format!("server {} is unreachable", server.name)
+            };
             guard
                 .finish(Outcome::Error, true, Some(message.clone()))
                 .await;
@@ -929,13 +973,23 @@ async fn forward(
             out_headers.insert(HeaderName::from_static(name), value.clone());
         }
     }
-    if request_method.flatten().as_deref() == Some("initialize")
-        && let Some(session) = response
-            .headers()
-            .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok())
+    // Every server session id leaves the gateway sealed to its caller and server.
+    if let Some(session) = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
     {
-        gw.sessions.bind(session, &who.user);
+        match sessions::seal(&gw.assertion_key, &who.user, &server.name, session)
+            .ok()
+            .and_then(|id| HeaderValue::from_str(&id).ok())
+        {
+            Some(sealed) => {
+                out_headers.insert("mcp-session-id", sealed);
+            }
+            None => {
+                out_headers.remove("mcp-session-id");
+            }
+        }
     }
     let is_sse = response
         .headers()
@@ -1006,8 +1060,20 @@ async fn inspect_json(
             "server {} answered HTTP {status} without a JSON-RPC body",
             inspect.server.name
         );
-        guard.finish(Outcome::Error, true, Some(detail)).await;
-        return Ok(Body::from(bytes));
+        guard
+            .finish(Outcome::Error, true, Some(detail.clone()))
+            .await;
+        // A refusal at the HTTP level (an ended session's 404, say) is the server's answer and
+        // reaches the client as it is; a success that is not JSON-RPC is a fault.
+        if !status.is_success() {
+            return Ok(Body::from(bytes));
+        }
+        return Err(error::respond(
+            StatusCode::BAD_GATEWAY,
+            &inspect.id,
+            UPSTREAM,
+            &detail,
+        ));
     };
     apply(inspect, guard, &mut message).await;
     Ok(Body::from(message.to_string()))
@@ -1270,7 +1336,13 @@ async fn read_limited(response: reqwest::Response, limit: usize) -> Result<Bytes
     let mut buffer = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(300);
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| format!("read the server's response: {e}"))?;
+        let chunk = chunk.map_err(|e| {
+            if e.is_timeout() {
+                "the server did not finish its answer within the gateway's deadline".to_owned()
+            } else {
+                format!("the server's answer broke off: {}", e.without_url())
+            }
+        })?;
         if buffer.len() + chunk.len() > limit {
             return Err(format!(
                 "the server's response is larger than {limit} bytes"

@@ -1,52 +1,59 @@
-//! Binds legacy (2025-11-25) MCP sessions to the user who opened them, so that one user cannot
-//! ride another user's upstream session by replaying its `Mcp-Session-Id`.
+//! Legacy (2025-11-25) MCP sessions, bound to the user who opened them and to their server
+//! without any state in the gateway: the session id a client sees is a token signed with the
+//! gateway's key (which every replica shares) naming the user, the server and the server's own
+//! session id. Any replica can check it, so a session survives its requests landing on other
+//! replicas, and one user cannot ride another user's session by replaying its id.
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use identity::SigningKey;
+use serde::{Deserialize, Serialize};
 
-const MAX_SESSIONS: usize = 100_000;
-const SESSION_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Starts every sealed session id.
+const PREFIX: &str = "switchboard-session.";
+const AUDIENCE: &str = "switchboard-session";
+/// How long a sealed session id is honoured (a client whose session ends re-initializes).
+const SESSION_SECONDS: u64 = 24 * 3600;
 
-#[derive(Default)]
-pub(crate) struct SessionOwners {
-    owners: Mutex<HashMap<String, (String, Instant)>>,
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    sub: String,
+    server: String,
+    /// The server's own session id.
+    sid: String,
+    aud: String,
+    exp: u64,
 }
 
-impl SessionOwners {
-    pub(crate) fn bind(&self, session: &str, user: &str) {
-        let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
-        if owners.len() >= MAX_SESSIONS {
-            owners.retain(|_, (_, at)| at.elapsed() < SESSION_TTL);
-            if owners.len() >= MAX_SESSIONS {
-                // Still full of live sessions: forget the oldest.
-                if let Some(oldest) = owners
-                    .iter()
-                    .min_by_key(|(_, (_, at))| *at)
-                    .map(|(k, _)| k.clone())
-                {
-                    owners.remove(&oldest);
-                }
-            }
-        }
-        owners.insert(session.to_owned(), (user.to_owned(), Instant::now()));
-    }
+/// The session id to give the client for the server's session `upstream`, opened by `user`.
+pub(crate) fn seal(
+    key: &SigningKey,
+    user: &str,
+    server: &str,
+    upstream: &str,
+) -> Result<String, String> {
+    let sealed = Sealed {
+        sub: user.to_owned(),
+        server: server.to_owned(),
+        sid: upstream.to_owned(),
+        aud: AUDIENCE.to_owned(),
+        exp: identity::now_seconds() + SESSION_SECONDS,
+    };
+    key.sign(&sealed)
+        .map(|token| format!("{PREFIX}{token}"))
+        .map_err(|e| e.to_string())
+}
 
-    /// `true` when `user` may use `session`: it is theirs, or the gateway never saw it opened
-    /// (the server will then judge it).
-    pub(crate) fn may_use(&self, session: &str, user: &str) -> bool {
-        let owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
-        owners.get(session).is_none_or(|(owner, _)| owner == user)
+/// The server's session id behind the client's `id`, if `user` opened it on `server`.
+pub(crate) fn open(key: &SigningKey, id: &str, user: &str, server: &str) -> Result<String, String> {
+    let token = id
+        .strip_prefix(PREFIX)
+        .ok_or("not a session id this gateway gave out")?;
+    let sealed: Sealed = key
+        .verify_own(token, AUDIENCE)
+        .map_err(|e| format!("session id: {e}"))?;
+    if sealed.sub != user || sealed.server != server {
+        return Err("the session belongs to another caller or server".into());
     }
-
-    pub(crate) fn forget(&self, session: &str) {
-        self.owners
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(session);
-    }
+    Ok(sealed.sid)
 }
 
 #[cfg(test)]
@@ -54,13 +61,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sessions_belong_to_their_opener() {
-        let s = SessionOwners::default();
-        s.bind("abc", "alice");
-        assert!(s.may_use("abc", "alice"));
-        assert!(!s.may_use("abc", "mallory"));
-        assert!(s.may_use("unknown", "mallory"));
-        s.forget("abc");
-        assert!(s.may_use("abc", "mallory"));
+    fn a_session_belongs_to_its_opener_and_its_server_on_every_replica() {
+        let key = SigningKey::generate().unwrap();
+        let id = seal(&key, "alice", "knowledge", "upstream-1").unwrap();
+        assert_eq!(open(&key, &id, "alice", "knowledge").unwrap(), "upstream-1");
+        assert!(open(&key, &id, "mallory", "knowledge").is_err());
+        assert!(open(&key, &id, "alice", "sql").is_err());
+        assert!(open(&key, "upstream-1", "alice", "knowledge").is_err());
+        // Another gateway key (another deployment) cannot open it.
+        let other = SigningKey::generate().unwrap();
+        assert!(open(&other, &id, "alice", "knowledge").is_err());
     }
 }

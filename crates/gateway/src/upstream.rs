@@ -22,6 +22,8 @@ pub(crate) struct ActingAs<'a> {
     pub(crate) user: &'a str,
     pub(crate) groups: &'a [String],
     pub(crate) surface: &'a str,
+    /// The bot channel the call was asked in, carried in the assertion.
+    pub(crate) channel: Option<&'a str>,
     /// The approved proposal the call runs, carried in the signed assertion.
     pub(crate) confirmation: Option<&'a str>,
 }
@@ -41,6 +43,7 @@ pub(crate) async fn connect(
     );
     claims.surface = Some(who.surface.to_owned());
     claims.confirmation = who.confirmation.map(str::to_owned);
+    claims.channel = who.channel.map(str::to_owned);
     let assertion = gateway
         .assertion_key
         .sign(&claims)

@@ -17,6 +17,7 @@ fn record(id: &str) -> AuditRecord {
         user: "alice".into(),
         groups: vec![],
         surface: None,
+        channel: None,
         server: "knowledge".into(),
         method: "tools/call".into(),
         tool: Some("search_docs".into()),

@@ -20,6 +20,10 @@ pub struct Claims {
     /// The surface a call came from (assertions only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub surface: Option<String>,
+    /// (Gateway assertions only) the chat channel a bot call came from, a policy dimension the
+    /// server's own policies see too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     /// Granted OAuth scopes, space-delimited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
@@ -46,6 +50,7 @@ impl Claims {
             jti: uuid::Uuid::new_v4().to_string(),
             groups,
             surface: None,
+            channel: None,
             scope: None,
             nonce: None,
             confirmation: None,

@@ -323,6 +323,7 @@ fn claims_from(raw: &Value, audiences: &[&str], groups_claim: &str) -> Result<Cl
         jti: text("jti").unwrap_or_default(),
         groups,
         surface: text("surface"),
+        channel: text("channel"),
         scope,
         nonce: text("nonce"),
         confirmation: text("confirmation"),

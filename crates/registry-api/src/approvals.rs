@@ -120,6 +120,9 @@ pub struct NewProposal {
     #[serde(default)]
     pub groups: Vec<String>,
     pub surface: String,
+    /// The chat channel a bot's call was asked in: the approved call runs there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     /// The agent or client that made the call, as it named itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,

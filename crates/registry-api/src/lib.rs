@@ -411,6 +411,33 @@ pub struct AccessAnswer {
     pub policy: Option<String>,
 }
 
+/// `POST /v1/gateways/heartbeat`: a gateway replica says it is alive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GatewayHeartbeat {
+    /// The replica's id, fresh at every start.
+    pub id: String,
+    /// Where the replica listens.
+    pub url: String,
+}
+
+/// How many gateway replicas announced themselves lately (the caller included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GatewayReplicas {
+    pub live: u32,
+}
+
+/// `GET /v1/discovery[?channel=]`: a chat bot names the channel it speaks in (a policy
+/// dimension), as it does to the gateway.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema, utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+pub struct DiscoveryQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+}
+
 /// `GET /v1/discovery`: the servers and tools the caller of the request may use.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -491,6 +518,9 @@ pub struct AuditRecord {
     pub groups: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub surface: Option<String>,
+    /// The chat channel of a bot's call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     pub server: String,
     /// The JSON-RPC method, e.g. `tools/call`.
     pub method: String,

@@ -139,6 +139,19 @@ impl RegistryClient {
     }
 
     /// The last live probe of every server.
+    /// Announces a gateway replica; how many replicas are alive.
+    pub async fn gateway_heartbeat(
+        &self,
+        beat: &registry_api::GatewayHeartbeat,
+    ) -> Result<registry_api::GatewayReplicas, ClientError> {
+        self.send(
+            self.http
+                .post(self.url("/v1/gateways/heartbeat"))
+                .json(beat),
+        )
+        .await
+    }
+
     pub async fn statuses(&self) -> Result<Vec<registry_api::LiveStatus>, ClientError> {
         let list: registry_api::StatusList =
             self.send(self.http.get(self.url("/v1/status"))).await?;
@@ -308,9 +321,30 @@ impl RegistryClient {
     }
 
     /// Discovery for the caller identified by `token` (not the client's own credentials).
-    pub async fn discovery_as(&self, token: &str) -> Result<Discovery, ClientError> {
-        let request = self.http.get(self.url("/v1/discovery")).bearer_auth(token);
+    /// What the holder of `token` may use, in a chat bot's `channel` when it speaks in one.
+    pub async fn discovery_in(
+        &self,
+        token: &str,
+        channel: Option<&str>,
+    ) -> Result<Discovery, ClientError> {
+        let mut request = self.http.get(self.url("/v1/discovery")).bearer_auth(token);
+        if let Some(channel) = channel {
+            request = request.query(&[("channel", channel)]);
+        }
         Self::decode(request.send().await.map_err(transport)?).await
+    }
+
+    pub async fn discovery_as(&self, token: &str) -> Result<Discovery, ClientError> {
+        self.discovery_in(token, None).await
+    }
+
+    /// The same registry with other credentials (one HTTP connection pool for both).
+    pub fn with_credentials(&self, credentials: Credentials) -> RegistryClient {
+        RegistryClient {
+            base: self.base.clone(),
+            http: self.http.clone(),
+            credentials,
+        }
     }
 
     pub async fn append_audit(&self, records: &[AuditRecord]) -> Result<(), ClientError> {

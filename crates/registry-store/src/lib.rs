@@ -101,6 +101,15 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the audit records older than `before_ms` (the retention policy); returns how
     /// many.
     async fn purge_audit(&self, before_ms: i64) -> Result<u64, StoreError>;
+    /// Records that gateway replica `id` is alive at `now_ms`; returns how many replicas were
+    /// seen since `since_ms` (it included), forgetting ones silent for long.
+    async fn gateway_heartbeat(
+        &self,
+        id: &str,
+        url: &str,
+        now_ms: i64,
+        since_ms: i64,
+    ) -> Result<u32, StoreError>;
     async fn add_feedback(&self, feedback: &Feedback) -> Result<(), StoreError>;
     /// Ratings given in `[from_ms, to_ms)`, oldest first.
     async fn list_feedback(&self, from_ms: i64, to_ms: i64) -> Result<Vec<Feedback>, StoreError>;

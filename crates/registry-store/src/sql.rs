@@ -43,7 +43,7 @@ macro_rules! proposal_columns {
     () => {
         "SELECT id, server, tool, arguments, argument_digest, user_name, groups, surface, client,
          reason, approver, state, created_at_ms, expires_at_ms, decided_by, decided_at_ms, comment,
-         claimed_by, result, finished_at_ms, preview FROM proposals"
+         claimed_by, result, finished_at_ms, preview, channel FROM proposals"
     };
 }
 
@@ -777,8 +777,8 @@ impl Store for SqlStore {
         let mut tx = self.write_tx().await?;
         let inserted = sqlx::query(
             "INSERT INTO proposals (id, server, tool, arguments, argument_digest, user_name, groups, surface,
-                                    client, reason, approver, state, created_at_ms, expires_at_ms, preview)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14)
+                                    client, reason, approver, state, created_at_ms, expires_at_ms, preview, channel)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14, $15)
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(&p.id)
@@ -795,6 +795,7 @@ impl Store for SqlStore {
         .bind(now_ms)
         .bind(p.expires_at_ms)
         .bind(p.preview.as_ref().map(json))
+        .bind(&p.channel)
         .execute(&mut *tx)
         .await
         .map_err(unavailable)?
@@ -1009,8 +1010,8 @@ impl Store for SqlStore {
             sqlx::query(
                 "INSERT INTO audit (id, time_ms, user_name, groups, surface, server, method, tool, argument_digest,
                                     outcome, is_error, detail, latency_ms, arguments, proposal, team, minutes_saved,
-                                    trace_id)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+                                    trace_id, channel)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
                  ON CONFLICT (id) DO NOTHING",
             )
             .bind(&r.id)
@@ -1031,6 +1032,7 @@ impl Store for SqlStore {
             .bind(&r.team)
             .bind(r.minutes_saved)
             .bind(&r.trace_id)
+            .bind(&r.channel)
             .execute(&mut *tx)
             .await
             .map_err(unavailable)?;
@@ -1076,6 +1078,41 @@ impl Store for SqlStore {
             .map_err(unavailable)?;
         tx.commit().await.map_err(unavailable)?;
         Ok(done.rows_affected())
+    }
+
+    async fn gateway_heartbeat(
+        &self,
+        id: &str,
+        url: &str,
+        now_ms: i64,
+        since_ms: i64,
+    ) -> Result<u32, StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO gateway_replicas (id, url, last_seen_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (id) DO UPDATE SET url = excluded.url, last_seen_ms = excluded.last_seen_ms",
+        )
+        .bind(id)
+        .bind(url)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        // Replicas silent for an hour are gone for good.
+        sqlx::query("DELETE FROM gateway_replicas WHERE last_seen_ms < $1")
+            .bind(now_ms - 3_600_000)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+        let live: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM gateway_replicas WHERE last_seen_ms >= $1")
+                .bind(since_ms)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(unavailable)?
+                .get("n");
+        tx.commit().await.map_err(unavailable)?;
+        Ok(u32::try_from(live.max(1)).unwrap_or(u32::MAX))
     }
 
     async fn add_feedback(&self, f: &Feedback) -> Result<(), StoreError> {
@@ -1223,7 +1260,7 @@ impl Store for SqlStore {
             .map(|t| format!("%{}%", t.to_lowercase()));
         let sql = format!(
             "SELECT id, time_ms, user_name, groups, surface, server, method, tool, argument_digest, outcome,
-                    is_error, detail, latency_ms, arguments, proposal, team, minutes_saved, trace_id
+                    is_error, detail, latency_ms, arguments, proposal, team, minutes_saved, trace_id, channel
              FROM audit
              WHERE ($1 IS NULL OR server = $1) AND ($2 IS NULL OR user_name = $2)
                AND ($3 IS NULL OR tool = $3) AND ($4 IS NULL OR outcome = $4)
@@ -1320,6 +1357,7 @@ fn proposal_from_row(row: &AnyRow) -> Result<Proposal, StoreError> {
             user: row.get("user_name"),
             groups: parse_json(row.get("groups"))?,
             surface: row.get("surface"),
+            channel: row.get("channel"),
             client: row.get("client"),
             reason: row.get("reason"),
             approver: Approver::parse(&approver).map_err(StoreError::Corrupt)?,
@@ -1410,6 +1448,7 @@ fn audit_from_row(row: &AnyRow) -> Result<AuditRecord, StoreError> {
         user: row.get("user_name"),
         groups: parse_json(row.get("groups"))?,
         surface: row.get("surface"),
+        channel: row.get("channel"),
         server: row.get("server"),
         method: row.get("method"),
         tool: row.get("tool"),

@@ -84,6 +84,7 @@ fn audit(id: &str, time_ms: i64, user: &str) -> AuditRecord {
         user: user.into(),
         groups: vec!["finance".into()],
         surface: None,
+        channel: Some("finance-help".into()),
         server: "presto".into(),
         method: "tools/call".into(),
         tool: Some("revenue".into()),
@@ -375,6 +376,43 @@ async fn proposal_counts_and_facts_read_an_expired_proposal_as_expired() {
 }
 
 #[tokio::test]
+async fn gateway_replicas_are_counted_while_they_keep_announcing_themselves() {
+    on_both(|place| async move {
+        let store = place.open().await;
+        assert_eq!(
+            store
+                .gateway_heartbeat("a", "http://a", 1_000, 0)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .gateway_heartbeat("b", "http://b", 2_000, 0)
+                .await
+                .unwrap(),
+            2
+        );
+        // A again: still two; then B falls silent and only A counts.
+        assert_eq!(
+            store
+                .gateway_heartbeat("a", "http://a", 3_000, 0)
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            store
+                .gateway_heartbeat("a", "http://a", 40_000, 10_000)
+                .await
+                .unwrap(),
+            1
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn feedback_is_stored_and_read_by_time() {
     on_both(|place| async move {
         let store = place.open().await;
@@ -655,6 +693,7 @@ fn proposal(id: &str, expires_at_ms: i64) -> registry_api::NewProposal {
         user: "ann".into(),
         groups: vec!["ads-eng".into()],
         surface: "ide".into(),
+        channel: Some("dba-help".into()),
         client: Some("claude-code".into()),
         reason: "presto/dba-approval".into(),
         approver: registry_api::Approver::Group("dba".into()),

@@ -58,6 +58,7 @@ fn api_router() -> OpenApiRouter<Arc<RegistryState>> {
         .routes(routes!(servers::status, servers::put_status))
         .routes(routes!(governance::server_reviews))
         .routes(routes!(servers::statuses))
+        .routes(routes!(servers::gateway_heartbeat))
         .routes(routes!(access::check))
         .routes(routes!(access::discovery))
         .routes(routes!(access::policy_check))

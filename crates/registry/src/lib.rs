@@ -142,14 +142,17 @@ pub struct Snapshot {
     discoveries: std::sync::Mutex<DiscoveryCache>,
 }
 
-/// Serialized discovery answers for one snapshot, keyed by `(user, groups, surface)`: the answer
+/// Serialized discovery answers for one snapshot, keyed by `(user, groups, surface, channel)`: the answer
 /// is a pure function of the snapshot and the caller, and AI clients ask it often. Bounded by
 /// size; a full cache starts over.
 #[derive(Default)]
 struct DiscoveryCache {
-    answers: std::collections::HashMap<(String, Vec<String>, String), axum::body::Bytes>,
+    answers: std::collections::HashMap<DiscoveryKey, axum::body::Bytes>,
     bytes: usize,
 }
+
+/// Who asked discovery: user, groups, surface and bot channel.
+type DiscoveryKey = (String, Vec<String>, String, Option<String>);
 
 /// The most memory the discovery answers of one snapshot may hold.
 const DISCOVERY_CACHE_BYTES: usize = 64 << 20;
@@ -161,9 +164,15 @@ impl Snapshot {
         user: &str,
         groups: &[String],
         surface: &str,
+        channel: Option<&str>,
         answer: impl FnOnce() -> serde_json::Result<Vec<u8>>,
     ) -> serde_json::Result<axum::body::Bytes> {
-        let key = (user.to_owned(), groups.to_vec(), surface.to_owned());
+        let key = (
+            user.to_owned(),
+            groups.to_vec(),
+            surface.to_owned(),
+            channel.map(str::to_owned),
+        );
         let cache = |c: &mut DiscoveryCache| c.answers.get(&key).cloned();
         let lock = || {
             self.discoveries

@@ -70,16 +70,18 @@ pub(crate) fn answer(verdict: Verdict) -> PolicyAnswer {
     }
 }
 
-/// The servers `who` may connect to from `surface`, each with only the tools `who` may call.
+/// The servers `who` may connect to from `surface` (in a bot's `channel`), each with only the
+/// tools `who` may call there.
 pub(crate) fn discover(
     engine: &Engine,
     who: &Principal,
     surface: &str,
+    channel: Option<&str>,
     servers: &[ServerView],
 ) -> Vec<DiscoveredServer> {
     servers
         .iter()
-        .filter(|s| decide(engine, who, &s.name, None, surface, None, None).allowed)
+        .filter(|s| decide(engine, who, &s.name, None, surface, channel, None).allowed)
         .map(|s| {
             let tools = s
                 .tools
@@ -91,7 +93,7 @@ pub(crate) fn discover(
                         &s.name,
                         Some(&t.definition.name),
                         surface,
-                        None,
+                        channel,
                         None,
                     )
                     .allowed

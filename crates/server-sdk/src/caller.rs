@@ -10,6 +10,8 @@ pub struct Caller {
     pub groups: Vec<String>,
     /// The surface the call came from (web chat, bot, IDE, ...), when the gateway says so.
     pub surface: Option<String>,
+    /// The chat channel of a bot's call, when the gateway says so.
+    pub channel: Option<String>,
     /// The approved proposal this call runs, when the gateway runs one: a person approved this
     /// very call (see [`crate::confirm`]).
     pub confirmation: Option<String>,
@@ -21,6 +23,7 @@ impl Caller {
             user: "anonymous".into(),
             groups: Vec::new(),
             surface: None,
+            channel: None,
             confirmation: None,
         }
     }
@@ -38,6 +41,7 @@ impl Caller {
             user,
             groups,
             surface: Some("local".into()),
+            channel: None,
             confirmation: None,
         }
     }

@@ -163,7 +163,7 @@ impl Governance {
             server: &rules.server,
             tool: Some(tool),
             surface: caller.surface.as_deref().unwrap_or("local"),
-            channel: None,
+            channel: caller.channel.as_deref(),
             args: Some(args),
         });
         for error in &verdict.errors {

@@ -153,6 +153,7 @@ async fn establish(mode: &IdentityMode, headers: &HeaderMap) -> Result<Caller, S
         user: claims.sub,
         groups: claims.groups,
         surface: claims.surface,
+        channel: claims.channel,
         confirmation: claims.confirmation,
     })
 }

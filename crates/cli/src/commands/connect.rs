@@ -10,39 +10,27 @@ use rmcp::{
     ErrorData, RoleServer, ServerHandler, ServiceExt,
     model::{
         CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
-        PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
+        PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
     },
-    service::{ClientLifecycleMode, ClientServiceExt, RequestContext},
-    transport::{
-        StreamableHttpClientTransport, streamable_http_client::StreamableHttpClientTransportConfig,
-    },
+    service::RequestContext,
 };
 use tokio::sync::Mutex;
 
-use crate::{commands::DataDir, dev};
+use crate::{
+    commands::{DataDir, PlatformUrls},
+    dev,
+};
 
 /// Between a server's name and its tool's in the names `connect` offers.
-pub(crate) const SEPARATOR: &str = "__";
+pub(crate) const SEPARATOR: &str = chat::toolset::SEPARATOR;
 
 /// A token is renewed when it expires within this long.
 const RENEW_BEFORE: Duration = Duration::from_secs(120);
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
-    /// The gateway.
-    #[arg(
-        long,
-        env = "SWITCHBOARD_GATEWAY_URL",
-        default_value = "http://127.0.0.1:7701"
-    )]
-    gateway_url: String,
-    /// The registry (for discovering the servers the user may use).
-    #[arg(
-        long,
-        env = "SWITCHBOARD_REGISTRY_URL",
-        default_value = "http://127.0.0.1:7700"
-    )]
-    registry_url: String,
+    #[command(flatten)]
+    platform: PlatformUrls,
     /// The user's bearer token (from your identity provider).
     #[arg(long, env = "SWITCHBOARD_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -143,7 +131,7 @@ impl Tokens {
 }
 
 /// An MCP client of `server`'s route on the gateway at `gateway_url`, with the bearer `token` and
-/// extra `headers`, in the 2026-07-28 era (stateless: nothing to keep between calls).
+/// extra `headers` (the surfaces' one way to open one).
 pub(crate) async fn gateway_client(
     gateway_url: &str,
     server: &str,
@@ -151,15 +139,7 @@ pub(crate) async fn gateway_client(
     headers: std::collections::HashMap<reqwest::header::HeaderName, reqwest::header::HeaderValue>,
 ) -> Result<rmcp::service::RunningService<rmcp::RoleClient, ()>, rmcp::service::ClientInitializeError>
 {
-    let url = format!("{gateway_url}/servers/{server}/mcp");
-    let config = StreamableHttpClientTransportConfig::with_uri(url)
-        .auth_header(token)
-        .custom_headers(headers);
-    let transport = StreamableHttpClientTransport::from_config(config);
-    let lifecycle = ClientLifecycleMode::Discover {
-        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-    };
-    ().serve_with_lifecycle(transport, lifecycle).await
+    chat::gateway::connect((), gateway_url, server, token, headers).await
 }
 
 /// The stdio server: the user's tools across every server they may use.
@@ -177,13 +157,7 @@ impl Connect {
         server: &str,
     ) -> Result<rmcp::service::RunningService<rmcp::RoleClient, ()>, String> {
         let token = self.tokens.get().await?;
-        let url = format!("{}/servers/{server}/mcp", self.gateway_url);
-        let config = StreamableHttpClientTransportConfig::with_uri(url).auth_header(token);
-        let transport = StreamableHttpClientTransport::from_config(config);
-        let lifecycle = ClientLifecycleMode::Discover {
-            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
-        };
-        ().serve_with_lifecycle(transport, lifecycle)
+        gateway_client(&self.gateway_url, server, &token, Default::default())
             .await
             .map_err(|e| format!("connect to {server} through the gateway: {e}"))
     }
@@ -301,9 +275,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     // Fail early, and clearly, when no token can be had.
     tokens.get().await.map_err(|e| anyhow::anyhow!(e))?;
     let connect = Connect {
-        gateway_url: args.gateway_url.trim_end_matches('/').to_owned(),
+        gateway_url: args.platform.gateway_url.trim_end_matches('/').to_owned(),
         registry: Arc::new(RegistryClient::new(
-            args.registry_url.trim_end_matches('/'),
+            args.platform.registry_url.trim_end_matches('/'),
             Credentials::Static(String::new()),
         )),
         tokens,
@@ -321,10 +295,8 @@ pub(crate) struct IdeConfigArgs {
     /// The IDE or agent: `vscode`, `cursor` or `claude-code`.
     #[arg(long, value_parser = ["vscode", "cursor", "claude-code"])]
     client: String,
-    #[arg(long, default_value = "http://127.0.0.1:7701")]
-    gateway_url: String,
-    #[arg(long, default_value = "http://127.0.0.1:7700")]
-    registry_url: String,
+    #[command(flatten)]
+    platform: PlatformUrls,
     /// The command that prints the user's token (`connect --token-command`); without it, the
     /// snippet uses a development user (`--dev-user`).
     #[arg(long)]
@@ -342,9 +314,9 @@ fn connect_args(args: &IdeConfigArgs) -> Vec<String> {
     let mut out = vec![
         "connect".to_owned(),
         "--gateway-url".into(),
-        args.gateway_url.clone(),
+        args.platform.gateway_url.clone(),
         "--registry-url".into(),
-        args.registry_url.clone(),
+        args.platform.registry_url.clone(),
     ];
     match &args.token_command {
         Some(command) => out.extend(["--token-command".into(), command.clone()]),
@@ -482,8 +454,10 @@ mod tests {
     fn snippets_run_connect_for_each_client() {
         let args = |client: &str| IdeConfigArgs {
             client: client.into(),
-            gateway_url: "https://mcp.example.com".into(),
-            registry_url: "https://registry.example.com".into(),
+            platform: PlatformUrls {
+                gateway_url: "https://mcp.example.com".into(),
+                registry_url: "https://registry.example.com".into(),
+            },
             token_command: Some("idp-cli token --audience switchboard".into()),
             dev_user: "developer".into(),
             data: DataDir {

@@ -101,6 +101,16 @@ pub(crate) struct Args {
     /// only when it changed).
     #[arg(long, default_value_t = 2)]
     catalog_refresh_secs: u64,
+    /// Tool calls a minute each user may make, across every replica behind one address (each
+    /// replica takes its share, learning from the registry how many replicas are alive).
+    #[arg(long, env = "SWITCHBOARD_RATE_LIMIT_PER_MINUTE")]
+    rate_limit_per_minute: Option<u32>,
+    /// Seconds between this replica's announcements to the registry.
+    #[arg(long, default_value_t = 5)]
+    replica_heartbeat_secs: u64,
+    /// Seconds a server may take to answer a request; then the caller gets a JSON-RPC error.
+    #[arg(long, default_value_t = 120)]
+    upstream_timeout_secs: u64,
     /// Write `{"url": ...}` here once listening.
     #[arg(long)]
     ready_file: Option<PathBuf>,
@@ -164,6 +174,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         approval_ttl: Duration::from_secs(args.approval_ttl_secs.max(1)),
         approval_wait: Duration::from_secs(args.approval_wait_secs),
         demo_clock: false,
+        rate_limit_per_minute: args.rate_limit_per_minute,
+        replica_heartbeat: Duration::from_secs(args.replica_heartbeat_secs.max(1)),
+        upstream_timeout: Duration::from_secs(args.upstream_timeout_secs.max(1)),
     };
     let shutdown = service_kit::shutdown_on_signal();
     let mut ready =

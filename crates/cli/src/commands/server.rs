@@ -78,6 +78,18 @@ enum Which {
         #[command(flatten)]
         common: Common,
     },
+    /// A declarative server: the tools of a tools file, each one call of an HTTP API (give its
+    /// manifest with --manifest).
+    Http {
+        /// The tools file (TOML: each tool's method, path, arguments and response shape).
+        #[arg(long)]
+        tools: PathBuf,
+        /// Where the API is (overrides the file's `base_url`).
+        #[arg(long)]
+        base_url: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 /// Where the SQL server's data is and how much one query may take.
@@ -218,10 +230,10 @@ pub(crate) struct Common {
     #[arg(long)]
     stdio: bool,
     /// Trust identity assertions from the gateway whose keys are at this JWKS URL.
-    #[arg(long)]
+    #[arg(long, env = "SWITCHBOARD_GATEWAY_JWKS")]
     gateway_jwks: Option<String>,
     /// The `iss` of the gateway's assertions (default: the JWKS URL's origin).
-    #[arg(long)]
+    #[arg(long, env = "SWITCHBOARD_GATEWAY_ISSUER")]
     gateway_issuer: Option<String>,
     /// Accept calls that carry no identity, as `anonymous` (local development and conformance only).
     #[arg(long)]
@@ -230,7 +242,7 @@ pub(crate) struct Common {
     #[arg(long = "allowed-host")]
     allowed_hosts: Vec<String>,
     /// Use this manifest instead of the bundled one.
-    #[arg(long)]
+    #[arg(long, env = "SWITCHBOARD_MANIFEST")]
     manifest: Option<PathBuf>,
     /// Register with this registry once listening.
     #[arg(long)]
@@ -329,6 +341,29 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
                 environment: common.environment.clone(),
             };
             let built = build_airflow(&airflow, manifest, rules)?;
+            if common.stdio {
+                return server_sdk::serve_stdio(built.handler()).await;
+            }
+            let identity = identity_mode(&common, &built.governance.manifest().server.name)?;
+            let router = built.http_router(identity, common.allowed_hosts.clone());
+            serve(&common, router, built.registration_parts()).await
+        }
+        Which::Http {
+            tools,
+            base_url,
+            common,
+        } => {
+            let path = common.manifest.as_deref().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "a declarative server needs its manifest: --manifest switchboard.toml"
+                )
+            })?;
+            let manifest = load_manifest(Some(path), "")?;
+            let rules = Rules {
+                cedar: load_policies(common.policies.as_deref(), "")?,
+                environment: common.environment.clone(),
+            };
+            let built = build_http(&tools, base_url, manifest, rules)?;
             if common.stdio {
                 return server_sdk::serve_stdio(built.handler()).await;
             }
@@ -600,6 +635,48 @@ pub(crate) fn build_spark(
 
 /// The Airflow server over the configured deployment, or, without one, the server that says
 /// how to connect one (no imitation Airflow).
+/// The tool definitions of a declarative server's tools file.
+pub(crate) fn declarative_definitions(
+    path: &std::path::Path,
+) -> anyhow::Result<Vec<ToolDefinition>> {
+    let spec = load_tools_file(path)?;
+    Ok(tool_definitions(server_http::definitions(&spec)))
+}
+
+/// A declarative server's tools file, with the OpenAPI document it names read from beside it.
+pub(crate) fn load_tools_file(path: &std::path::Path) -> anyhow::Result<server_http::Spec> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("read the tools file {}: {e}", path.display()))?;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    server_http::Spec::parse_with(&text, |name| {
+        std::fs::read_to_string(dir.join(name)).map_err(|e| format!("read {name}: {e}"))
+    })
+    .map_err(|problems| {
+        anyhow::anyhow!(
+            "the tools file {} is invalid:\n  {}",
+            path.display(),
+            problems.join("\n  ")
+        )
+    })
+}
+
+/// A declarative server over the tools file at `tools`.
+pub(crate) fn build_http(
+    tools: &std::path::Path,
+    base_url: Option<String>,
+    manifest: Manifest,
+    rules: Rules,
+) -> anyhow::Result<Built<server_http::HttpServer>> {
+    let spec = load_tools_file(tools)?;
+    let api = Arc::new(server_http::Api::new(spec, base_url)?);
+    Built::new(
+        manifest,
+        rules,
+        server_http::HttpServer::tools(&api),
+        move |info, router, _| server_http::HttpServer::new(api.clone(), info, router),
+    )
+}
+
 pub(crate) fn build_airflow(
     args: &AirflowArgs,
     manifest: Manifest,

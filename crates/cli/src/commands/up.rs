@@ -2,7 +2,8 @@
 //! the gateway, the Knowledge server over the bundled sample corpus, the SQL server over a
 //! generated sample warehouse (embedded DataFusion) and the Spark server over sample event logs of
 //! real failing jobs, the Airflow server (over `--airflow-url`, else listed as not connected, with
-//! how to connect one), with a development issuer minting tokens. State lives in the data
+//! how to connect one), the web chat and chat bots (`--llm-url`), with a development issuer minting
+//! tokens. State lives in the data
 //! directory, so a restart keeps registrations and audit.
 
 use std::{net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
@@ -17,7 +18,7 @@ use server_sdk::IdentityMode;
 
 use crate::{
     commands::{
-        DataDir, ExternalTrust, GovernanceArgs, PublicationArgs, RetentionArgs, UiArgs,
+        DataDir, ExternalTrust, GovernanceArgs, PublicationArgs, RetentionArgs, UiArgs, chat,
         gateway::dev_service_credentials, read_policies, server, write_ready,
     },
     dev,
@@ -40,6 +41,14 @@ pub(crate) struct Args {
     spark_port: u16,
     #[arg(long, default_value_t = 7705)]
     airflow_port: u16,
+    /// The web chat and the chat bots.
+    #[arg(long, default_value_t = 7706)]
+    chat_port: u16,
+    /// The model behind the web chat and the bots.
+    #[command(flatten)]
+    llm: chat::LlmArgs,
+    #[command(flatten)]
+    bots: chat::BotArgs,
     /// The Airflow deployment the Airflow server reads and acts on (without one, it is listed
     /// as not connected, with how to connect one).
     #[command(flatten)]
@@ -103,6 +112,9 @@ pub(crate) struct Args {
     /// pending proposal (0: answer at once).
     #[arg(long, default_value_t = 20)]
     approval_wait_secs: u64,
+    /// Seconds a server may take to answer a request through the gateway.
+    #[arg(long, default_value_t = 120)]
+    upstream_timeout_secs: u64,
     /// Also trust these external issuers (for example your company's OpenID Connect provider).
     #[command(flatten)]
     trust: ExternalTrust,
@@ -121,9 +133,16 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         audiences.push(dev::PLATFORM_AUDIENCE.to_owned());
     }
     let external = args.trust.issuers()?;
+    // The web chat and the bots vouch for their people with tokens of their own issuer.
+    let surfaces_key = SigningKey::load_or_create(&chat::key_path(&data_dir))?;
+    let surfaces_issuer = TrustedIssuer::new(
+        chat::UP_ISSUER,
+        KeySource::Static(identity::jwks_document(&[&surfaces_key])),
+    );
     let platform_verifier = || {
         let mut issuers = external.clone();
         issuers.push(dev::trusted_issuer(&dev_key));
+        issuers.push(surfaces_issuer.clone());
         Verifier::for_audiences(audiences.clone(), issuers)
     };
     let shutdown = service_kit::shutdown_on_signal();
@@ -134,12 +153,14 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let sql_listener = service_kit::bind((args.host, args.sql_port).into()).await?;
     let spark_listener = service_kit::bind((args.host, args.spark_port).into()).await?;
     let airflow_listener = service_kit::bind((args.host, args.airflow_port).into()).await?;
+    let chat_listener = service_kit::bind((args.host, args.chat_port).into()).await?;
     let registry_url = format!("http://{}", registry_listener.local_addr()?);
     let gateway_url = format!("http://{}", gateway_listener.local_addr()?);
     let knowledge_url = format!("http://{}", knowledge_listener.local_addr()?);
     let sql_url = format!("http://{}", sql_listener.local_addr()?);
     let spark_url = format!("http://{}", spark_listener.local_addr()?);
     let airflow_url = format!("http://{}", airflow_listener.local_addr()?);
+    let chat_url = format!("http://{}", chat_listener.local_addr()?);
 
     let governance = args.governance.governance()?;
     let registry_state = RegistryConfig {
@@ -187,10 +208,28 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         approval_ttl: Duration::from_secs(86_400),
         approval_wait: Duration::from_secs(args.approval_wait_secs),
         demo_clock: args.demo_traffic,
+        rate_limit_per_minute: None,
+        replica_heartbeat: Duration::from_secs(5),
+        upstream_timeout: Duration::from_secs(args.upstream_timeout_secs),
     };
     let gateway_task = spawn_component(
         &shutdown,
         gateway::run(gateway_config, gateway_listener, shutdown.clone()),
+    );
+
+    let (llm, agent) = args.llm.configs(&gateway_url);
+    let chat_config = ::chat::ChatConfig {
+        agent,
+        llm,
+        registry_url: registry_url.clone(),
+        minter: ::chat::Minter::new(surfaces_key, chat::UP_ISSUER, dev::PLATFORM_AUDIENCE),
+        sign_in: ::chat::SignIn::Dev,
+        secure_cookies: false,
+        bots: args.bots.config()?,
+    };
+    let chat_task = spawn_component(
+        &shutdown,
+        ::chat::run(chat_config, chat_listener, shutdown.clone()),
     );
 
     let rules = |cedar: &str| server::Rules {
@@ -322,6 +361,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         "airflow_url": airflow_url,
         "airflow_mcp_url": airflow_mcp_url,
         "airflow_connected": args.airflow.airflow_url.is_some(),
+        "chat_url": chat_url,
         "data_dir": data_dir,
         "user": args.user,
         "token": token,
@@ -332,6 +372,11 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     println!("  registry   {registry_url}   (API: {registry_url}/v1/servers)");
     println!("  web UI     {registry_url}/ui/   (development sign-in: any user, any groups)");
     println!("  gateway    {gateway_url}");
+    println!(
+        "  web chat   {chat_url}/chat   (development sign-in; model {} at {})",
+        args.llm.model(),
+        args.llm.url()
+    );
     println!("  knowledge  {mcp_url}   (MCP, through the gateway)");
     println!("  sql        {sql_mcp_url}   (MCP, through the gateway)");
     println!("  spark      {spark_mcp_url}   (MCP, through the gateway)");
@@ -387,14 +432,16 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     }
     println!("Stop with Ctrl-C. State is kept in {}.", data_dir.display());
 
-    let (registry, gateway, knowledge, sql, spark, airflow) = tokio::join!(
+    let (registry, gateway, knowledge, sql, spark, airflow, chat) = tokio::join!(
         registry_task,
         gateway_task,
         knowledge_task,
         sql_task,
         spark_task,
-        airflow_task
+        airflow_task,
+        chat_task
     );
+    chat??;
     registry??;
     gateway??;
     knowledge??;

@@ -21,6 +21,14 @@ pub struct Process {
     log: PathBuf,
 }
 
+impl Process {
+    /// SIGKILL: no shutdown of any kind.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -91,6 +99,8 @@ pub struct Platform {
     pub registry_url: String,
     pub gateway_url: String,
     pub mcp_url: String,
+    /// The web chat and the bots.
+    pub chat_url: String,
     /// The development token `up` printed (user `developer`, group `employees`).
     pub token: String,
     processes: Vec<Process>,
@@ -105,15 +115,15 @@ impl Platform {
 
     /// `switchboard up` with extra flags (for example `--trust-issuer`).
     pub fn start_with(extra: &[&str]) -> Platform {
-        Platform::start_on(["0", "0", "0", "0", "0", "0"], extra)
+        Platform::start_on(["0", "0", "0", "0", "0", "0", "0"], extra)
     }
 
     /// `switchboard up` with extra flags and environment variables.
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Platform {
-        Platform::start_on_with_env(["0", "0", "0", "0", "0", "0"], extra, env)
+        Platform::start_on_with_env(["0", "0", "0", "0", "0", "0", "0"], extra, env)
     }
 
-    /// `switchboard up` on fixed ports (registry, gateway, knowledge, sql, spark, airflow), so that a restart comes
+    /// `switchboard up` on fixed ports (registry, gateway, knowledge, sql, spark, airflow, chat), so that a restart comes
     /// back at the same addresses.
     pub fn start_on_fixed_ports(extra: &[&str]) -> Platform {
         let port = || {
@@ -124,15 +134,18 @@ impl Platform {
                 .port()
                 .to_string()
         };
-        Platform::start_on([port(), port(), port(), port(), port(), port()], extra)
+        Platform::start_on(
+            [port(), port(), port(), port(), port(), port(), port()],
+            extra,
+        )
     }
 
-    fn start_on<S: AsRef<str>>(ports: [S; 6], extra: &[&str]) -> Platform {
+    fn start_on<S: AsRef<str>>(ports: [S; 7], extra: &[&str]) -> Platform {
         Platform::start_on_with_env(ports, extra, &[])
     }
 
     fn start_on_with_env<S: AsRef<str>>(
-        ports: [S; 6],
+        ports: [S; 7],
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Platform {
@@ -154,6 +167,8 @@ impl Platform {
             ports[4].as_ref().into(),
             "--airflow-port".into(),
             ports[5].as_ref().into(),
+            "--chat-port".into(),
+            ports[6].as_ref().into(),
             // The small sample warehouse: generated in a blink for every platform a test starts.
             "--sql-sample".into(),
             "small".into(),
@@ -170,6 +185,7 @@ impl Platform {
             registry_url: field("registry_url"),
             gateway_url: field("gateway_url"),
             mcp_url: field("mcp_url"),
+            chat_url: field("chat_url"),
             token: field("token"),
             dir,
             processes: vec![up],
@@ -249,6 +265,12 @@ impl Platform {
     /// `switchboard server <args>` on a free port, trusting the gateway and registered with the
     /// registry through the development issuer.
     fn start_server(&mut self, args: &[&str]) -> String {
+        self.start_server_with_env(args, &[])
+    }
+
+    /// `switchboard server <args>` with environment variables, registered and approved like
+    /// [`Platform::start_knowledge`]. Returns its direct URL.
+    pub fn start_server_with_env(&mut self, args: &[&str], env: &[(&str, &str)]) -> String {
         let jwks = format!("{}/.well-known/jwks.json", self.gateway_url);
         let data = self.data_dir();
         let name = format!("server-{}", self.processes.len());
@@ -267,7 +289,7 @@ impl Platform {
             "--data-dir",
             data.to_str().unwrap(),
         ]);
-        let (process, ready) = spawn(self.dir.path(), &name, &all);
+        let (process, ready) = spawn_with_env(self.dir.path(), &name, &all, env);
         self.processes.push(process);
         self.approve(ready["name"].as_str().unwrap());
         ready["url"].as_str().unwrap().to_owned()

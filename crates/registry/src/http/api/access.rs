@@ -11,8 +11,8 @@ use axum::{
 };
 use policy::Principal;
 use registry_api::{
-    AccessAnswer, AccessQuery, Discovery, PlatformPolicies, PolicyAnswer, PolicyQuery, WhoCan,
-    WhoCanQuery,
+    AccessAnswer, AccessQuery, Discovery, DiscoveryQuery, PlatformPolicies, PolicyAnswer,
+    PolicyQuery, WhoCan, WhoCanQuery,
 };
 
 use crate::{
@@ -42,21 +42,29 @@ pub(crate) async fn check(
     )))
 }
 
-#[utoipa::path(get, operation_id = "discover", path = "/v1/discovery", tag = "access", description = "The servers and tools the caller may use from its surface.", responses((status = 200, description = "OK", body = registry_api::Discovery), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, operation_id = "discover", path = "/v1/discovery", tag = "access", description = "The servers and tools the caller may use from its surface (and, for a chat bot, the channel it speaks in).", params(registry_api::DiscoveryQuery), responses((status = 200, description = "OK", body = registry_api::Discovery), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn discovery(
     State(state): State<Arc<RegistryState>>,
     caller: Caller,
+    query: Result<Query<DiscoveryQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Caller(who, surface) = caller;
+    let Query(q) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let channel = q.channel.as_deref().filter(|c| !c.is_empty());
     let snapshot = state.snapshot();
     let body = snapshot
-        .discovery(&who.user, &who.groups, &surface, || {
+        .discovery(&who.user, &who.groups, &surface, channel, || {
             let principal = Principal::User {
                 id: who.user.clone(),
                 groups: who.groups.clone(),
             };
-            let servers =
-                service::discover(&snapshot.engine, &principal, &surface, &snapshot.servers);
+            let servers = service::discover(
+                &snapshot.engine,
+                &principal,
+                &surface,
+                channel,
+                &snapshot.servers,
+            );
             serde_json::to_vec(&Discovery {
                 user: who.user.clone(),
                 groups: who.groups.clone(),

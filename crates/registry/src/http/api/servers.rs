@@ -149,6 +149,31 @@ pub(crate) async fn put_status(
     Ok(Json(state.store.put_status(&status).await?))
 }
 
+/// How long a gateway replica counts as alive after its last heartbeat.
+const REPLICA_ALIVE_MS: i64 = 15_000;
+
+/// `POST /v1/gateways/heartbeat`: a gateway replica is alive; how many are.
+#[utoipa::path(post, operation_id = "gatewayHeartbeat", path = "/v1/gateways/heartbeat", tag = "status", description = "A gateway replica says it is alive; the answer says how many replicas were alive in the last 15 s (each takes its share of the per-user rate limits).", request_body = registry_api::GatewayHeartbeat, responses((status = 200, description = "OK", body = registry_api::GatewayReplicas), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody), (status = 403, description = "The caller lacks the group this needs", body = registry_api::ErrorBody), (status = 422, description = "Invalid input; the message lists every problem", body = registry_api::ErrorBody)), security(("bearer" = [])))]
+pub(crate) async fn gateway_heartbeat(
+    State(state): State<Arc<RegistryState>>,
+    caller: Caller,
+    body: Result<Json<registry_api::GatewayHeartbeat>, JsonRejection>,
+) -> Result<Json<registry_api::GatewayReplicas>, ApiError> {
+    caller.require_any(&state.writer_groups, "announce a gateway replica")?;
+    let Json(beat) = body.map_err(|e| ApiError::invalid(e.body_text()))?;
+    if beat.id.is_empty() || beat.id.len() > 128 || beat.url.len() > 2048 {
+        return Err(ApiError::invalid(
+            "id has 1 to 128 characters and url at most 2048",
+        ));
+    }
+    let now = now_ms();
+    let live = state
+        .store
+        .gateway_heartbeat(&beat.id, &beat.url, now, now - REPLICA_ALIVE_MS)
+        .await?;
+    Ok(Json(registry_api::GatewayReplicas { live }))
+}
+
 /// `GET /v1/status`: the last live probe of every server.
 #[utoipa::path(get, operation_id = "listStatuses", path = "/v1/status", tag = "status", description = "The last live probe of every server.", responses((status = 200, description = "OK", body = registry_api::StatusList), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn statuses(
