@@ -261,44 +261,29 @@ pub(crate) async fn handle(
             let bytes = match axum::body::to_bytes(body, MAX_REQUEST_BYTES).await {
                 Ok(b) => b,
                 Err(_) => {
-                    return error::respond(
+                    // The rest of the body is never read, so the connection cannot carry another
+                    // request: say so, or a client would send its next one down a closing socket.
+                    let mut response = error::respond(
                         StatusCode::PAYLOAD_TOO_LARGE,
                         &Value::Null,
                         INVALID_REQUEST,
                         &format!("the request body is larger than {MAX_REQUEST_BYTES} bytes"),
                     );
-                }
-            };
-            let message: Value = match serde_json::from_slice(&bytes) {
-                Ok(m) => m,
-                Err(e) => {
-                    return error::respond(
-                        StatusCode::BAD_REQUEST,
-                        &Value::Null,
-                        PARSE_ERROR,
-                        &format!("the body is not valid JSON: {e}"),
+                    response.headers_mut().insert(
+                        axum::http::header::CONNECTION,
+                        axum::http::HeaderValue::from_static("close"),
                     );
+                    return response;
                 }
             };
-            if !message.is_object() {
-                return error::respond(
-                    StatusCode::BAD_REQUEST,
-                    &Value::Null,
-                    INVALID_REQUEST,
-                    "the body must be one JSON-RPC message (batches are not supported)",
-                );
-            }
-            let method = message
-                .get("method")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            let id = message.get("id").cloned();
-            // Header/body agreement is checked before policy: policy reads the body, and the server
-            // may route or log by the headers, so the two must never disagree.
-            if let Err(mismatch) = inspect::check_standard_headers(&parts.headers, &message) {
-                let id = id.as_ref().unwrap_or(&Value::Null);
-                return error::respond(StatusCode::BAD_REQUEST, id, HEADER_MISMATCH, &mismatch);
-            }
+            let Envelope {
+                message,
+                method,
+                id,
+            } = match read_envelope(&parts.headers, &bytes) {
+                Ok(envelope) => envelope,
+                Err(refused) => return refused,
+            };
             // A bridged session's requests go to the server in its own era.
             let (mut message, mut bytes, headers) = match &bridged {
                 Some(session) => {
@@ -1356,14 +1341,63 @@ async fn read_limited(response: reqwest::Response, limit: usize) -> Result<Bytes
     Ok(Bytes::from(buffer))
 }
 
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+/// One client message, read: the JSON-RPC object, its method and its id.
+pub(crate) struct Envelope {
+    pub(crate) message: Value,
+    pub(crate) method: Option<String>,
+    pub(crate) id: Option<Value>,
+}
+
+/// Reads a POSTed body as one JSON-RPC message whose standard MCP headers agree with it, or
+/// the error response that says what is wrong with it.
+pub(crate) fn read_envelope(headers: &HeaderMap, bytes: &[u8]) -> Result<Envelope, Response> {
+    let message: Value = serde_json::from_slice(bytes).map_err(|e| {
+        error::respond(
+            StatusCode::BAD_REQUEST,
+            &Value::Null,
+            PARSE_ERROR,
+            &format!("the body is not valid JSON: {e}"),
+        )
+    })?;
+    if !message.is_object() {
+        return Err(error::respond(
+            StatusCode::BAD_REQUEST,
+            &Value::Null,
+            INVALID_REQUEST,
+            "the body must be one JSON-RPC message (batches are not supported)",
+        ));
+    }
+    let method = message
+        .get("method")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let id = message.get("id").cloned();
+    // Header/body agreement is checked before policy: policy reads the body, and the server
+    // may route or log by the headers, so the two must never disagree.
+    if let Err(mismatch) = inspect::check_standard_headers(headers, &message) {
+        let id = id.as_ref().unwrap_or(&Value::Null);
+        return Err(error::respond(
+            StatusCode::BAD_REQUEST,
+            id,
+            HEADER_MISMATCH,
+            &mismatch,
+        ));
+    }
+    Ok(Envelope {
+        message,
+        method,
+        id,
+    })
+}
+
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// DNS-rebinding protection: the `Host` header must name this gateway.
-fn host_allowed(allowed_hosts: &[String], headers: &HeaderMap) -> bool {
+pub(crate) fn host_allowed(allowed_hosts: &[String], headers: &HeaderMap) -> bool {
     if allowed_hosts.is_empty() {
         return true;
     }

@@ -60,8 +60,16 @@ async fn mcp(_headers: HeaderMap, Json(request): Json<Value>) -> Response {
             )
                 .into_response(),
             "huge" => {
-                let text = "x".repeat(40 << 20);
-                result(json!({"content": [{"type": "text", "text": text}]}))
+                // Built once: a slow machine must not spend the 2 s deadline building it.
+                static HUGE: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+                let body = HUGE.get_or_init(|| {
+                    let text = "x".repeat(40 << 20);
+                    Bytes::from(
+                        json!({"jsonrpc": "2.0", "id": 7, "result": {"content": [{"type": "text", "text": text}]}})
+                            .to_string(),
+                    )
+                });
+                ([(header::CONTENT_TYPE, "application/json")], body.clone()).into_response()
             }
             "broken" => {
                 // Half an answer, then the connection dies.
@@ -114,6 +122,17 @@ async fn each_upstream_fault_is_a_clear_error_within_the_deadline() {
             (status, body, started.elapsed())
         }
     };
+    // The huge answer is built before the clock starts.
+    let _ = reqwest::Client::new()
+        .post(&endpoint)
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "huge"}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await;
     // The server is known to the gateway once its catalog has it.
     let deadline = Instant::now() + Duration::from_secs(20);
     while call("ok").await.1["result"]["content"][0]["text"] != "fine" {
@@ -161,6 +180,8 @@ async fn each_upstream_fault_is_a_clear_error_within_the_deadline() {
         .await
         .unwrap();
     assert_eq!(oversized.status(), 413);
+    // The unread rest of the body leaves the connection unusable, and the client is told so.
+    assert_eq!(oversized.headers()["connection"], "close");
     let body: Value = oversized.json().await.unwrap();
     assert_eq!(
         body["error"]["message"],
