@@ -5,6 +5,8 @@
 
 mod access;
 mod digest;
+#[doc(hidden)]
+pub mod fuzzing;
 mod manifest;
 mod redact;
 mod scan;

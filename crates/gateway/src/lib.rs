@@ -16,6 +16,8 @@ mod audit;
 mod bridge;
 mod catalog_cache;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod inspect;
 mod legacy_server;
 mod metadata;

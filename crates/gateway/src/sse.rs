@@ -51,11 +51,24 @@ pub(crate) struct Parser {
 impl Parser {
     pub(crate) fn push(&mut self, bytes: &[u8]) -> Vec<Event> {
         self.pending.extend_from_slice(bytes);
-        // Only decode complete UTF-8; a multi-byte character may straddle chunks.
-        let valid = match std::str::from_utf8(&self.pending) {
-            Ok(s) => s.len(),
-            Err(e) => e.valid_up_to(),
-        };
+        // Decode all but an incomplete character at the end, which may straddle chunks; an
+        // invalid sequence becomes U+FFFD (held back, it would stall the stream for good).
+        let mut valid = 0;
+        loop {
+            match std::str::from_utf8(&self.pending[valid..]) {
+                Ok(s) => {
+                    valid += s.len();
+                    break;
+                }
+                Err(e) => match e.error_len() {
+                    Some(invalid) => valid += e.valid_up_to() + invalid,
+                    None => {
+                        valid += e.valid_up_to();
+                        break;
+                    }
+                },
+            }
+        }
         let text: Vec<u8> = self.pending.drain(..valid).collect();
         self.buffer
             .push_str(&String::from_utf8_lossy(&text).replace("\r\n", "\n"));
@@ -102,5 +115,14 @@ mod tests {
         let bytes = "data: é\n\n".as_bytes();
         assert!(p.push(&bytes[..7]).is_empty());
         assert_eq!(p.push(&bytes[7..])[0].data().as_deref(), Some("é"));
+    }
+
+    #[test]
+    fn an_invalid_byte_does_not_stall_the_stream() {
+        let mut p = Parser::default();
+        let events = p.push(b"data: \xff\xfeok\n\ndata: next\n\n");
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].data().as_deref(), Some("\u{fffd}\u{fffd}ok"));
+        assert_eq!(events[1].data().as_deref(), Some("next"));
     }
 }

@@ -17,6 +17,8 @@
 
 mod compile;
 mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 mod schema;
 
 pub use cedar_policy::Policy;
