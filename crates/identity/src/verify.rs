@@ -26,6 +26,13 @@ const REFRESH_COOLDOWN: Duration = Duration::from_secs(30);
 const KEYS_MAX_AGE: Duration = Duration::from_secs(600);
 /// Clock skew tolerated on `exp` and `nbf`.
 const LEEWAY_SECONDS: u64 = 30;
+/// How long a verified token is taken on its earlier verification (its expiry still checked
+/// on every use): an agent's calls share one token, and an Ed25519 or RSA verification is most
+/// of what authenticating a call costs. A key withdrawn from an issuer's JWKS stops working
+/// within this long.
+const VERIFIED_FOR: Duration = Duration::from_secs(60);
+/// Tokens remembered at most; when full, expired ones are dropped, then all.
+const VERIFIED_MAX: usize = 50_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
@@ -100,6 +107,9 @@ pub struct Verifier {
     audiences: Vec<String>,
     issuers: Vec<IssuerKeys>,
     http: reqwest::Client,
+    /// Tokens verified lately: SHA-256 of the token (and of the resource asked for) → its
+    /// claims, and until when the earlier verification stands.
+    verified: std::sync::Mutex<HashMap<[u8; 32], (Claims, Instant)>>,
 }
 
 struct IssuerKeys {
@@ -174,6 +184,7 @@ impl Verifier {
             audiences,
             issuers,
             http,
+            verified: std::sync::Mutex::new(HashMap::new()),
         }))
     }
 
@@ -205,6 +216,52 @@ impl Verifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::TooLarge);
         }
+        let remembered = {
+            let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+            context.update(token.as_bytes());
+            context.update(&[0]);
+            context.update(resource.unwrap_or_default().as_bytes());
+            let mut key = [0u8; 32];
+            key.copy_from_slice(context.finish().as_ref());
+            key
+        };
+        if let Some(claims) = self.remembered(&remembered) {
+            // Expiry is checked on every use, as a fresh verification would.
+            if claims.exp + LEEWAY_SECONDS < crate::now_seconds() {
+                return Err(AuthError::Expired);
+            }
+            return Ok(claims);
+        }
+        let claims = self.verify_uncached(token, resource).await?;
+        self.remember(remembered, &claims);
+        Ok(claims)
+    }
+
+    fn remembered(&self, key: &[u8; 32]) -> Option<Claims> {
+        let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        verified
+            .get(key)
+            .filter(|(_, until)| Instant::now() < *until)
+            .map(|(claims, _)| claims.clone())
+    }
+
+    fn remember(&self, key: [u8; 32], claims: &Claims) {
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if verified.len() >= VERIFIED_MAX {
+            let now = Instant::now();
+            verified.retain(|_, (_, until)| now < *until);
+            if verified.len() >= VERIFIED_MAX {
+                verified.clear();
+            }
+        }
+        verified.insert(key, (claims.clone(), Instant::now() + VERIFIED_FOR));
+    }
+
+    async fn verify_uncached(
+        &self,
+        token: &str,
+        resource: Option<&str>,
+    ) -> Result<Claims, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             ErrorKind::Json(_) if token.split('.').count() == 3 => {
                 AuthError::Algorithm("an unsupported one (for example none)".into())
@@ -548,6 +605,46 @@ mod tests {
             .unwrap();
         assert_eq!(got.sub, "alice");
         assert_eq!(got.groups, vec!["ads-eng"]);
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_is_still_checked_for_what_it_was_verified_for() {
+        let key = SigningKey::generate().unwrap();
+        let v = verifier(&key);
+        let token = key.sign(&claims()).unwrap();
+        assert_eq!(v.verify(&token).await.unwrap().sub, "alice");
+        // The second use is answered from memory, with the same claims.
+        assert_eq!(
+            v.verify(&token).await.unwrap(),
+            v.verify(&token).await.unwrap()
+        );
+        // A token for one MCP endpoint, remembered as verified for it, is still refused where
+        // the platform's audience is required.
+        let mut for_resource = claims();
+        for_resource.aud = "https://gw.test/servers/sql/mcp".into();
+        let token = key.sign(&for_resource).unwrap();
+        let resource = Some("https://gw.test/servers/sql/mcp");
+        assert!(v.verify_for(&token, resource).await.is_ok());
+        assert!(v.verify_for(&token, resource).await.is_ok());
+        assert_eq!(v.verify(&token).await, Err(AuthError::Audience));
+        // A remembered token past its expiry (and the leeway) is refused.
+        let mut short = claims();
+        short.exp = now_seconds() + 1;
+        let token = key.sign(&short).unwrap();
+        assert!(v.verify(&token).await.is_ok());
+        let remembered = v
+            .verified
+            .lock()
+            .unwrap()
+            .keys()
+            .copied()
+            .collect::<Vec<_>>();
+        for k in remembered {
+            if let Some((claims, _)) = v.verified.lock().unwrap().get_mut(&k) {
+                claims.exp = now_seconds() - LEEWAY_SECONDS - 1;
+            }
+        }
+        assert_eq!(v.verify(&token).await, Err(AuthError::Expired));
     }
 
     #[tokio::test]
