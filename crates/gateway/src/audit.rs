@@ -1,9 +1,15 @@
-//! Writing audit records. A call's record is stored before the caller sees the result: in the
-//! registry, or, if the registry cannot take it, appended to a local spool file (synced to disk)
-//! that a background task re-sends. Records are group-committed: one writer task takes every
-//! record waiting and stores them in one request (one transaction, one sync, at the registry), so
-//! under load calls share the cost of durability instead of queueing for it, and when idle a
-//! record goes out at once. Record ids are unique, so a re-sent record is stored once.
+//! Writing audit records. A call's record is durable before the caller sees the result: it is
+//! appended to the gateway's local journal (`audit-spool.jsonl`, synced to disk) and a shipper
+//! task delivers the journal to the registry in batches right after, retrying until the registry
+//! takes it. Appends are group-committed: one writer task takes every record waiting and writes
+//! them with one sync, so under load calls share the cost of durability instead of queueing for
+//! it, and no call waits on the registry. Delivery swaps the journal aside
+//! (`audit-spool.jsonl.sending`) and removes it once the registry holds every record in it; record
+//! ids are unique, so a record delivered twice (a crash between delivery and removal) is stored
+//! once. If the journal cannot be written, the batch goes to the registry directly instead.
+//! Gateway processes that share a data folder share its journal: file locks (`.lock` beside the
+//! journal for appends and the swap, `.delivery.lock` for a delivery) keep them from losing
+//! each other's records.
 
 use std::{
     io::Write,
@@ -15,8 +21,9 @@ use std::{
 use registry_api::AuditRecord;
 use registry_client::RegistryClient;
 use service_kit::Shutdown;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
+/// How often the shipper looks at the journal when no write woke it (a registry that was down).
 const DRAIN_EVERY: Duration = Duration::from_secs(5);
 /// Records one write carries at most (the registry takes 1000 per request).
 const MAX_BATCH: usize = 500;
@@ -32,22 +39,44 @@ pub struct AuditSink {
 
 struct Inner {
     registry: RegistryClient,
+    /// The journal appends go to.
     spool: PathBuf,
-    /// Serializes spool appends and drains.
+    /// The journal being delivered.
+    sending: PathBuf,
+    /// Locked (across processes) while the journal is appended to or swapped aside.
+    journal_lock: PathBuf,
+    /// Locked (across processes) while a delivery runs.
+    delivery_lock: PathBuf,
+    /// Serializes journal appends and the swap of the journal aside.
     lock: tokio::sync::Mutex<()>,
+    /// One delivery at a time.
+    delivering: tokio::sync::Mutex<()>,
+    /// Wakes the shipper when records were written.
+    written: Notify,
 }
 
 impl AuditSink {
-    /// The sink, with its writer task (on the current runtime).
+    /// The sink, with its writer task (on the current runtime). Call [`AuditSink::spawn_drain`]
+    /// to deliver what it writes.
     pub fn new(registry: RegistryClient, spool: PathBuf) -> anyhow::Result<AuditSink> {
         if let Some(dir) = spool.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| anyhow::anyhow!("create audit spool folder {}: {e}", dir.display()))?;
         }
+        let beside = |suffix: &str| {
+            let mut path = spool.clone().into_os_string();
+            path.push(suffix);
+            PathBuf::from(path)
+        };
         let inner = Arc::new(Inner {
             registry,
+            sending: beside(".sending"),
+            journal_lock: beside(".lock"),
+            delivery_lock: beside(".delivery.lock"),
             spool,
             lock: tokio::sync::Mutex::new(()),
+            delivering: tokio::sync::Mutex::new(()),
+            written: Notify::new(),
         });
         let (queue, waiting) = mpsc::unbounded_channel();
         tokio::spawn(write_batches(inner.clone(), waiting));
@@ -58,9 +87,9 @@ impl AuditSink {
         })
     }
 
-    /// Records `record` durably: in the registry, or failing that in the spool; returns once it
-    /// is. The write runs on the writer task, so a caller that goes away mid-write (a client
-    /// disconnecting) cannot cancel it.
+    /// Records `record` durably, in the journal (or, failing that, in the registry); returns
+    /// once it is. The write runs on the writer task, so a caller that goes away mid-write (a
+    /// client disconnecting) cannot cancel it.
     pub async fn record(&self, record: AuditRecord) {
         self.metrics.observe(&record);
         let (done, durable) = oneshot::channel();
@@ -82,49 +111,111 @@ impl AuditSink {
         self.metrics.encode(self.spooled())
     }
 
-    /// How many records the spool holds (waiting for the registry).
+    /// How many records the journal holds (not yet delivered to the registry).
     pub fn spooled(&self) -> usize {
-        std::fs::read_to_string(&self.inner.spool)
-            .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
-            .unwrap_or(0)
+        [&self.inner.spool, &self.inner.sending]
+            .iter()
+            .map(|path| {
+                std::fs::read_to_string(path)
+                    .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
+                    .unwrap_or(0)
+            })
+            .sum()
     }
 
-    /// Re-sends spooled records every few seconds until `shutdown`.
+    /// Delivers the journal whenever records are written (and every few seconds, for a
+    /// registry that was down), and once more at `shutdown`.
     pub fn spawn_drain(&self, shutdown: Shutdown) {
         let sink = self.clone();
-        service_kit::spawn_every(DRAIN_EVERY, shutdown, move || {
-            let sink = sink.clone();
-            async move { sink.drain().await }
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => {
+                        sink.drain().await;
+                        return;
+                    }
+                    () = sink.inner.written.notified() => {}
+                    () = tokio::time::sleep(DRAIN_EVERY) => {}
+                }
+                sink.drain().await;
+            }
         });
     }
 
-    /// Sends everything in the spool; empties it only when the registry took every record.
+    /// Delivers everything in the journal; a part is removed only once the registry took every
+    /// record in it.
     pub async fn drain(&self) {
-        let _guard = self.inner.lock.lock().await;
-        let text = match std::fs::read_to_string(&self.inner.spool) {
-            Ok(t) if !t.trim().is_empty() => t,
-            _ => return,
+        let _one = self.inner.delivering.lock().await;
+        // Another process delivering the shared journal delivers these records too.
+        let Some(_delivery) = try_lock_file(&self.inner.delivery_lock) else {
+            return;
+        };
+        // A part left by a failed delivery goes first, then what was written since.
+        for _ in 0..2 {
+            if !self.inner.sending.exists() {
+                let _guard = self.inner.lock.lock().await;
+                let inner = self.inner.clone();
+                let swapped = tokio::task::spawn_blocking(move || {
+                    let _journal = lock_file(&inner.journal_lock)?;
+                    std::fs::rename(&inner.spool, &inner.sending)?;
+                    sync_folder(&inner.spool);
+                    Ok::<_, std::io::Error>(())
+                })
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                match swapped {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot set the audit journal aside for delivery");
+                        return;
+                    }
+                }
+            }
+            if !self.deliver_sending().await {
+                return;
+            }
+        }
+    }
+
+    /// Sends the part set aside; true when the registry took all of it.
+    async fn deliver_sending(&self) -> bool {
+        let text = match std::fs::read_to_string(&self.inner.sending) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the audit journal");
+                return false;
+            }
         };
         let records: Vec<AuditRecord> = text
             .lines()
+            .filter(|l| !l.trim().is_empty())
             .filter_map(|line| match serde_json::from_str(line) {
                 Ok(r) => Some(r),
                 Err(e) => {
-                    tracing::error!(error = %e, "skipping an unreadable spooled audit line");
+                    // A line cut short by a crash mid-append (its call was never answered).
+                    tracing::error!(error = %e, "skipping an unreadable audit journal line");
                     None
                 }
             })
             .collect();
         for chunk in records.chunks(MAX_BATCH) {
             if let Err(e) = self.inner.registry.append_audit(chunk).await {
-                tracing::warn!(error = %e, pending = records.len(), "registry still refuses spooled audit records");
-                return;
+                tracing::warn!(error = %e, pending = records.len(), "registry does not take audit records yet");
+                return false;
             }
         }
-        if let Err(e) = std::fs::write(&self.inner.spool, b"") {
-            tracing::error!(error = %e, "failed to empty the audit spool");
-        } else {
-            tracing::info!(count = records.len(), "sent spooled audit records");
+        match std::fs::remove_file(&self.inner.sending) {
+            Ok(()) => {
+                sync_folder(&self.inner.sending);
+                tracing::debug!(count = records.len(), "delivered audit records");
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "failed to remove the delivered audit journal");
+                false
+            }
         }
     }
 }
@@ -145,8 +236,32 @@ async fn write_batches(
     }
 }
 
-/// Stores `records` in the registry (one retry), else in the spool.
-async fn write_batch(inner: &Inner, records: &[AuditRecord]) {
+/// Stores `records` in the journal, else in the registry directly (one retry).
+async fn write_batch(inner: &Arc<Inner>, records: &[AuditRecord]) {
+    let appended = {
+        let _guard = inner.lock.lock().await;
+        let (path, lock, lines) = (
+            inner.spool.clone(),
+            inner.journal_lock.clone(),
+            lines(records),
+        );
+        // The sync blocks: off the async workers.
+        tokio::task::spawn_blocking(move || {
+            let _journal = lock_file(&lock)?;
+            append(&path, &lines)
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    };
+    match appended {
+        Ok(()) => {
+            inner.written.notify_one();
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, count = records.len(), "cannot write the audit journal; sending the records to the registry directly")
+        }
+    }
     for attempt in 0..2 {
         match inner.registry.append_audit(records).await {
             Ok(()) => return,
@@ -155,29 +270,70 @@ async fn write_batch(inner: &Inner, records: &[AuditRecord]) {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(e) => {
-                tracing::warn!(error = %e, count = records.len(), "registry refused audit records; spooling them")
+                // Nowhere left to put them: say so loudly, with the records (which hold no secrets).
+                tracing::error!(error = %e, records = ?records, "failed to store audit records")
             }
         }
     }
-    let _guard = inner.lock.lock().await;
-    if let Err(e) = append_lines(&inner.spool, records) {
-        // Nowhere left to put them: say so loudly, with the records (which hold no secrets).
-        tracing::error!(error = %e, records = ?records, "failed to spool audit records");
-    }
 }
 
-fn append_lines(path: &Path, records: &[AuditRecord]) -> std::io::Result<()> {
+fn lines(records: &[AuditRecord]) -> Vec<u8> {
+    let mut lines = Vec::new();
+    for record in records {
+        if let Ok(line) = serde_json::to_vec(record) {
+            lines.extend(line);
+            lines.push(b'\n');
+        }
+    }
+    lines
+}
+
+fn append(path: &Path, lines: &[u8]) -> std::io::Result<()> {
+    let created = !path.exists();
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)?;
-    let mut lines = Vec::new();
-    for record in records {
-        lines.extend(serde_json::to_vec(record).map_err(std::io::Error::other)?);
-        lines.push(b'\n');
+    file.write_all(lines)?;
+    file.sync_data()?;
+    if created {
+        sync_folder(path);
     }
-    file.write_all(&lines)?;
-    file.sync_data()
+    Ok(())
+}
+
+/// An exclusive lock on `path` (created if need be), held until the file is dropped; shared
+/// with every process that locks the same path.
+fn lock_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    file.lock()?;
+    Ok(file)
+}
+
+/// [`lock_file`] without waiting: None when another process holds it (or it cannot be made).
+fn try_lock_file(path: &Path) -> Option<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .ok()?;
+    file.try_lock().ok()?;
+    Some(file)
+}
+
+/// Makes a file's creation, renaming or removal durable: syncs the folder that holds it.
+fn sync_folder(file: &Path) {
+    if let Some(dir) = file.parent()
+        && let Ok(dir) = std::fs::File::open(dir)
+        && let Err(e) = dir.sync_all()
+    {
+        tracing::warn!(error = %e, "cannot sync the audit journal's folder");
+    }
 }
 
 /// What the audit keeps of a call's arguments: redacted as the tool's manifest says

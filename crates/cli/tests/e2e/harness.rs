@@ -346,12 +346,44 @@ impl Platform {
         assert_eq!(code, 0, "{out}");
     }
 
-    /// The registry's audit records (newest first), read with an auditor's token.
+    /// The registry's audit records (newest first), read with an auditor's token once the
+    /// gateway delivered every record it holds.
     pub fn audit(&self, server: &str) -> Vec<Value> {
+        audit_delivered(&self.gateway_url);
         let admin = self.token("auditor", &["platform-admins"]);
         let url = format!("{}/v1/audit?server={server}&limit=1000", self.registry_url);
         let body: Value = blocking_get(&url, &admin);
         body["records"].as_array().unwrap().clone()
+    }
+}
+
+/// Waits (10 s at most) until the gateway at `gateway_url` has delivered every audit record it
+/// journaled to the registry: calls are answered once their record is durable in the gateway's
+/// journal, and reach the registry's audit a moment later.
+pub fn audit_delivered(gateway_url: &str) {
+    let url = format!("{gateway_url}/metrics");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let url = url.clone();
+        let text = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?
+                .block_on(async move { reqwest::get(&url).await.ok()?.text().await.ok() })
+        })
+        .join()
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+        if text.contains("switchboard_gateway_audit_spooled_records 0\n") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway at {gateway_url} did not deliver its audit records within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -451,6 +483,10 @@ pub fn node_command(bin: &Path, tool: &str) -> Command {
 /// Runs `switchboard ARGS` against this platform's registry and data; returns (exit code, stdout).
 impl Platform {
     pub fn cli(&self, args: &[&str]) -> (i32, String) {
+        // What reads the audit reads it once the gateway delivered its records.
+        if matches!(args.first(), Some(&"report") | Some(&"audit")) {
+            audit_delivered(&self.gateway_url);
+        }
         let out = Command::new(bin())
             .args(args)
             .args(["--registry-url", &self.registry_url, "--data-dir"])
