@@ -2,6 +2,7 @@
 //! developer helpers `token` and `servers`.
 
 mod approvals;
+mod bench;
 mod chat;
 pub(crate) mod connect;
 mod deploy;
@@ -77,6 +78,9 @@ enum Command {
     Deploy(deploy::Args),
     /// Signing keys several replicas share (`key generate --out gateway.json`).
     Key(key::Args),
+    /// Measure the gateway, direct to a server and through the gateway, under load: throughput,
+    /// latency percentiles, CPU and memory (and IBM ContextForge's, with --contextforge).
+    Bench(bench::Args),
 }
 
 /// Options shared by commands that keep state on disk.
@@ -112,6 +116,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Chat(args) => chat::run(args).await,
         Command::Deploy(args) => deploy::run(args).await,
         Command::Key(args) => key::run(args),
+        Command::Bench(args) => bench::run(args).await,
         Command::Openapi => {
             use std::io::Write;
             let document = ::registry::openapi().to_pretty_json()?;

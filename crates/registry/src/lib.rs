@@ -195,6 +195,10 @@ impl Snapshot {
     }
 }
 
+/// The most tools one server may have on record (registered or observed), so a server that
+/// lists endless new names cannot grow the catalog without bound.
+pub const MAX_TOOLS_PER_SERVER: usize = 1000;
+
 /// How often a registry checks whether another replica changed the catalog.
 pub const CATALOG_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 

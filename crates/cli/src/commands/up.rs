@@ -495,7 +495,7 @@ async fn wait_for_registry(client: &RegistryClient) -> anyhow::Result<()> {
 }
 
 /// The bundled sample teams (`sample/teams.toml`) that do not exist yet.
-async fn seed_teams(client: &RegistryClient) -> anyhow::Result<()> {
+pub(crate) async fn seed_teams(client: &RegistryClient) -> anyhow::Result<()> {
     #[derive(serde::Deserialize)]
     struct Sample {
         team: Vec<registry_api::Team>,

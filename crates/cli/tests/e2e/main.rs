@@ -7,6 +7,7 @@
 
 mod airflow;
 mod approvals;
+mod bench;
 mod clients;
 mod conformance;
 mod declarative;

@@ -12,7 +12,7 @@ use registry_api::{
 };
 
 use crate::{
-    RegistryState,
+    MAX_TOOLS_PER_SERVER, RegistryState,
     http::{auth::Caller, error::ApiError},
 };
 
@@ -33,10 +33,6 @@ pub(crate) async fn register(
     tracing::info!(server = %server.name, by = %caller.0.user, tools = server.tools.len(), "registered server");
     Ok((StatusCode::OK, Json(server)))
 }
-
-/// The most tools one server may have on record (registered or observed), so a server that
-/// lists endless new names cannot grow the catalog without bound.
-const MAX_TOOLS_PER_SERVER: usize = 1000;
 
 /// Every problem with a registration, reported at once: the manifest, the environment and
 /// endpoint, tools listed twice or described but not served, and the Cedar policies.
