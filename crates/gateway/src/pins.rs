@@ -9,8 +9,18 @@ use std::{
     sync::{Mutex, PoisonError},
 };
 
-use registry_api::{ServerView, ToolDefinition};
+use registry_api::{ServerView, ToolDefinition, ToolView};
+use serde::Deserialize;
 use serde_json::Value;
+
+/// A server's registered tools by name: built once per listing, looked up once per tool.
+pub(crate) fn index(server: &ServerView) -> HashMap<&str, &ToolView> {
+    server
+        .tools
+        .iter()
+        .map(|t| (t.definition.name.as_str(), t))
+        .collect()
+}
 
 /// What the gateway knows of tools whose live definition differs from the pinned one.
 #[derive(Debug, Default)]
@@ -76,17 +86,36 @@ impl Pins {
     /// Checks one tool from a server's `tools/list` result against the registry's record.
     /// Remembers drift so that calls to the tool are refused, and forgets it once the tool
     /// matches again.
+    #[cfg(test)]
     pub(crate) fn check_listed(&self, server: &ServerView, tool: &Value) -> Result<(), Withheld> {
+        self.check_listed_in(server, &index(server), tool)
+    }
+
+    /// [`Pins::check_listed`] with the server's tools by name, built once per listing.
+    pub(crate) fn check_listed_in(
+        &self,
+        server: &ServerView,
+        tools: &HashMap<&str, &ToolView>,
+        tool: &Value,
+    ) -> Result<(), Withheld> {
         if !self.enforce {
             return Ok(());
         }
-        let Ok(live) = serde_json::from_value::<ToolDefinition>(tool.clone()) else {
+        let Ok(live) = ToolDefinition::deserialize(tool) else {
             return Err(Withheld::Malformed);
         };
         let live_hash = live.hash();
+        let pinned = tools.get(live.name.as_str());
+        if pinned.is_some_and(|p| p.definition_hash == live_hash) {
+            // The common case: nothing allocated unless some tool had drifted.
+            let mut drifted = self.drifted.lock().unwrap_or_else(PoisonError::into_inner);
+            if !drifted.is_empty() {
+                drifted.remove(&(server.name.clone(), live.name.clone()));
+            }
+            return Ok(());
+        }
         let key = (server.name.clone(), live.name.clone());
         let mut drifted = self.drifted.lock().unwrap_or_else(PoisonError::into_inner);
-        let pinned = server.tools.iter().find(|t| t.definition.name == live.name);
         let outcome = match pinned {
             Some(p) if p.definition_hash == live_hash => {
                 drifted.remove(&key);

@@ -199,11 +199,12 @@ async fn run(gateway: &Gateway, server: &ServerView) -> Result<(u32, String), St
     let _ = client.cancel().await;
     let tools = listed.map_err(|e| format!("tools/list: {e}"))?;
     let mut changed = Vec::new();
+    let registered = crate::pins::index(server);
     for tool in &tools {
         let Ok(value) = serde_json::to_value(tool) else {
             continue;
         };
-        if gateway.pins.check_listed(server, &value).is_err()
+        if gateway.pins.check_listed_in(server, &registered, &value).is_err()
             && let Some(definition) = gateway.pins.to_report(&server.name, &value)
         {
             changed.push(definition);

@@ -1131,8 +1131,9 @@ pub(crate) async fn apply(inspect: &Inspection, guard: &mut CallGuard, message: 
         let pins = &inspect.gw.pins;
         let mut observed = Vec::new();
         let mut needs_approval = false;
+        let registered = crate::pins::index(&inspect.server);
         inspect::filter_tools_list(message, |tool| {
-            if let Err(withheld) = pins.check_listed(&inspect.server, tool) {
+            if let Err(withheld) = pins.check_listed_in(&inspect.server, &registered, tool) {
                 if !matches!(withheld, Withheld::Malformed)
                     && let Some(definition) = pins.to_report(&inspect.server.name, tool)
                 {
@@ -1154,11 +1155,9 @@ pub(crate) async fn apply(inspect: &Inspection, guard: &mut CallGuard, message: 
             };
             let visible = inspect.engine.visible(&request).allowed;
             needs_approval |= visible
-                && inspect
-                    .server
-                    .tools
-                    .iter()
-                    .any(|t| t.definition.name == name && t.approval.is_some());
+                && registered
+                    .get(name)
+                    .is_some_and(|t| t.approval.is_some());
             visible
         });
         if !observed.is_empty() {
