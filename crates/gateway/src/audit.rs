@@ -158,6 +158,9 @@ impl AuditSink {
                 let swapped = tokio::task::spawn_blocking(move || {
                     let _journal = lock_file(&inner.journal_lock)?;
                     std::fs::rename(&inner.spool, &inner.sending)?;
+                    // The next journal is made here, so that no call waits for a file to be
+                    // created (and its folder synced) before its record is.
+                    std::fs::File::create(&inner.spool)?;
                     sync_folder(&inner.spool);
                     Ok::<_, std::io::Error>(())
                 })

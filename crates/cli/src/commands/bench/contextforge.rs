@@ -56,6 +56,9 @@ impl ContextForge {
             ("MCPGATEWAY_UI_ENABLED", "false".into()),
             ("MCPGATEWAY_ADMIN_API_ENABLED", "true".into()),
             ("LOG_LEVEL", "ERROR".into()),
+            // Its per-client rate limit (100 tool requests a minute) would measure the limit;
+            // Switchboard's own is off by default too.
+            ("RATE_LIMITING_ENABLED", "false".into()),
         ];
         let port_arg = port.to_string();
         let workers_arg = workers.to_string();
