@@ -204,7 +204,10 @@ async fn run(gateway: &Gateway, server: &ServerView) -> Result<(u32, String), St
         let Ok(value) = serde_json::to_value(tool) else {
             continue;
         };
-        if gateway.pins.check_listed_in(server, &registered, &value).is_err()
+        if gateway
+            .pins
+            .check_listed_in(server, &registered, &value)
+            .is_err()
             && let Some(definition) = gateway.pins.to_report(&server.name, &value)
         {
             changed.push(definition);

@@ -282,7 +282,7 @@ pub(crate) async fn handle(
                 id,
             } = match read_envelope(&parts.headers, &bytes) {
                 Ok(envelope) => envelope,
-                Err(refused) => return refused,
+                Err(refused) => return *refused,
             };
             // A bridged session's requests go to the server in its own era.
             let (mut message, mut bytes, headers) = match &bridged {
@@ -1154,10 +1154,7 @@ pub(crate) async fn apply(inspect: &Inspection, guard: &mut CallGuard, message: 
                 args: None,
             };
             let visible = inspect.engine.visible(&request).allowed;
-            needs_approval |= visible
-                && registered
-                    .get(name)
-                    .is_some_and(|t| t.approval.is_some());
+            needs_approval |= visible && registered.get(name).is_some_and(|t| t.approval.is_some());
             visible
         });
         if !observed.is_empty() {
@@ -1349,22 +1346,22 @@ pub(crate) struct Envelope {
 
 /// Reads a POSTed body as one JSON-RPC message whose standard MCP headers agree with it, or
 /// the error response that says what is wrong with it.
-pub(crate) fn read_envelope(headers: &HeaderMap, bytes: &[u8]) -> Result<Envelope, Response> {
+pub(crate) fn read_envelope(headers: &HeaderMap, bytes: &[u8]) -> Result<Envelope, Box<Response>> {
     let message: Value = serde_json::from_slice(bytes).map_err(|e| {
-        error::respond(
+        Box::new(error::respond(
             StatusCode::BAD_REQUEST,
             &Value::Null,
             PARSE_ERROR,
             &format!("the body is not valid JSON: {e}"),
-        )
+        ))
     })?;
     if !message.is_object() {
-        return Err(error::respond(
+        return Err(Box::new(error::respond(
             StatusCode::BAD_REQUEST,
             &Value::Null,
             INVALID_REQUEST,
             "the body must be one JSON-RPC message (batches are not supported)",
-        ));
+        )));
     }
     let method = message
         .get("method")
@@ -1375,12 +1372,12 @@ pub(crate) fn read_envelope(headers: &HeaderMap, bytes: &[u8]) -> Result<Envelop
     // may route or log by the headers, so the two must never disagree.
     if let Err(mismatch) = inspect::check_standard_headers(headers, &message) {
         let id = id.as_ref().unwrap_or(&Value::Null);
-        return Err(error::respond(
+        return Err(Box::new(error::respond(
             StatusCode::BAD_REQUEST,
             id,
             HEADER_MISMATCH,
             &mismatch,
-        ));
+        )));
     }
     Ok(Envelope {
         message,

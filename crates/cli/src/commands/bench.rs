@@ -263,6 +263,16 @@ async fn prepare(
     Ok(template)
 }
 
+/// One side of a comparison: a request, direct to the upstream or through the gateway.
+struct Leg {
+    scenario: &'static str,
+    era: &'static str,
+    server: &'static str,
+    through_gateway: bool,
+    method: &'static str,
+    params: Value,
+}
+
 struct Bench {
     platform: Platform,
     options: Options,
@@ -338,27 +348,23 @@ impl Bench {
             .collect()
     }
 
-    /// A closed-loop run of `method` on `server` in `era`, direct or through the gateway.
+    /// A closed-loop run of `leg`, `concurrency` requests in flight on `client`.
     async fn closed(
         &mut self,
-        scenario: &'static str,
-        era: &'static str,
-        server: &str,
-        through_gateway: bool,
-        method: &'static str,
-        params: Value,
+        leg: Leg,
         client: HttpClient,
         concurrency: usize,
     ) -> anyhow::Result<usize> {
-        let (url, token) = if through_gateway {
+        let (url, token) = if leg.through_gateway {
             (
-                self.platform.gateway_mcp(server),
+                self.platform.gateway_mcp(leg.server),
                 Some(self.platform.token.clone()),
             )
         } else {
-            (self.platform.upstream_mcp(server), None)
+            (self.platform.upstream_mcp(leg.server), None)
         };
         let watch = self.watch();
+        let (era, method, params) = (leg.era, leg.method, leg.params);
         let samples = load::closed_loop(&client, concurrency, self.duration(), |client| {
             prepare(
                 client,
@@ -371,8 +377,12 @@ impl Bench {
         })
         .await?;
         let used = Bench::used(watch.stop());
-        let path = if through_gateway { "gateway" } else { "direct" };
-        Ok(self.record(scenario, era, path, samples.summary(), used))
+        let path = if leg.through_gateway {
+            "gateway"
+        } else {
+            "direct"
+        };
+        Ok(self.record(leg.scenario, era, path, samples.summary(), used))
     }
 
     fn compare(&mut self, what: &str, direct: usize, gateway: usize) {
@@ -405,24 +415,28 @@ impl Bench {
             let concurrency = self.options.concurrency;
             let direct = self
                 .closed(
-                    "call",
-                    era,
-                    "bench",
-                    false,
-                    "tools/call",
-                    echo.clone(),
+                    Leg {
+                        scenario: "call",
+                        era,
+                        server: platform::SERVER,
+                        through_gateway: false,
+                        method: "tools/call",
+                        params: echo.clone(),
+                    },
                     client.clone(),
                     concurrency,
                 )
                 .await?;
             let gateway = self
                 .closed(
-                    "call",
-                    era,
-                    "bench",
-                    true,
-                    "tools/call",
-                    echo,
+                    Leg {
+                        scenario: "call",
+                        era,
+                        server: platform::SERVER,
+                        through_gateway: true,
+                        method: "tools/call",
+                        params: echo,
+                    },
                     client,
                     concurrency,
                 )
@@ -478,24 +492,28 @@ impl Bench {
         let concurrency = self.options.concurrency;
         let direct = self
             .closed(
-                "connect",
-                MODERN,
-                "bench",
-                false,
-                "tools/call",
-                echo.clone(),
+                Leg {
+                    scenario: "connect",
+                    era: MODERN,
+                    server: platform::SERVER,
+                    through_gateway: false,
+                    method: "tools/call",
+                    params: echo.clone(),
+                },
                 fresh.clone(),
                 concurrency,
             )
             .await?;
         let gateway = self
             .closed(
-                "connect",
-                MODERN,
-                "bench",
-                true,
-                "tools/call",
-                echo,
+                Leg {
+                    scenario: "connect",
+                    era: MODERN,
+                    server: platform::SERVER,
+                    through_gateway: true,
+                    method: "tools/call",
+                    params: echo,
+                },
                 fresh,
                 concurrency,
             )
