@@ -133,9 +133,13 @@ pub(crate) struct Gateway {
     pub(crate) upstream: reqwest::Client,
 }
 
-/// Builds the gateway's router and starts its background tasks (catalog refresh, audit spool
-/// drain), which stop with `shutdown`.
-pub async fn build(config: GatewayConfig, shutdown: Shutdown) -> anyhow::Result<Router> {
+/// Builds the gateway's router and starts its background tasks (catalog refresh, audit journal
+/// delivery), which stop with `shutdown`. Once serving ends, [`AuditSink::drain`] delivers what
+/// the last calls journaled.
+pub async fn build(
+    config: GatewayConfig,
+    shutdown: Shutdown,
+) -> anyhow::Result<(Router, AuditSink)> {
     let catalog = CatalogCache::new(config.registry.clone());
     if let Err(e) = catalog.refresh().await {
         // Not fatal: the registry may start after the gateway. Requests retry the refresh.
@@ -184,7 +188,8 @@ pub async fn build(config: GatewayConfig, shutdown: Shutdown) -> anyhow::Result<
         shutdown.clone(),
     );
     probe::spawn(gateway.clone(), config.probes, shutdown);
-    Ok(router(gateway))
+    let audit = gateway.audit.clone();
+    Ok((router(gateway), audit))
 }
 
 fn router(gateway: Arc<Gateway>) -> Router {
@@ -232,7 +237,10 @@ pub async fn run(
     listener: TcpListener,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let router = build(config, shutdown.clone()).await?;
+    let (router, audit) = build(config, shutdown.clone()).await?;
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
-    service_kit::serve(listener, router, shutdown).await
+    let served = service_kit::serve(listener, router, shutdown).await;
+    // The calls answered while shutting down are journaled; deliver them before exiting.
+    audit.drain().await;
+    served
 }

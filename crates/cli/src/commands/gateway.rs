@@ -210,10 +210,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let router = gateway::build(config, shutdown.clone()).await?;
+    let (router, audit) = gateway::build(config, shutdown.clone()).await?;
     write_ready(args.ready_file.as_deref(), ready)?;
     tracing::info!(addr = %listener.local_addr()?, "gateway listening");
-    match mtls {
+    let served = match mtls {
         Some((mtls_listener, tls)) => {
             let plain = service_kit::serve(listener, router.clone(), shutdown.clone());
             let secure = gateway::serve_mtls(router, mtls_listener, tls, shutdown);
@@ -221,7 +221,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             plain.and(secure)
         }
         None => service_kit::serve(listener, router, shutdown).await,
-    }
+    };
+    // The calls answered while shutting down are journaled; deliver them before exiting.
+    audit.drain().await;
+    served
 }
 
 /// Credentials that mint a short-lived service token from the development issuer per request.
