@@ -129,7 +129,16 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(Fixture::Fixture(args)) = args.fixture {
         return fixture::run(args).await;
     }
-    let options = args.options;
+    // Interrupted (Ctrl-C, SIGTERM), the benchmark is dropped, and with it the processes it
+    // started.
+    let stop = service_kit::shutdown_on_signal();
+    tokio::select! {
+        measured = measure(args.options) => measured,
+        () = stop.cancelled() => anyhow::bail!("interrupted; the processes it started are stopped"),
+    }
+}
+
+async fn measure(options: Options) -> anyhow::Result<()> {
     anyhow::ensure!(options.concurrency > 0, "--concurrency must be at least 1");
     anyhow::ensure!(
         options.duration_secs > 0,
