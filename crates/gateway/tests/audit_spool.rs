@@ -34,6 +34,17 @@ fn record(id: &str) -> AuditRecord {
     }
 }
 
+/// What the registry's store holds.
+async fn audit_in(store: &SqlStore) -> Vec<AuditRecord> {
+    store
+        .list_audit(&AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn records_wait_in_the_spool_until_the_registry_is_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -106,13 +117,7 @@ async fn records_wait_in_the_spool_until_the_registry_is_back() {
 
     sink.drain().await;
     sink.drain().await; // nothing left: a second drain sends nothing twice
-    let stored = store
-        .list_audit(&AuditFilter {
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let stored = audit_in(&store).await;
     let mut ids: Vec<&str> = stored.iter().map(|r| r.id.as_str()).collect();
     ids.sort();
     assert_eq!(ids, ["a", "b"]);
@@ -128,12 +133,6 @@ async fn records_wait_in_the_spool_until_the_registry_is_back() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    let stored = store
-        .list_audit(&AuditFilter {
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let stored = audit_in(&store).await;
     assert_eq!(stored.len(), 3);
 }

@@ -357,6 +357,20 @@ impl Bench {
             .collect()
     }
 
+    /// Where a request to `server` goes, with what token, and the path's name in the report:
+    /// through the gateway as the benchmark's user, or direct to the upstream.
+    fn route(&self, server: &str, through_gateway: bool) -> (String, Option<String>, &'static str) {
+        if through_gateway {
+            (
+                self.platform.gateway_mcp(server),
+                Some(self.platform.token.clone()),
+                "gateway",
+            )
+        } else {
+            (self.platform.upstream_mcp(server), None, "direct")
+        }
+    }
+
     /// A closed-loop run of `leg`, `concurrency` requests in flight on `client`.
     async fn closed(
         &mut self,
@@ -364,14 +378,7 @@ impl Bench {
         client: HttpClient,
         concurrency: usize,
     ) -> anyhow::Result<usize> {
-        let (url, token) = if leg.through_gateway {
-            (
-                self.platform.gateway_mcp(leg.server),
-                Some(self.platform.token.clone()),
-            )
-        } else {
-            (self.platform.upstream_mcp(leg.server), None)
-        };
+        let (url, token, path) = self.route(leg.server, leg.through_gateway);
         let watch = self.watch();
         let (era, method, params) = (leg.era, leg.method, leg.params);
         let samples = load::closed_loop(&client, concurrency, self.duration(), |client| {
@@ -386,11 +393,6 @@ impl Bench {
         })
         .await?;
         let used = Bench::used(watch.stop());
-        let path = if leg.through_gateway {
-            "gateway"
-        } else {
-            "direct"
-        };
         Ok(self.record(leg.scenario, era, path, samples.summary(), used))
     }
 
@@ -467,14 +469,7 @@ impl Bench {
         eprintln!("open: tools/call at {rate} per second (open loop)");
         let mut indices = Vec::new();
         for through_gateway in [false, true] {
-            let (url, token) = if through_gateway {
-                (
-                    self.platform.gateway_mcp("bench"),
-                    Some(self.platform.token.clone()),
-                )
-            } else {
-                (self.platform.upstream_mcp("bench"), None)
-            };
+            let (url, token, path) = self.route(platform::SERVER, through_gateway);
             let template = prepare(
                 self.pooled.clone(),
                 url,
@@ -487,7 +482,6 @@ impl Bench {
             let watch = self.watch();
             let samples = load::open_loop(&self.pooled, rate, self.duration(), template).await?;
             let used = Bench::used(watch.stop());
-            let path = if through_gateway { "gateway" } else { "direct" };
             indices.push(self.record("open", MODERN, path, samples.summary(), used));
         }
         self.compare(&format!("tools/call at {rate}/s"), indices[0], indices[1]);
@@ -562,17 +556,11 @@ impl Bench {
         for era in [LEGACY, MODERN] {
             let mut indices = Vec::new();
             for through_gateway in [false, true] {
+                let (_, token, path) = self.route(platform::SERVER, through_gateway);
                 let urls: Vec<String> = servers
                     .iter()
-                    .map(|s| {
-                        if through_gateway {
-                            self.platform.gateway_mcp(s)
-                        } else {
-                            self.platform.upstream_mcp(s)
-                        }
-                    })
+                    .map(|s| self.route(s, through_gateway).0)
                     .collect();
-                let token = through_gateway.then(|| self.platform.token.clone());
                 // Each worker lists the next server.
                 let next = std::sync::atomic::AtomicUsize::new(0);
                 let watch = self.watch();
@@ -584,7 +572,6 @@ impl Bench {
                 })
                 .await?;
                 let used = Bench::used(watch.stop());
-                let path = if through_gateway { "gateway" } else { "direct" };
                 indices.push(self.record("list", era, path, samples.summary(), used));
             }
             self.compare(
