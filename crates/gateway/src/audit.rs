@@ -25,8 +25,24 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 /// How often the shipper looks at the journal when no write woke it (a registry that was down).
 const DRAIN_EVERY: Duration = Duration::from_secs(5);
+/// How long the shipper, woken by a write, waits for more before delivering: each delivery
+/// syncs the journal's folder twice and commits in the registry, and under a steady trickle of
+/// calls doing that per call would compete with the calls' own syncs.
+const GATHER_FOR: Duration = Duration::from_millis(200);
 /// Records one write carries at most (the registry takes 1000 per request).
 const MAX_BATCH: usize = 500;
+
+/// How durable a call's audit record is before the call is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuditSync {
+    /// Synced to disk (`fdatasync`): the record survives a crash of the machine too.
+    #[default]
+    Disk,
+    /// Written to the journal, in the operating system's hands: it survives a crash of the
+    /// gateway (SIGKILL, an abort); it is synced right after, without the call waiting, so a
+    /// crash of the machine itself can lose the records of the last moment.
+    Os,
+}
 
 #[derive(Clone)]
 pub struct AuditSink {
@@ -53,12 +69,17 @@ struct Inner {
     delivering: tokio::sync::Mutex<()>,
     /// Wakes the shipper when records were written.
     written: Notify,
+    sync: AuditSync,
 }
 
 impl AuditSink {
     /// The sink, with its writer task (on the current runtime). Call [`AuditSink::spawn_drain`]
     /// to deliver what it writes.
-    pub fn new(registry: RegistryClient, spool: PathBuf) -> anyhow::Result<AuditSink> {
+    pub fn new(
+        registry: RegistryClient,
+        spool: PathBuf,
+        sync: AuditSync,
+    ) -> anyhow::Result<AuditSink> {
         if let Some(dir) = spool.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| anyhow::anyhow!("create audit spool folder {}: {e}", dir.display()))?;
@@ -77,6 +98,7 @@ impl AuditSink {
             lock: tokio::sync::Mutex::new(()),
             delivering: tokio::sync::Mutex::new(()),
             written: Notify::new(),
+            sync,
         });
         let (queue, waiting) = mpsc::unbounded_channel();
         tokio::spawn(write_batches(inner.clone(), waiting));
@@ -101,7 +123,7 @@ impl AuditSink {
             }
             // The writer is gone (the runtime is shutting down): write this one directly.
             Err(mpsc::error::SendError((record, _))) => {
-                write_batch(&self.inner, std::slice::from_ref(&record)).await
+                write_batch(&self.inner, std::slice::from_ref(&record), Vec::new()).await
             }
         }
     }
@@ -123,7 +145,7 @@ impl AuditSink {
             .sum()
     }
 
-    /// Delivers the journal whenever records are written (and every few seconds, for a
+    /// Delivers the journal shortly after records are written (and every few seconds, for a
     /// registry that was down), and once more at `shutdown`.
     pub fn spawn_drain(&self, shutdown: Shutdown) {
         let sink = self.clone();
@@ -134,7 +156,13 @@ impl AuditSink {
                         sink.drain().await;
                         return;
                     }
-                    () = sink.inner.written.notified() => {}
+                    () = sink.inner.written.notified() => {
+                        // Let the records of the next moments join this delivery.
+                        tokio::select! {
+                            () = shutdown.cancelled() => {}
+                            () = tokio::time::sleep(GATHER_FOR) => {}
+                        }
+                    }
                     () = tokio::time::sleep(DRAIN_EVERY) => {}
                 }
                 sink.drain().await;
@@ -183,7 +211,7 @@ impl AuditSink {
 
     /// Sends the part set aside; true when the registry took all of it.
     async fn deliver_sending(&self) -> bool {
-        let text = match std::fs::read_to_string(&self.inner.sending) {
+        let text = match tokio::fs::read_to_string(&self.inner.sending).await {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return true,
             Err(e) => {
@@ -209,9 +237,17 @@ impl AuditSink {
                 return false;
             }
         }
-        match std::fs::remove_file(&self.inner.sending) {
+        // Removing the part and syncing its folder block: off the async workers.
+        let sending = self.inner.sending.clone();
+        let removed = tokio::task::spawn_blocking(move || {
+            std::fs::remove_file(&sending)?;
+            sync_folder(&sending);
+            Ok::<_, std::io::Error>(())
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        match removed {
             Ok(()) => {
-                sync_folder(&self.inner.sending);
                 tracing::debug!(count = records.len(), "delivered audit records");
                 true
             }
@@ -224,7 +260,7 @@ impl AuditSink {
 }
 
 /// The writer task: takes every record waiting (up to [`MAX_BATCH`]), stores them in one write,
-/// then tells each caller.
+/// and tells each caller once they are stored.
 async fn write_batches(
     inner: Arc<Inner>,
     mut waiting: mpsc::UnboundedReceiver<(AuditRecord, oneshot::Sender<()>)>,
@@ -232,39 +268,43 @@ async fn write_batches(
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while waiting.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (records, done): (Vec<_>, Vec<_>) = std::mem::take(&mut batch).into_iter().unzip();
-        write_batch(&inner, &records).await;
-        for tell in done {
-            let _ = tell.send(());
-        }
+        write_batch(&inner, &records, done).await;
     }
 }
 
-/// Stores `records` in the journal, else in the registry directly (one retry).
-async fn write_batch(inner: &Arc<Inner>, records: &[AuditRecord]) {
+/// Stores `records` in the journal, else in the registry directly (one retry), and tells
+/// `done` once they are as durable as [`AuditSync`] asks.
+async fn write_batch(inner: &Arc<Inner>, records: &[AuditRecord], done: Vec<oneshot::Sender<()>>) {
     let appended = {
         let _guard = inner.lock.lock().await;
-        let (path, lock, lines) = (
+        let (path, lock, lines, sync) = (
             inner.spool.clone(),
             inner.journal_lock.clone(),
             lines(records),
+            inner.sync,
         );
         // The sync blocks: off the async workers.
         tokio::task::spawn_blocking(move || {
-            let _journal = lock_file(&lock)?;
-            append(&path, &lines)
+            let _journal = match lock_file(&lock) {
+                Ok(journal) => journal,
+                Err(e) => return Err((e, done)),
+            };
+            append(&path, &lines, sync, done)
         })
         .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        .unwrap_or_else(|e| Err((std::io::Error::other(e), Vec::new())))
     };
-    match appended {
+    let done = match appended {
         Ok(()) => {
             inner.written.notify_one();
             return;
         }
-        Err(e) => {
-            tracing::error!(error = %e, count = records.len(), "cannot write the audit journal; sending the records to the registry directly")
+        Err((e, done)) => {
+            tracing::error!(error = %e, count = records.len(), "cannot write the audit journal; sending the records to the registry directly");
+            done
         }
-    }
+    };
+    let _told = Tell(done);
     for attempt in 0..2 {
         match inner.registry.append_audit(records).await {
             Ok(()) => return,
@@ -291,17 +331,57 @@ fn lines(records: &[AuditRecord]) -> Vec<u8> {
     lines
 }
 
-fn append(path: &Path, lines: &[u8]) -> std::io::Result<()> {
+/// Tells every waiting caller when dropped: their records are stored (or nowhere is left to
+/// store them, which is logged).
+struct Tell(Vec<oneshot::Sender<()>>);
+
+impl Drop for Tell {
+    fn drop(&mut self) {
+        for tell in self.0.drain(..) {
+            let _ = tell.send(());
+        }
+    }
+}
+
+type Waiting = Vec<oneshot::Sender<()>>;
+
+/// Appends `lines` to the journal and tells `done` once they are written (`AuditSync::Os`) or
+/// synced to disk (`AuditSync::Disk`); on failure before that, hands `done` back.
+fn append(
+    path: &Path,
+    lines: &[u8],
+    sync: AuditSync,
+    done: Waiting,
+) -> Result<(), (std::io::Error, Waiting)> {
     let created = !path.exists();
-    let mut file = std::fs::OpenOptions::new()
+    let written = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(path)?;
-    file.write_all(lines)?;
-    file.sync_data()?;
+        .open(path)
+        .and_then(|mut file| file.write_all(lines).map(|()| file));
+    let file = match written {
+        Ok(file) => file,
+        Err(e) => return Err((e, done)),
+    };
+    let done = match sync {
+        AuditSync::Os => {
+            // In the operating system's hands: a crash of the gateway loses nothing.
+            drop(Tell(done));
+            Vec::new()
+        }
+        AuditSync::Disk => done,
+    };
+    if let Err(e) = file.sync_data() {
+        if done.is_empty() {
+            tracing::error!(error = %e, "cannot sync the audit journal to disk");
+            return Ok(());
+        }
+        return Err((e, done));
+    }
     if created {
         sync_folder(path);
     }
+    drop(Tell(done));
     Ok(())
 }
 

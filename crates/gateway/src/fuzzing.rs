@@ -51,8 +51,11 @@ pub fn client_message(data: &[u8]) {
     if let Some(id) = &envelope.id {
         let _ = inspect::is_response_to(&message, id);
     }
-    inspect::filter_tools_list(&mut message, |tool| {
-        tool.get("name").and_then(Value::as_str).is_some()
+    inspect::filter_tools_list(&mut message, |tools| {
+        tools
+            .into_iter()
+            .filter(|tool| tool.get("name").and_then(Value::as_str).is_some())
+            .collect()
     });
 }
 
@@ -81,7 +84,12 @@ pub fn server_answer(data: &[u8]) {
     let inspect_message = |mut message: Value| {
         let _ = inspect::call_outcome(&message);
         let _ = inspect::is_response_to(&message, &Value::from(1));
-        inspect::filter_tools_list(&mut message, |tool| tool.get("name").is_some());
+        inspect::filter_tools_list(&mut message, |tools| {
+            tools
+                .into_iter()
+                .filter(|tool| tool.get("name").is_some())
+                .collect()
+        });
     };
     if let Ok(message) = serde_json::from_slice::<Value>(data) {
         inspect_message(message);

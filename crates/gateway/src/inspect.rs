@@ -37,14 +37,17 @@ pub(crate) fn call_outcome(message: &Value) -> (Outcome, bool, Option<String>) {
     (Outcome::Ok, false, None)
 }
 
-/// Keeps only the tools `keep` admits. The list now depends on the caller, so any caching hint
-/// becomes `private` (it must never be shared across callers).
-pub(crate) fn filter_tools_list(message: &mut Value, mut keep: impl FnMut(&Value) -> bool) {
+/// Replaces the listed tools with what `filter` leaves of them. The list now depends on the
+/// caller, so any caching hint becomes `private` (it must never be shared across callers).
+pub(crate) fn filter_tools_list(
+    message: &mut Value,
+    filter: impl FnOnce(Vec<Value>) -> Vec<Value>,
+) {
     let Some(result) = message.get_mut("result").and_then(Value::as_object_mut) else {
         return;
     };
     if let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) {
-        tools.retain(|t| keep(t));
+        *tools = filter(std::mem::take(tools));
     }
     if result.contains_key("cacheScope") {
         result.insert("cacheScope".into(), Value::String("private".into()));
@@ -183,7 +186,9 @@ mod tests {
     #[test]
     fn filters_tools_and_privatizes_the_cache_hint() {
         let mut m = json!({"id":1,"result":{"tools":[{"name":"a"},{"name":"b"},{"x":1}],"ttlMs":1000,"cacheScope":"public"}});
-        filter_tools_list(&mut m, |t| t["name"] == "b");
+        filter_tools_list(&mut m, |tools| {
+            tools.into_iter().filter(|t| t["name"] == "b").collect()
+        });
         assert_eq!(m["result"]["tools"], json!([{"name":"b"}]));
         assert_eq!(m["result"]["cacheScope"], "private");
         assert!(is_response_to(&m, &json!(1)));

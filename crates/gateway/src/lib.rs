@@ -20,6 +20,7 @@ mod error;
 pub mod fuzzing;
 mod inspect;
 mod legacy_server;
+mod listings;
 mod metadata;
 mod metrics;
 mod mtls;
@@ -39,7 +40,7 @@ use registry_client::RegistryClient;
 use service_kit::Shutdown;
 use tokio::net::TcpListener;
 
-pub use audit::AuditSink;
+pub use audit::{AuditSink, AuditSync};
 pub use catalog_cache::CatalogCache;
 pub use mtls::{
     MtlsCertificates, MtlsFiles, MtlsSource, PeerIdentity, serve as serve_mtls, tls_config,
@@ -69,8 +70,10 @@ pub struct GatewayConfig {
     pub allowed_hosts: Vec<String>,
     /// How often the catalog is re-read from the registry.
     pub catalog_refresh: Duration,
-    /// Where audit records wait when the registry cannot take them.
+    /// The audit journal: records wait here for the registry.
     pub audit_spool: PathBuf,
+    /// How durable a call's audit record is before the call is answered.
+    pub audit_sync: AuditSync,
     /// Serve only tools whose live definition matches the registry's record (on by default;
     /// off is for development against servers whose tools change faster than their records).
     pub pin_tools: bool,
@@ -131,7 +134,18 @@ pub(crate) struct Gateway {
     pub(crate) rate_limits: ratelimit::RateLimits,
     pub(crate) upstream_timeout: Duration,
     pub(crate) upstream: reqwest::Client,
+    /// Signed assertions, sent again while they have at least half their life left: signing
+    /// was the largest cost of forwarding a call, and a caller's calls to one server share one.
+    pub(crate) assertions: identity::Remembered<axum::http::HeaderValue>,
+    /// Sealed legacy session ids lately opened (`sessions::open`), so a session's requests
+    /// check its signature once a minute rather than on each request.
+    pub(crate) opened_sessions: identity::Remembered<String>,
+    /// Servers' listings as last checked, and who sees what of them.
+    pub(crate) listings: listings::Listings,
 }
+
+/// Assertions and opened sessions remembered at most, each.
+const REMEMBERED_MAX: usize = 50_000;
 
 /// Builds the gateway's router and starts its background tasks (catalog refresh, audit journal
 /// delivery), which stop with `shutdown`. Once serving ends, [`AuditSink::drain`] delivers what
@@ -147,7 +161,7 @@ pub async fn build(
     }
     catalog.spawn_refresh(config.catalog_refresh, shutdown.clone());
     let registry = config.registry.clone();
-    let audit = AuditSink::new(config.registry, config.audit_spool)?;
+    let audit = AuditSink::new(config.registry, config.audit_spool, config.audit_sync)?;
     audit.spawn_drain(shutdown.clone());
     let upstream = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
@@ -179,6 +193,9 @@ pub async fn build(
         rate_limits: ratelimit::RateLimits::new(config.rate_limit_per_minute),
         upstream_timeout: config.upstream_timeout,
         upstream,
+        assertions: identity::Remembered::new(REMEMBERED_MAX),
+        opened_sessions: identity::Remembered::new(REMEMBERED_MAX),
+        listings: listings::Listings::default(),
     });
     ratelimit::spawn_heartbeat(
         gateway.clone(),

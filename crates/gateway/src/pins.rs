@@ -83,6 +83,15 @@ impl Pins {
         Some(definition)
     }
 
+    /// Whether some listed tool is remembered as drifted.
+    pub(crate) fn drift_known(&self) -> bool {
+        !self
+            .drifted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
     /// Checks one tool from a server's `tools/list` result against the registry's record.
     /// Remembers drift so that calls to the tool are refused, and forgets it once the tool
     /// matches again.
@@ -189,12 +198,13 @@ impl std::fmt::Display for Withheld {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use registry_api::ToolView;
     use serde_json::json;
 
-    fn server(tools: &[Value]) -> ServerView {
+    /// A server record with these tools registered.
+    pub(crate) fn server(tools: &[Value]) -> ServerView {
         let tools = tools
             .iter()
             .map(|t| {

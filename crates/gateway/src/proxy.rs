@@ -97,16 +97,7 @@ pub(crate) fn upstream_request(
             upstream = upstream.header(name, value);
         }
     }
-    let mut claims = Claims::new(
-        &gw.issuer,
-        &who.user,
-        &server.name,
-        who.groups.clone(),
-        ASSERTION_TTL_SECONDS,
-    );
-    claims.surface = Some(who.surface.clone());
-    claims.channel = who.channel.clone();
-    let assertion = gw.assertion_key.sign(&claims).map_err(|e| {
+    let assertion = assertion(gw, &server.name, who).map_err(|e| {
         tracing::error!(error = %e, "failed to sign an identity assertion");
         Box::new(error::respond(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -134,6 +125,26 @@ pub(crate) fn upstream_request(
         upstream = upstream.header(FORWARDED_SURFACE_HEADER, surface);
     }
     Ok(upstream)
+}
+
+/// The gateway's signed assertion of `who` for `server`: one signed within the last half of
+/// its lifetime is sent again (it names no call, only the caller, the server, the surface and
+/// the channel), so the server always has at least half of it left.
+fn assertion(gw: &Gateway, server: &str, who: &Caller) -> Result<HeaderValue, String> {
+    gw.assertions.get_or_try(who.remember_key(server), || {
+        let mut claims = Claims::new(
+            &gw.issuer,
+            &who.user,
+            server,
+            who.groups.clone(),
+            ASSERTION_TTL_SECONDS,
+        );
+        claims.surface = Some(who.surface.clone());
+        claims.channel = who.channel.clone();
+        let signed = gw.assertion_key.sign(&claims).map_err(|e| e.to_string())?;
+        let value = HeaderValue::from_str(&signed).map_err(|e| e.to_string())?;
+        Ok((value, Duration::from_secs(ASSERTION_TTL_SECONDS / 2)))
+    })
 }
 
 /// What the gateway must do with the server's response.
@@ -207,7 +218,7 @@ pub(crate) async fn handle(
     if let Some(session) = &session
         && !session.starts_with(bridge::SESSION_PREFIX)
     {
-        let upstream = sessions::open(&gw.assertion_key, session, &who.user, &name)
+        let upstream = sessions::open_remembered(gw.as_ref(), session, &who.user, &name)
             .ok()
             .and_then(|id| HeaderValue::from_str(&id).ok());
         let Some(upstream) = upstream else {
@@ -861,6 +872,24 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
+    /// The key of what is remembered for this caller about `server` (an assertion, a view of
+    /// a listing): everything a decision or an assertion reads about them.
+    fn remember_key(&self, server: &str) -> identity::RememberKey {
+        let mut parts: Vec<&[u8]> = vec![
+            match self.kind {
+                CallerKind::User => b"user",
+                CallerKind::Service => b"service",
+            },
+            self.user.as_bytes(),
+            server.as_bytes(),
+            self.surface.as_bytes(),
+            if self.channel.is_some() { b"+" } else { b"-" },
+            self.channel.as_deref().unwrap_or_default().as_bytes(),
+        ];
+        parts.extend(self.groups.iter().map(|g| g.as_bytes()));
+        identity::Remembered::<()>::key(&parts)
+    }
+
     /// When the call is recorded as made: now, unless a demo clock says otherwise.
     fn time_ms(&self) -> i64 {
         self.demo_time.unwrap_or_else(now_ms)
@@ -1061,7 +1090,17 @@ async fn inspect_json(
         ));
     };
     apply(inspect, guard, &mut message).await;
-    Ok(Body::from(message.to_string()))
+    // Serialized straight to bytes (`to_string` goes through the formatter, a good deal slower
+    // for a large listing).
+    match serde_json::to_vec(&message) {
+        Ok(bytes) => Ok(Body::from(bytes)),
+        Err(e) => Err(error::respond(
+            StatusCode::BAD_GATEWAY,
+            &inspect.id,
+            UPSTREAM,
+            &format!("the gateway could not re-encode the server's answer: {e}"),
+        )),
+    }
 }
 
 /// Rewrites an SSE response stream event by event; only the response to the inspected request is
@@ -1131,31 +1170,55 @@ pub(crate) async fn apply(inspect: &Inspection, guard: &mut CallGuard, message: 
         let pins = &inspect.gw.pins;
         let mut observed = Vec::new();
         let mut needs_approval = false;
-        let registered = crate::pins::index(&inspect.server);
-        inspect::filter_tools_list(message, |tool| {
-            if let Err(withheld) = pins.check_listed_in(&inspect.server, &registered, tool) {
-                if !matches!(withheld, Withheld::Malformed)
-                    && let Some(definition) = pins.to_report(&inspect.server.name, tool)
-                {
-                    observed.push(definition);
-                }
-                return false;
-            }
-            let Some(name) = tool.get("name").and_then(Value::as_str) else {
-                return false;
-            };
-            let request = PolicyRequest {
-                principal: &principal,
-                action: Action::List,
-                server: &inspect.server.name,
-                tool: Some(name),
-                surface: &inspect.who.surface,
-                channel: inspect.who.channel.as_deref(),
-                args: None,
-            };
-            let visible = inspect.engine.visible(&request).allowed;
-            needs_approval |= visible && registered.get(name).is_some_and(|t| t.approval.is_some());
-            visible
+        let who = &inspect.who;
+        use crate::listings::PinCheck;
+        let caller = who.remember_key(&inspect.server.name);
+        inspect::filter_tools_list(message, |tools| {
+            // Built only if the pins are asked (a listing not seen with this snapshot).
+            let registered = std::cell::OnceCell::new();
+            let filtered = inspect.gw.listings.filter(
+                &inspect.server,
+                &inspect.engine,
+                caller,
+                tools,
+                pins.drift_known(),
+                |tool| match pins.check_listed_in(
+                    &inspect.server,
+                    registered.get_or_init(|| crate::pins::index(&inspect.server)),
+                    tool,
+                ) {
+                    Ok(()) => match tool.get("name").and_then(Value::as_str) {
+                        Some(name) => PinCheck::Served(name.to_owned()),
+                        None => PinCheck::Withheld,
+                    },
+                    Err(withheld) => {
+                        if !matches!(withheld, Withheld::Malformed)
+                            && let Some(definition) = pins.to_report(&inspect.server.name, tool)
+                        {
+                            observed.push(definition);
+                        }
+                        if matches!(withheld, Withheld::Changed { .. }) {
+                            PinCheck::Changed
+                        } else {
+                            PinCheck::Withheld
+                        }
+                    }
+                },
+                |name| {
+                    let request = PolicyRequest {
+                        principal: &principal,
+                        action: Action::List,
+                        server: &inspect.server.name,
+                        tool: Some(name),
+                        surface: &who.surface,
+                        channel: who.channel.as_deref(),
+                        args: None,
+                    };
+                    inspect.engine.visible(&request).allowed
+                },
+            );
+            needs_approval = filtered.needs_approval;
+            filtered.tools
         });
         if !observed.is_empty() {
             report_observed(inspect.gw.registry.clone(), &inspect.server.name, observed);
@@ -1441,6 +1504,35 @@ pub(crate) fn uuid_v7() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_is_remembered_for_a_caller_differs_by_every_fact_about_them() {
+        let caller =
+            |kind, user: &str, groups: &[&str], surface: &str, channel: Option<&str>| Caller {
+                kind,
+                user: user.into(),
+                groups: groups.iter().map(|g| g.to_string()).collect(),
+                surface: surface.into(),
+                channel: channel.map(str::to_owned),
+                demo_time: None,
+            };
+        let base = caller(CallerKind::User, "alice", &["eng"], "ide", None).remember_key("sql");
+        assert_eq!(
+            base,
+            caller(CallerKind::User, "alice", &["eng"], "ide", None).remember_key("sql")
+        );
+        for other in [
+            caller(CallerKind::Service, "alice", &["eng"], "ide", None).remember_key("sql"),
+            caller(CallerKind::User, "bob", &["eng"], "ide", None).remember_key("sql"),
+            caller(CallerKind::User, "alice", &[], "ide", None).remember_key("sql"),
+            caller(CallerKind::User, "alice", &["eng", "x"], "ide", None).remember_key("sql"),
+            caller(CallerKind::User, "alice", &["eng"], "chat", None).remember_key("sql"),
+            caller(CallerKind::User, "alice", &["eng"], "ide", Some("")).remember_key("sql"),
+            caller(CallerKind::User, "alice", &["eng"], "ide", None).remember_key("spark"),
+        ] {
+            assert_ne!(base, other);
+        }
+    }
 
     #[test]
     fn hosts_are_checked_without_their_port() {

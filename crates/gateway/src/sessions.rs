@@ -4,7 +4,11 @@
 //! session id. Any replica can check it, so a session survives its requests landing on other
 //! replicas, and one user cannot ride another user's session by replaying its id.
 
-use identity::SigningKey;
+use std::time::Duration;
+
+use identity::{Remembered, SigningKey};
+
+use crate::Gateway;
 use serde::{Deserialize, Serialize};
 
 /// Starts every sealed session id.
@@ -42,8 +46,36 @@ pub(crate) fn seal(
         .map_err(|e| e.to_string())
 }
 
+/// How long an opened session id is taken on its earlier check.
+const OPENED_FOR: Duration = Duration::from_secs(60);
+
+/// [`open`], remembered: a session's requests check its signature once a minute, not on each.
+pub(crate) fn open_remembered(
+    gw: &Gateway,
+    id: &str,
+    user: &str,
+    server: &str,
+) -> Result<String, String> {
+    let key = Remembered::<String>::key(&[id.as_bytes(), user.as_bytes(), server.as_bytes()]);
+    gw.opened_sessions.get_or_try(key, || {
+        let (sid, exp) = open_until(&gw.assertion_key, id, user, server)?;
+        let left = Duration::from_secs(exp.saturating_sub(identity::now_seconds()));
+        Ok((sid, left.min(OPENED_FOR)))
+    })
+}
+
 /// The server's session id behind the client's `id`, if `user` opened it on `server`.
 pub(crate) fn open(key: &SigningKey, id: &str, user: &str, server: &str) -> Result<String, String> {
+    open_until(key, id, user, server).map(|(sid, _)| sid)
+}
+
+/// [`open`], with when the sealed id expires (seconds since the epoch).
+fn open_until(
+    key: &SigningKey,
+    id: &str,
+    user: &str,
+    server: &str,
+) -> Result<(String, u64), String> {
     let token = id
         .strip_prefix(PREFIX)
         .ok_or("not a session id this gateway gave out")?;
@@ -53,7 +85,7 @@ pub(crate) fn open(key: &SigningKey, id: &str, user: &str, server: &str) -> Resu
     if sealed.sub != user || sealed.server != server {
         return Err("the session belongs to another caller or server".into());
     }
-    Ok(sealed.sid)
+    Ok((sealed.sid, sealed.exp))
 }
 
 #[cfg(test)]

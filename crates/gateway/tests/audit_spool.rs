@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use gateway::AuditSink;
+use gateway::{AuditSink, AuditSync};
 use identity::{Claims, KeySource, SigningKey, TrustedIssuer, Verifier, jwks_document};
 use registry::{RegistryConfig, RegistryState};
 use registry_api::{AuditRecord, Outcome};
@@ -47,6 +47,17 @@ async fn audit_in(store: &SqlStore) -> Vec<AuditRecord> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn records_wait_in_the_spool_until_the_registry_is_back() {
+    records_wait_until_the_registry_is_back(AuditSync::Disk).await;
+}
+
+/// Written to the operating system but not waited on to reach the disk: the record is in the
+/// journal file all the same when the call is answered.
+#[tokio::test(flavor = "multi_thread")]
+async fn records_written_to_the_os_wait_in_the_spool_too() {
+    records_wait_until_the_registry_is_back(AuditSync::Os).await;
+}
+
+async fn records_wait_until_the_registry_is_back(sync: AuditSync) {
     let dir = tempfile::tempdir().unwrap();
     let key = Arc::new(SigningKey::generate().unwrap());
     let mint = {
@@ -73,7 +84,7 @@ async fn records_wait_in_the_spool_until_the_registry_is_back() {
         Credentials::Mint(Arc::new(mint)),
     );
     let spool = dir.path().join("audit-spool.jsonl");
-    let sink = AuditSink::new(client, spool.clone()).unwrap();
+    let sink = AuditSink::new(client, spool.clone(), sync).unwrap();
 
     sink.record(record("a")).await;
     sink.record(record("b")).await;

@@ -4,10 +4,12 @@
 
 mod claims;
 mod keys;
+mod remembered;
 mod verify;
 
 pub use claims::{Claims, now_seconds};
 pub use keys::{SigningKey, jwks_document};
+pub use remembered::{RememberKey, Remembered};
 pub use verify::{AuthError, KeySource, TrustedIssuer, Verifier};
 
 /// Header carrying the gateway's signed identity assertion to an MCP server.

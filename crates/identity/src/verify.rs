@@ -18,7 +18,7 @@ use jsonwebtoken::{
 };
 use serde_json::Value;
 
-use crate::Claims;
+use crate::{Claims, Remembered};
 
 /// Tokens longer than this are refused before any parsing.
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -109,7 +109,7 @@ pub struct Verifier {
     http: reqwest::Client,
     /// Tokens verified lately: SHA-256 of the token (and of the resource asked for) → its
     /// claims, and until when the earlier verification stands.
-    verified: std::sync::Mutex<HashMap<[u8; 32], (Claims, Instant)>>,
+    verified: Remembered<Claims>,
 }
 
 struct IssuerKeys {
@@ -184,7 +184,7 @@ impl Verifier {
             audiences,
             issuers,
             http,
-            verified: std::sync::Mutex::new(HashMap::new()),
+            verified: Remembered::new(VERIFIED_MAX),
         }))
     }
 
@@ -216,16 +216,9 @@ impl Verifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::TooLarge);
         }
-        let remembered = {
-            let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-            context.update(token.as_bytes());
-            context.update(&[0]);
-            context.update(resource.unwrap_or_default().as_bytes());
-            let mut key = [0u8; 32];
-            key.copy_from_slice(context.finish().as_ref());
-            key
-        };
-        if let Some(claims) = self.remembered(&remembered) {
+        let remembered =
+            Remembered::<Claims>::key(&[token.as_bytes(), resource.unwrap_or_default().as_bytes()]);
+        if let Some(claims) = self.verified.get(&remembered) {
             // Expiry is checked on every use, as a fresh verification would.
             if claims.exp + LEEWAY_SECONDS < crate::now_seconds() {
                 return Err(AuthError::Expired);
@@ -233,28 +226,9 @@ impl Verifier {
             return Ok(claims);
         }
         let claims = self.verify_uncached(token, resource).await?;
-        self.remember(remembered, &claims);
+        self.verified
+            .insert(remembered, claims.clone(), VERIFIED_FOR);
         Ok(claims)
-    }
-
-    fn remembered(&self, key: &[u8; 32]) -> Option<Claims> {
-        let verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-        verified
-            .get(key)
-            .filter(|(_, until)| Instant::now() < *until)
-            .map(|(claims, _)| claims.clone())
-    }
-
-    fn remember(&self, key: [u8; 32], claims: &Claims) {
-        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-        if verified.len() >= VERIFIED_MAX {
-            let now = Instant::now();
-            verified.retain(|_, (_, until)| now < *until);
-            if verified.len() >= VERIFIED_MAX {
-                verified.clear();
-            }
-        }
-        verified.insert(key, (claims.clone(), Instant::now() + VERIFIED_FOR));
     }
 
     async fn verify_uncached(
@@ -632,18 +606,8 @@ mod tests {
         short.exp = now_seconds() + 1;
         let token = key.sign(&short).unwrap();
         assert!(v.verify(&token).await.is_ok());
-        let remembered = v
-            .verified
-            .lock()
-            .unwrap()
-            .keys()
-            .copied()
-            .collect::<Vec<_>>();
-        for k in remembered {
-            if let Some((claims, _)) = v.verified.lock().unwrap().get_mut(&k) {
-                claims.exp = now_seconds() - LEEWAY_SECONDS - 1;
-            }
-        }
+        v.verified
+            .update_all(|claims, _| claims.exp = now_seconds() - LEEWAY_SECONDS - 1);
         assert_eq!(v.verify(&token).await, Err(AuthError::Expired));
     }
 

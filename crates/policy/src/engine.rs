@@ -176,8 +176,8 @@ struct Slice {
     /// The server's entity and each tool's (by tool index), built once.
     server_entity: Entity,
     tool_entities: Vec<(EntityUid, Entity)>,
-    /// Request entities per principal; see [`Engine::entities_for`].
-    entity_cache: Mutex<HashMap<String, Arc<Entities>>>,
+    /// Request entities per principal and tool; see [`Engine::entities_for`].
+    entity_cache: Mutex<HashMap<(String, Option<usize>), Arc<Entities>>>,
 }
 
 /// Entity type names and action ids, parsed once: parsing is far dearer than a decision.
@@ -487,16 +487,19 @@ impl Engine {
         }
     }
 
-    /// The entities of a request by `principal` on the slice's server: the principal with its
-    /// groups, the server and its tools. Building them costs more than deciding, so they are
-    /// cached per principal in the server's slice until the slice is replaced.
+    /// The entities of a request by `principal` about the slice's server or one of its tools
+    /// (by index): the principal with its groups, the server, and that tool. Building them
+    /// costs more than deciding, so they are cached per principal and tool in the server's
+    /// slice until the slice is replaced. Only the tool asked about is in them, so an entry's
+    /// size does not grow with the server's tools.
     fn entities_for(
         &self,
         slice: &Slice,
         principal: &Principal,
         principal_uid: &EntityUid,
+        tool: Option<usize>,
     ) -> Result<Arc<Entities>, String> {
-        let key = principal.cache_key();
+        let key = (principal.cache_key(), tool);
         if let Some(hit) = slice
             .entity_cache
             .lock()
@@ -510,10 +513,12 @@ impl Engine {
             .iter()
             .map(|g| Types::uid(&self.types.group, g))
             .collect();
-        let mut entities = Vec::with_capacity(slice.tool_entities.len() + 2);
+        let mut entities = Vec::with_capacity(3);
         entities.push(Entity::new_no_attrs(principal_uid.clone(), parents));
         entities.push(slice.server_entity.clone());
-        entities.extend(slice.tool_entities.iter().map(|(_, e)| e.clone()));
+        if let Some((_, entity)) = tool.and_then(|i| slice.tool_entities.get(i)) {
+            entities.push(entity.clone());
+        }
         let entities =
             Arc::new(Entities::from_entities(entities, None).map_err(|e| e.to_string())?);
         let mut cache = slice.entity_cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -581,7 +586,10 @@ impl Engine {
         };
         let prepared = self.cedar_request(slice, Some(index), &call).and_then(|r| {
             let uid = r.principal().ok_or("no principal")?.clone();
-            Ok((r, self.entities_for(slice, request.principal, &uid)?))
+            Ok((
+                r,
+                self.entities_for(slice, request.principal, &uid, Some(index))?,
+            ))
         });
         let (cedar_request, entities) = match prepared {
             Ok(p) => p,
@@ -638,6 +646,7 @@ impl Engine {
             slice,
             request.principal,
             cedar_request.principal().ok_or("no principal")?,
+            tool.map(|(i, _)| i),
         )?;
         let slice_set = match tool {
             Some((index, _)) => &slice.tool_sets[index],

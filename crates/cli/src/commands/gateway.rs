@@ -111,11 +111,43 @@ pub(crate) struct Args {
     /// Seconds a server may take to answer a request; then the caller gets a JSON-RPC error.
     #[arg(long, default_value_t = 120)]
     upstream_timeout_secs: u64,
+    /// How durable a call's audit record is before the call is answered. `disk`: synced to
+    /// disk (survives a crash of the machine). `os`: written to the journal and synced right
+    /// after without the call waiting (survives a crash of the gateway; a crash of the machine
+    /// can lose the last moment's records), for a lower latency floor.
+    #[arg(long, value_enum, default_value_t = AuditSyncArg::Disk, env = "SWITCHBOARD_AUDIT_SYNC")]
+    audit_sync: AuditSyncArg,
     /// Write `{"url": ...}` here once listening.
     #[arg(long)]
     ready_file: Option<PathBuf>,
     #[command(flatten)]
     data: DataDir,
+}
+
+/// `--audit-sync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum AuditSyncArg {
+    Disk,
+    Os,
+}
+
+impl AuditSyncArg {
+    /// The flag's value, as written on a command line.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            AuditSyncArg::Disk => "disk",
+            AuditSyncArg::Os => "os",
+        }
+    }
+}
+
+impl From<AuditSyncArg> for gateway::AuditSync {
+    fn from(arg: AuditSyncArg) -> gateway::AuditSync {
+        match arg {
+            AuditSyncArg::Disk => gateway::AuditSync::Disk,
+            AuditSyncArg::Os => gateway::AuditSync::Os,
+        }
+    }
 }
 
 /// Whether the gateway pins tool definitions.
@@ -166,6 +198,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         },
         catalog_refresh: Duration::from_secs(args.catalog_refresh_secs.max(1)),
         audit_spool: args.data.data_dir.join("audit-spool.jsonl"),
+        audit_sync: args.audit_sync.into(),
         pin_tools: args.tool_pinning == Pinning::Enforce,
         probes: gateway::ProbeConfig {
             every: (args.probe_every_secs > 0).then(|| Duration::from_secs(args.probe_every_secs)),

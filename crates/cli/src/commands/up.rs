@@ -115,6 +115,10 @@ pub(crate) struct Args {
     /// Seconds a server may take to answer a request through the gateway.
     #[arg(long, default_value_t = 120)]
     upstream_timeout_secs: u64,
+    /// How durable a call's audit record is before the call is answered: `disk` (synced) or
+    /// `os` (written, synced right after); see `switchboard gateway --help`.
+    #[arg(long, value_enum, default_value_t = crate::commands::gateway::AuditSyncArg::Disk)]
+    audit_sync: crate::commands::gateway::AuditSyncArg,
     /// Also trust these external issuers (for example your company's OpenID Connect provider).
     #[command(flatten)]
     trust: ExternalTrust,
@@ -200,6 +204,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
         },
         catalog_refresh: Duration::from_secs(1),
         audit_spool: data_dir.join("audit-spool.jsonl"),
+        audit_sync: args.audit_sync.into(),
         pin_tools: true,
         probes: gateway::ProbeConfig {
             every: (args.probe_every_secs > 0).then(|| Duration::from_secs(args.probe_every_secs)),

@@ -198,7 +198,18 @@ async fn every_call_is_audited_once_and_the_month_report_adds_up_to_the_audit() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_answered_call_loses_its_record_when_the_platform_is_killed_under_load() {
-    let mut platform = Platform::start_on_fixed_ports(&[]);
+    killed_under_load(&[]).await;
+}
+
+/// With `--audit-sync os` a record is written to the journal, not yet synced, when its call is
+/// answered: a crash of the process (not of the machine) still loses none.
+#[tokio::test(flavor = "multi_thread")]
+async fn records_written_but_not_yet_synced_survive_the_platform_being_killed() {
+    killed_under_load(&["--audit-sync", "os"]).await;
+}
+
+async fn killed_under_load(flags: &[&str]) {
+    let mut platform = Platform::start_on_fixed_ports(flags);
     let url = format!("{}/servers/knowledge/mcp", platform.gateway_url);
     // Six agents (both eras) call back to back, each call named by its own query, until the
     // platform dies under them.
