@@ -7,6 +7,12 @@ mod dev;
 
 use clap::Parser;
 
+/// mimalloc rather than the system allocator: a gateway allocates and frees a little for every
+/// request on every worker, and holds a buffer or two for every open connection; with glibc's
+/// allocator that was an eighth of its CPU and memory that stayed fragmented after load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = commands::Cli::parse();

@@ -61,6 +61,13 @@ pub async fn serve(
     router: axum::Router,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    use axum::serve::ListenerExt;
+    // Answers go out as soon as they are written, not held back for more (Nagle).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+        }
+    });
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

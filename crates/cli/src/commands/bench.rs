@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use self::{
+    super::gateway::AuditSyncArg,
     fixture::{LEGACY, MODERN},
     load::{HttpClient, Summary, Template, Used},
     platform::Platform,
@@ -93,6 +94,10 @@ struct Options {
     /// Worker processes ContextForge runs (uvicorn's `--workers`).
     #[arg(long, default_value_t = 1)]
     contextforge_workers: usize,
+    /// The gateway's `--audit-sync`: `disk` (a call's audit record is synced to disk before
+    /// it is answered) or `os` (written to the operating system, synced right after).
+    #[arg(long, value_enum, default_value_t = AuditSyncArg::Disk)]
+    audit_sync: AuditSyncArg,
     /// Write the whole report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -149,7 +154,8 @@ async fn measure(options: Options) -> anyhow::Result<()> {
         .contains(&Scenario::List)
         .then_some(options.list_tools);
     eprintln!("starting the registry, the gateway and the upstream…");
-    let platform = Platform::start(wide).await?;
+    let audit_sync = options.audit_sync.as_str();
+    let platform = Platform::start(wide, audit_sync).await?;
     let mut bench = Bench {
         platform,
         options,
@@ -159,14 +165,16 @@ async fn measure(options: Options) -> anyhow::Result<()> {
     bench.report.machine = json!({
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "build": if cfg!(debug_assertions) { "debug" } else { "release" },
+        "gateway_audit_sync": audit_sync,
     });
     if cfg!(debug_assertions) {
         eprintln!(
             "note: this is a debug build; measure with `cargo run --release -p switchboard -- bench`"
         );
     }
-    let idle = load::usage(bench.platform.gateway.pid()).rss_bytes;
-    bench.memory("gateway_idle_mb", idle);
+    let idle = load::usage(bench.platform.gateway.pid());
+    bench.memory("gateway_idle_mb", idle.rss_bytes);
+    bench.memory("gateway_idle_anon_mb", idle.anon_bytes);
     let scenarios = bench.options.scenarios.clone();
     for scenario in scenarios {
         match scenario {
@@ -633,7 +641,7 @@ impl Bench {
         )
         .await?;
         let gateway_pid = self.platform.gateway.pid();
-        let connected = std::sync::Arc::new(std::sync::Mutex::new(0u64));
+        let connected = std::sync::Arc::new(std::sync::Mutex::new(load::Usage::default()));
         let watch = self.watch();
         let samples = {
             let connected = connected.clone();
@@ -645,20 +653,31 @@ impl Bench {
                 template,
                 async move {
                     if let Ok(mut c) = connected.lock() {
-                        *c = load::usage(gateway_pid).rss_bytes;
+                        *c = load::usage(gateway_pid);
                     }
                 },
             )
             .await?
         };
         let used = watch.stop();
-        let peak = (used[0].peak_rss_mb * 1024.0 * 1024.0) as u64;
-        let at_connect = connected.lock().map(|c| *c).unwrap_or(0);
+        let bytes = |mb: f64| (mb * 1024.0 * 1024.0) as u64;
+        let (peak, peak_anon) = (bytes(used[0].peak_rss_mb), bytes(used[0].peak_anon_mb));
+        let at_connect = connected.lock().map(|c| *c).unwrap_or_default();
+        // Resident memory counts the executable's code pages mapped from disk (one binary holds
+        // every component); the anonymous figure is the gateway's own memory.
         self.memory(
             &format!("gateway_with_{clients}_clients_connected_mb"),
-            at_connect,
+            at_connect.rss_bytes,
+        );
+        self.memory(
+            &format!("gateway_with_{clients}_clients_connected_anon_mb"),
+            at_connect.anon_bytes,
         );
         self.memory(&format!("gateway_peak_with_{clients}_clients_mb"), peak);
+        self.memory(
+            &format!("gateway_peak_with_{clients}_clients_anon_mb"),
+            peak_anon,
+        );
         self.record(
             "clients",
             MODERN,

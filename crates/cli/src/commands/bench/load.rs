@@ -303,7 +303,9 @@ pub(crate) async fn held_clients(
     let template = Arc::new(template.header("host", &addr.to_string())?);
     // Connections are opened a few hundred at a time, as a fleet of agents ramps up.
     let opening = Arc::new(tokio::sync::Semaphore::new(256));
-    let ready = Arc::new(tokio::sync::Barrier::new(clients + 1));
+    // Each client adds a permit once it is connected and answered (or failed to connect); none
+    // waits for the others, so the load stays as smooth as its schedule.
+    let ready = Arc::new(tokio::sync::Semaphore::new(0));
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = tokio::task::JoinSet::new();
@@ -325,7 +327,7 @@ pub(crate) async fn held_clients(
                 Ok(s) => s,
                 Err(e) => {
                     samples.record(Duration::ZERO, Err(format!("connect: {e:#}")));
-                    ready.wait().await;
+                    ready.add_permits(1);
                     return samples;
                 }
             };
@@ -347,7 +349,7 @@ pub(crate) async fn held_clients(
                 samples.record(sent.elapsed(), template.check(outcome));
                 if first {
                     first = false;
-                    ready.wait().await;
+                    ready.add_permits(1);
                 }
                 let next = sent + period;
                 if next >= deadline {
@@ -358,7 +360,8 @@ pub(crate) async fn held_clients(
             samples
         });
     }
-    ready.wait().await;
+    let everyone = u32::try_from(clients).unwrap_or(u32::MAX);
+    ready.acquire_many(everyone).await?.forget();
     when_all_connected.await;
     let mut all = Samples::default();
     while let Some(samples) = tasks.join_next().await {
@@ -372,7 +375,11 @@ pub(crate) async fn held_clients(
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Usage {
     pub(crate) cpu_seconds: f64,
+    /// Everything resident, the executable's code pages mapped from disk included.
     pub(crate) rss_bytes: u64,
+    /// The process's own memory: resident anonymous pages (heap, stacks), without the
+    /// executable's code (`RssAnon`).
+    pub(crate) anon_bytes: u64,
 }
 
 /// One process's usage, and its process group, from `/proc/<pid>/stat` and `status`.
@@ -390,17 +397,20 @@ fn read_process(pid: &str) -> Option<(u32, Usage)> {
     };
     let group = fields.get(2)?.parse().ok()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss_kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap_or(0);
+    let kb = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     Some((
         group,
         Usage {
             // The kernel's USER_HZ, which is 100 on every Linux architecture this runs on.
             cpu_seconds: (number(11) + number(12)) / 100.0,
-            rss_bytes: rss_kb * 1024,
+            rss_bytes: kb("VmRSS:") * 1024,
+            anon_bytes: kb("RssAnon:") * 1024,
         },
     ))
 }
@@ -424,6 +434,7 @@ pub(crate) fn usage(pid: u32) -> Usage {
         {
             total.cpu_seconds += usage.cpu_seconds;
             total.rss_bytes += usage.rss_bytes;
+            total.anon_bytes += usage.anon_bytes;
         }
     }
     total
@@ -433,7 +444,8 @@ pub(crate) fn usage(pid: u32) -> Usage {
 pub(crate) struct Watch {
     pids: Vec<u32>,
     before: Vec<Usage>,
-    peak: Arc<Mutex<Vec<u64>>>,
+    /// Per process: the highest resident and anonymous memory sampled.
+    peak: Arc<Mutex<Vec<(u64, u64)>>>,
     started: Instant,
     sampler: tokio::task::JoinHandle<()>,
 }
@@ -444,22 +456,26 @@ pub(crate) struct Used {
     /// Cores kept busy on average (1.0 = one core all the time).
     pub(crate) cpu_cores: f64,
     pub(crate) peak_rss_mb: f64,
+    /// The peak of the process's own (anonymous) memory, without its code pages.
+    pub(crate) peak_anon_mb: f64,
 }
 
 impl Watch {
     pub(crate) fn start(pids: Vec<u32>) -> Watch {
         let before: Vec<Usage> = pids.iter().map(|p| usage(*p)).collect();
-        let peak: Arc<Mutex<Vec<u64>>> =
-            Arc::new(Mutex::new(before.iter().map(|u| u.rss_bytes).collect()));
+        let peak: Arc<Mutex<Vec<(u64, u64)>>> = Arc::new(Mutex::new(
+            before.iter().map(|u| (u.rss_bytes, u.anon_bytes)).collect(),
+        ));
         let sampler = {
             let (pids, peak) = (pids.clone(), peak.clone());
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(Duration::from_millis(100)).await;
-                    let now: Vec<u64> = pids.iter().map(|p| usage(*p).rss_bytes).collect();
+                    let now: Vec<Usage> = pids.iter().map(|p| usage(*p)).collect();
                     if let Ok(mut peak) = peak.lock() {
-                        for (p, n) in peak.iter_mut().zip(now) {
-                            *p = (*p).max(n);
+                        for ((rss, anon), n) in peak.iter_mut().zip(now) {
+                            *rss = (*rss).max(n.rss_bytes);
+                            *anon = (*anon).max(n.anon_bytes);
                         }
                     }
                 }
@@ -482,11 +498,13 @@ impl Watch {
             .iter()
             .zip(&self.before)
             .zip(peak)
-            .map(|((pid, before), peak)| {
+            .map(|((pid, before), (rss, anon))| {
                 let after = usage(*pid);
+                let mb = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
                 Used {
                     cpu_cores: (after.cpu_seconds - before.cpu_seconds) / wall,
-                    peak_rss_mb: peak.max(after.rss_bytes) as f64 / (1024.0 * 1024.0),
+                    peak_rss_mb: mb(rss.max(after.rss_bytes)),
+                    peak_anon_mb: mb(anon.max(after.anon_bytes)),
                 }
             })
             .collect()

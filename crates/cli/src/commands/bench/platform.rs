@@ -143,8 +143,9 @@ fn url_of(ready: &Value, name: &str) -> anyhow::Result<String> {
 
 impl Platform {
     /// Starts everything; with `wide`, that many more tools in servers of at most
-    /// [`TOOLS_PER_SERVER`] tools each, served by one more upstream process.
-    pub(crate) async fn start(wide: Option<usize>) -> anyhow::Result<Platform> {
+    /// [`TOOLS_PER_SERVER`] tools each, served by one more upstream process. `audit_sync` is the
+    /// gateway's `--audit-sync`.
+    pub(crate) async fn start(wide: Option<usize>, audit_sync: &str) -> anyhow::Result<Platform> {
         let dir = tempfile::Builder::new()
             .prefix("switchboard-bench")
             .tempdir()?;
@@ -223,6 +224,8 @@ impl Platform {
                 &data,
                 "--catalog-refresh-secs",
                 "1",
+                "--audit-sync",
+                audit_sync,
             ],
             &[],
             true,
