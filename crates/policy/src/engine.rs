@@ -170,8 +170,9 @@ struct Slice {
     connect: PolicySet,
     /// Per tool (by index), the policies that can apply to it: the generated permit for its named
     /// policy (or for tools without one), and every policy not generated for a particular tool.
-    /// Evaluating only these is what keeps a decision fast with many policies loaded.
-    tool_sets: Vec<PolicySet>,
+    /// Evaluating only these is what keeps a decision fast with many policies loaded. Tools
+    /// under the same named policy share their set.
+    tool_sets: Vec<Arc<PolicySet>>,
     tools: HashMap<String, usize>,
     /// The server's entity and each tool's (by tool index), built once.
     server_entity: Entity,
@@ -261,6 +262,9 @@ impl Engine {
             let id = p.id().to_string();
             !specific(&id) || id == connect_id
         }))?;
+        // Tools under the same named policy (or none) share one set: a server has a handful of
+        // named policies and may have a thousand tools.
+        let mut sets_by_policy: HashMap<String, Arc<PolicySet>> = HashMap::new();
         let tool_sets = facts
             .tools
             .iter()
@@ -269,10 +273,15 @@ impl Engine {
                     Some(p) => format!("{prefix}{}", p.name),
                     None => open_id.clone(),
                 };
-                policy_set(all.iter().copied().filter(|p| {
+                if let Some(set) = sets_by_policy.get(&own) {
+                    return Ok(set.clone());
+                }
+                let set = Arc::new(policy_set(all.iter().copied().filter(|p| {
                     let id = p.id().to_string();
                     !specific(&id) || id == own
-                }))
+                }))?);
+                sets_by_policy.insert(own, set.clone());
+                Ok(set)
             })
             .collect::<Result<Vec<_>, String>>()?;
         let tools = facts
@@ -649,7 +658,7 @@ impl Engine {
             tool.map(|(i, _)| i),
         )?;
         let slice_set = match tool {
-            Some((index, _)) => &slice.tool_sets[index],
+            Some((index, _)) => slice.tool_sets[index].as_ref(),
             None => &slice.connect,
         };
         let tool = tool.map(|(_, t)| t);
