@@ -28,7 +28,16 @@ const LISTINGS_MAX: usize = 1024;
 /// The listings servers gave lately, by server and digest, and who sees what of them.
 #[derive(Default)]
 pub(crate) struct Listings {
-    known: Mutex<HashMap<(String, [u8; 32]), Arc<Listing>>>,
+    known: Mutex<HashMap<ListingKey, Arc<Listing>>>,
+}
+
+/// A server's name and the digest of what it listed.
+type ListingKey = (String, [u8; 32]);
+
+/// The catalog snapshot a listing is checked against: the server's record and the policies.
+pub(crate) struct Snapshot<'a> {
+    pub(crate) server: &'a Arc<ServerView>,
+    pub(crate) engine: &'a Arc<Engine>,
 }
 
 /// One server's listing as checked against one snapshot of the catalog and the policies.
@@ -72,8 +81,7 @@ impl Listings {
     /// about each served tool for a caller whose view of this listing is not remembered.
     pub(crate) fn filter(
         &self,
-        server: &Arc<ServerView>,
-        engine: &Arc<Engine>,
+        Snapshot { server, engine }: Snapshot<'_>,
         caller: RememberKey,
         tools: Vec<Value>,
         drift_known: bool,
@@ -216,8 +224,7 @@ mod tests {
                    listed: Vec<Value>,
                    drift_known: bool| {
             listings.filter(
-                server,
-                engine,
+                Snapshot { server, engine },
                 Remembered::<()>::key(&[caller.as_bytes()]),
                 listed,
                 drift_known,

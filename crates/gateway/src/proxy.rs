@@ -1177,8 +1177,10 @@ pub(crate) async fn apply(inspect: &Inspection, guard: &mut CallGuard, message: 
             // Built only if the pins are asked (a listing not seen with this snapshot).
             let registered = std::cell::OnceCell::new();
             let filtered = inspect.gw.listings.filter(
-                &inspect.server,
-                &inspect.engine,
+                crate::listings::Snapshot {
+                    server: &inspect.server,
+                    engine: &inspect.engine,
+                },
                 caller,
                 tools,
                 pins.drift_known(),

@@ -151,6 +151,9 @@ pub struct Engine {
     types: Types,
 }
 
+/// Request entities by principal (its cache key) and tool index (none: the server itself).
+type EntityCache = HashMap<(String, Option<usize>), Arc<Entities>>;
+
 /// Entries kept in the entity cache before it starts over.
 const ENTITY_CACHE_CAPACITY: usize = 10_000;
 
@@ -178,7 +181,7 @@ struct Slice {
     server_entity: Entity,
     tool_entities: Vec<(EntityUid, Entity)>,
     /// Request entities per principal and tool; see [`Engine::entities_for`].
-    entity_cache: Mutex<HashMap<(String, Option<usize>), Arc<Entities>>>,
+    entity_cache: Mutex<EntityCache>,
 }
 
 /// Entity type names and action ids, parsed once: parsing is far dearer than a decision.
