@@ -147,8 +147,17 @@ pub struct Snapshot {
 /// size; a full cache starts over.
 #[derive(Default)]
 struct DiscoveryCache {
-    answers: std::collections::HashMap<DiscoveryKey, axum::body::Bytes>,
+    answers: std::collections::HashMap<DiscoveryKey, DiscoveryAnswer>,
     bytes: usize,
+}
+
+/// A serialized discovery answer and its entity tag (a digest of the bytes), so a client that
+/// asks again with `If-None-Match` is answered `304 Not Modified` instead of the whole answer.
+#[derive(Clone)]
+pub struct DiscoveryAnswer {
+    pub body: axum::body::Bytes,
+    /// A strong entity tag, quotes included.
+    pub etag: String,
 }
 
 /// Who asked discovery: user, groups, surface and bot channel.
@@ -166,7 +175,7 @@ impl Snapshot {
         surface: &str,
         channel: Option<&str>,
         answer: impl FnOnce() -> serde_json::Result<Vec<u8>>,
-    ) -> serde_json::Result<axum::body::Bytes> {
+    ) -> serde_json::Result<DiscoveryAnswer> {
         let key = (
             user.to_owned(),
             groups.to_vec(),
@@ -182,13 +191,22 @@ impl Snapshot {
         if let Some(hit) = cache(&mut lock()) {
             return Ok(hit);
         }
-        let computed = axum::body::Bytes::from(answer()?);
+        let body = axum::body::Bytes::from(answer()?);
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body);
+        let etag = format!(
+            "\"{}\"",
+            digest.as_ref()[..16]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        let computed = DiscoveryAnswer { body, etag };
         let mut cached = lock();
-        if cached.bytes + computed.len() > DISCOVERY_CACHE_BYTES {
+        if cached.bytes + computed.body.len() > DISCOVERY_CACHE_BYTES {
             *cached = DiscoveryCache::default();
         }
-        if computed.len() <= DISCOVERY_CACHE_BYTES {
-            cached.bytes += computed.len();
+        if computed.body.len() <= DISCOVERY_CACHE_BYTES {
+            cached.bytes += computed.body.len();
             cached.answers.insert(key, computed.clone());
         }
         Ok(computed)

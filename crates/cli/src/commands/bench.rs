@@ -592,14 +592,32 @@ impl Bench {
     }
 
     async fn discovery(&mut self) -> anyhow::Result<()> {
-        eprintln!("discovery: GET /v1/discovery against GET /healthz, closed loop");
+        eprintln!(
+            "discovery: GET /v1/discovery, and revalidated by its ETag, against GET /healthz, closed loop"
+        );
+        let discovery = Template::get(&format!("{}/v1/discovery", self.platform.registry_url))
+            .header("authorization", &format!("Bearer {}", self.platform.token))?;
+        // The tag a client that polls discovery sends back.
+        let first = load::send(&self.pooled, &discovery).await?;
+        let tag = first
+            .headers
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| anyhow::anyhow!("the discovery answer has no ETag"))?
+            .to_owned();
+        let revalidated = discovery
+            .clone()
+            .header("if-none-match", &tag)?
+            .expecting(304);
         let mut indices = Vec::new();
-        for (path, what) in [
-            ("/healthz", "registry /healthz"),
-            ("/v1/discovery", "registry /v1/discovery"),
+        for (template, what) in [
+            (
+                Template::get(&format!("{}/healthz", self.platform.registry_url)),
+                "registry /healthz",
+            ),
+            (discovery, "registry /v1/discovery"),
+            (revalidated, "registry /v1/discovery 304"),
         ] {
-            let template = Template::get(&format!("{}{path}", self.platform.registry_url))
-                .header("authorization", &format!("Bearer {}", self.platform.token))?;
             let watch = self.watch();
             let client = self.pooled.clone();
             let samples =
@@ -611,13 +629,15 @@ impl Bench {
             let used = Bench::used(watch.stop());
             indices.push(self.record("discovery", "-", what, samples.summary(), used));
         }
-        let (health, discovery) = (
-            self.report.runs[indices[0]].summary.throughput,
-            self.report.runs[indices[1]].summary.throughput,
-        );
+        let throughput = |i: usize| self.report.runs[indices[i]].summary.throughput;
+        let (health, full, revalidated) = (throughput(0), throughput(1), throughput(2));
         self.ratio(
             "discovery throughput / health check".into(),
-            discovery / health.max(1e-9),
+            full / health.max(1e-9),
+        );
+        self.ratio(
+            "discovery revalidated (304) throughput / health check".into(),
+            revalidated / health.max(1e-9),
         );
         Ok(())
     }

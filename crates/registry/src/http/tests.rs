@@ -702,6 +702,58 @@ async fn tools_carry_their_definition_hash_and_automated_findings() {
 }
 
 #[tokio::test]
+async fn a_discovery_answer_is_revalidated_by_its_tag_until_the_catalog_changes() {
+    let f = Fixture::over(
+        Arc::new(SqlStore::sqlite_in_memory().await.unwrap()),
+        SigningKey::generate().unwrap(),
+    )
+    .await;
+    let ask = |token: String, tag: Option<String>| {
+        let router = f.router.clone();
+        async move {
+            let mut request = Request::get("/v1/discovery")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"));
+            if let Some(tag) = tag {
+                request = request.header(header::IF_NONE_MATCH, tag);
+            }
+            let response = router
+                .oneshot(request.body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let status = response.status();
+            let headers = response.headers().clone();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (status, headers, bytes)
+        }
+    };
+    let fiona = f.token("fiona", &["finance"]);
+    let (status, headers, first) = ask(fiona.clone(), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let tag = headers[header::ETAG].to_str().unwrap().to_owned();
+    assert!(
+        tag.starts_with('"') && tag.ends_with('"') && tag.len() > 10,
+        "{tag}"
+    );
+    assert_eq!(headers[header::CACHE_CONTROL], "private, no-cache");
+    // The same caller with the tag: not modified, nothing sent again.
+    let (status, headers, body) = ask(fiona.clone(), Some(tag.clone())).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    assert_eq!(headers[header::ETAG].to_str().unwrap(), tag);
+    assert!(body.is_empty());
+    // A list of tags, one of them weak, still matches; another tag does not.
+    let (status, _, _) = ask(fiona.clone(), Some(format!("\"x\", W/{tag}"))).await;
+    assert_eq!(status, StatusCode::NOT_MODIFIED);
+    let (status, _, again) = ask(fiona.clone(), Some("\"x\"".into())).await;
+    assert_eq!((status, &again), (StatusCode::OK, &first));
+    // Once the catalog changes, the old tag gets the new answer.
+    f.register_approved(registration()).await;
+    let (status, headers, changed) = ask(fiona, Some(tag.clone())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(headers[header::ETAG].to_str().unwrap(), tag);
+    assert_ne!(changed, first);
+}
+
+#[tokio::test]
 async fn replicas_over_one_store_see_each_others_registrations() {
     let store = Arc::new(SqlStore::sqlite_in_memory().await.unwrap());
     let a = Fixture::over(store.clone(), SigningKey::generate().unwrap()).await;

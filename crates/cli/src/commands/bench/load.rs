@@ -37,8 +37,10 @@ pub(crate) struct Template {
     pub(crate) url: String,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
     pub(crate) body: Bytes,
-    /// What counts as success: a JSON-RPC result (MCP requests), or any 200 (REST reads).
+    /// What counts as success: a JSON-RPC result (MCP requests), or `expect_status` (REST
+    /// reads).
     pub(crate) expect_rpc_result: bool,
+    pub(crate) expect_status: u16,
 }
 
 impl Template {
@@ -58,6 +60,7 @@ impl Template {
             ],
             body,
             expect_rpc_result: true,
+            expect_status: 200,
         }
     }
 
@@ -68,7 +71,14 @@ impl Template {
             headers: Vec::new(),
             body: Bytes::new(),
             expect_rpc_result: false,
+            expect_status: 200,
         }
+    }
+
+    /// Success is this status instead of 200 (a `304 Not Modified`, say).
+    pub(crate) fn expecting(mut self, status: u16) -> Template {
+        self.expect_status = status;
+        self
     }
 
     pub(crate) fn header(mut self, name: &'static str, value: &str) -> anyhow::Result<Template> {
@@ -80,7 +90,11 @@ impl Template {
     /// Success or what went wrong, by what this request expects.
     fn check(&self, answer: anyhow::Result<Answer>) -> Result<(), String> {
         match answer {
-            Ok(a) if a.is_result() || (!self.expect_rpc_result && a.status == 200) => Ok(()),
+            Ok(a)
+                if a.is_result() || (!self.expect_rpc_result && a.status == self.expect_status) =>
+            {
+                Ok(())
+            }
             Ok(a) => Err(a.describe()),
             Err(e) => Err(format!("{e:#}")),
         }

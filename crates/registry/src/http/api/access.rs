@@ -42,9 +42,10 @@ pub(crate) async fn check(
     )))
 }
 
-#[utoipa::path(get, operation_id = "discover", path = "/v1/discovery", tag = "access", description = "The servers and tools the caller may use from its surface (and, for a chat bot, the channel it speaks in).", params(registry_api::DiscoveryQuery), responses((status = 200, description = "OK", body = registry_api::Discovery), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody)), security(("bearer" = [])))]
+#[utoipa::path(get, operation_id = "discover", path = "/v1/discovery", tag = "access", description = "The servers and tools the caller may use from its surface (and, for a chat bot, the channel it speaks in).", params(registry_api::DiscoveryQuery), responses((status = 200, description = "OK; the ETag header tags the answer", body = registry_api::Discovery), (status = 304, description = "Not modified: the answer still has the tag sent in If-None-Match"), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody)), security(("bearer" = [])))]
 pub(crate) async fn discovery(
     State(state): State<Arc<RegistryState>>,
+    if_none_match: axum::http::HeaderMap,
     caller: Caller,
     query: Result<Query<DiscoveryQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -78,7 +79,29 @@ pub(crate) async fn discovery(
                 format!("could not encode the discovery answer: {e}"),
             )
         })?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    // The answer depends on the caller: caches may keep it only privately, and must ask again
+    // (with the tag) before reusing it.
+    let revalidated = if_none_match
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| {
+            tags.split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == body.etag || t == "*")
+        });
+    let headers = [
+        (header::ETAG, body.etag),
+        (header::CACHE_CONTROL, "private, no-cache".to_owned()),
+    ];
+    if revalidated {
+        return Ok((axum::http::StatusCode::NOT_MODIFIED, headers).into_response());
+    }
+    Ok((
+        headers,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.body,
+    )
+        .into_response())
 }
 
 #[utoipa::path(get, operation_id = "checkPolicy", path = "/v1/policy/check", tag = "policy", description = "What the policies decide for a caller, server, tool and arguments, and which policies decide it.", params(registry_api::PolicyQuery), responses((status = 200, description = "OK", body = registry_api::PolicyAnswer), (status = 401, description = "No valid bearer token", body = registry_api::ErrorBody), (status = 404, description = "Not found", body = registry_api::ErrorBody), (status = 422, description = "Invalid input; the message lists every problem", body = registry_api::ErrorBody)), security(("bearer" = [])))]
