@@ -128,20 +128,22 @@ impl AuditSink {
         }
     }
 
-    /// The gateway's metrics, in the Prometheus text format.
-    pub fn metrics_text(&self) -> String {
-        self.metrics.encode(self.spooled())
+    /// The gateway's metrics, in the Prometheus text format. Counting the journal's records
+    /// reads its files, off the async workers (a registry down for hours leaves a long one).
+    pub async fn metrics_text(&self) -> String {
+        let sink = self.clone();
+        let spooled = tokio::task::spawn_blocking(move || sink.spooled())
+            .await
+            .unwrap_or(0);
+        self.metrics.encode(spooled)
     }
 
-    /// How many records the journal holds (not yet delivered to the registry).
+    /// How many records the journal holds (not yet delivered to the registry): its lines,
+    /// counted as the files stream by. Blocks while it reads them.
     pub fn spooled(&self) -> usize {
         [&self.inner.spool, &self.inner.sending]
             .iter()
-            .map(|path| {
-                std::fs::read_to_string(path)
-                    .map(|t| t.lines().filter(|l| !l.trim().is_empty()).count())
-                    .unwrap_or(0)
-            })
+            .map(|path| count_records(path).unwrap_or(0))
             .sum()
     }
 
@@ -331,6 +333,33 @@ fn lines(records: &[AuditRecord]) -> Vec<u8> {
     lines
 }
 
+/// The records in a journal file: its non-empty lines, read a block at a time.
+fn count_records(path: &Path) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut block = vec![0u8; 64 * 1024];
+    let (mut records, mut in_line) = (0, false);
+    loop {
+        let read = file.read(&mut block)?;
+        if read == 0 {
+            break;
+        }
+        for &byte in &block[..read] {
+            match byte {
+                b'\n' => {
+                    records += usize::from(in_line);
+                    in_line = false;
+                }
+                b' ' | b'\t' | b'\r' => {}
+                _ => in_line = true,
+            }
+        }
+    }
+    // A last line without its newline (cut short by a crash) is in the journal until delivery
+    // sets it aside, so it is counted as before.
+    Ok(records + usize::from(in_line))
+}
+
 /// Tells every waiting caller when dropped: their records are stored (or nowhere is left to
 /// store them, which is logged).
 struct Tell(Vec<oneshot::Sender<()>>);
@@ -443,4 +472,30 @@ pub(crate) fn minutes_saved(server: &registry_api::ServerView, tool: &str) -> Op
         .iter()
         .find(|t| t.definition.name == tool)
         .map(|t| t.minutes_saved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_journal_counts_its_records_however_its_lines_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal");
+        assert!(count_records(&path).is_err(), "no journal yet");
+        for (text, records) in [
+            ("", 0),
+            ("{\"id\":\"a\"}\n", 1),
+            ("{\"id\":\"a\"}\n\n  \r\n{\"id\":\"b\"}\r\n", 2),
+            // A last line cut short by a crash is in the journal all the same.
+            ("{\"id\":\"a\"}\n{\"id\":\"b", 2),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            assert_eq!(count_records(&path).unwrap(), records, "{text:?}");
+        }
+        // Longer than one block read.
+        let many = "{\"id\":\"x\"}\n".repeat(20_000);
+        std::fs::write(&path, many).unwrap();
+        assert_eq!(count_records(&path).unwrap(), 20_000);
+    }
 }

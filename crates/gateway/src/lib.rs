@@ -216,7 +216,7 @@ fn router(gateway: Arc<Gateway>) -> Router {
         .route("/servers/{name}/mcp", axum::routing::any(proxy::handle))
         .route(
             "/metrics",
-            get(|State(gw): State<Arc<Gateway>>| async move { gw.audit.metrics_text() }),
+            get(|State(gw): State<Arc<Gateway>>| async move { gw.audit.metrics_text().await }),
         )
         .route(
             "/.well-known/oauth-protected-resource",
