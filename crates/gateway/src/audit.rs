@@ -276,7 +276,7 @@ async fn write_batches(
 
 /// Stores `records` in the journal, else in the registry directly (one retry), and tells
 /// `done` once they are as durable as [`AuditSync`] asks.
-async fn write_batch(inner: &Arc<Inner>, records: &[AuditRecord], done: Vec<oneshot::Sender<()>>) {
+async fn write_batch(inner: &Arc<Inner>, records: &[AuditRecord], done: Waiting) {
     let appended = {
         let _guard = inner.lock.lock().await;
         let (path, lock, lines, sync) = (
@@ -360,9 +360,12 @@ fn count_records(path: &Path) -> std::io::Result<usize> {
     Ok(records + usize::from(in_line))
 }
 
+/// The callers waiting for a batch's records to be stored.
+type Waiting = Vec<oneshot::Sender<()>>;
+
 /// Tells every waiting caller when dropped: their records are stored (or nowhere is left to
 /// store them, which is logged).
-struct Tell(Vec<oneshot::Sender<()>>);
+struct Tell(Waiting);
 
 impl Drop for Tell {
     fn drop(&mut self) {
@@ -371,8 +374,6 @@ impl Drop for Tell {
         }
     }
 }
-
-type Waiting = Vec<oneshot::Sender<()>>;
 
 /// Appends `lines` to the journal and tells `done` once they are written (`AuditSync::Os`) or
 /// synced to disk (`AuditSync::Disk`); on failure before that, hands `done` back.

@@ -90,8 +90,8 @@ impl<V: Clone> Remembered<V> {
     }
 
     /// Changes what is remembered under every key (tests age entries with it).
-    #[doc(hidden)]
-    pub fn update_all(&self, mut change: impl FnMut(&mut V, &mut Instant)) {
+    #[cfg(test)]
+    pub(crate) fn update_all(&self, mut change: impl FnMut(&mut V, &mut Instant)) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         for (value, until) in entries.values_mut() {
             change(value, until);
