@@ -1,9 +1,10 @@
 //! Writing audit records. A call's record is durable before the caller sees the result: it is
 //! appended to the gateway's local journal (`audit-spool.jsonl`, synced to disk) and a shipper
 //! task delivers the journal to the registry in batches right after, retrying until the registry
-//! takes it. Appends are group-committed: one writer task takes every record waiting and writes
-//! them with one sync, so under load calls share the cost of durability instead of queueing for
-//! it, and no call waits on the registry. Delivery swaps the journal aside
+//! takes it. Appends are group-committed (`journal.rs`): a call that finds no write under way
+//! writes its record itself, and the records that arrive meanwhile go together in the next
+//! write with one sync, so under load calls share the cost of durability instead of queueing
+//! for it, and no call waits on the registry. Delivery swaps the journal aside
 //! (`audit-spool.jsonl.sending`) and removes it once the registry holds every record in it; record
 //! ids are unique, so a record delivered twice (a crash between delivery and removal) is stored
 //! once. If the journal cannot be written, the batch goes to the registry directly instead.
@@ -11,8 +12,9 @@
 //! journal for appends and the swap, `.delivery.lock` for a delivery) keep them from losing
 //! each other's records.
 
+mod journal;
+
 use std::{
-    io::Write,
     path::{Path, PathBuf},
     sync::Arc,
     time::Duration,
@@ -21,7 +23,9 @@ use std::{
 use registry_api::AuditRecord;
 use registry_client::RegistryClient;
 use service_kit::Shutdown;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::Notify;
+
+use self::journal::Journal;
 
 /// How often the shipper looks at the journal when no write woke it (a registry that was down).
 const DRAIN_EVERY: Duration = Duration::from_secs(5);
@@ -29,8 +33,8 @@ const DRAIN_EVERY: Duration = Duration::from_secs(5);
 /// syncs the journal's folder twice and commits in the registry, and under a steady trickle of
 /// calls doing that per call would compete with the calls' own syncs.
 const GATHER_FOR: Duration = Duration::from_millis(200);
-/// Records one write carries at most (the registry takes 1000 per request).
-const MAX_BATCH: usize = 500;
+/// Records one delivery request carries at most (the registry takes 1000 per request).
+const DELIVERY_BATCH: usize = 500;
 
 /// How durable a call's audit record is before the call is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -47,8 +51,8 @@ pub enum AuditSync {
 #[derive(Clone)]
 pub struct AuditSink {
     inner: Arc<Inner>,
-    /// To the writer task: a record, and who to tell once it is durable.
-    queue: mpsc::UnboundedSender<(AuditRecord, oneshot::Sender<()>)>,
+    /// Where records are appended.
+    journal: Arc<Journal>,
     /// Counted from each record as it is written.
     metrics: crate::metrics::Metrics,
 }
@@ -63,18 +67,14 @@ struct Inner {
     journal_lock: PathBuf,
     /// Locked (across processes) while a delivery runs.
     delivery_lock: PathBuf,
-    /// Serializes journal appends and the swap of the journal aside.
-    lock: tokio::sync::Mutex<()>,
     /// One delivery at a time.
     delivering: tokio::sync::Mutex<()>,
     /// Wakes the shipper when records were written.
     written: Notify,
-    sync: AuditSync,
 }
 
 impl AuditSink {
-    /// The sink, with its writer task (on the current runtime). Call [`AuditSink::spawn_drain`]
-    /// to deliver what it writes.
+    /// The sink. Call [`AuditSink::spawn_drain`] to deliver what it writes.
     pub fn new(
         registry: RegistryClient,
         spool: PathBuf,
@@ -89,43 +89,31 @@ impl AuditSink {
             path.push(suffix);
             PathBuf::from(path)
         };
+        let journal = Journal::new(spool.clone(), beside(".lock"), sync, registry.clone())
+            .map_err(|e| anyhow::anyhow!("start the audit journal's sync thread: {e}"))?;
         let inner = Arc::new(Inner {
             registry,
             sending: beside(".sending"),
             journal_lock: beside(".lock"),
             delivery_lock: beside(".delivery.lock"),
             spool,
-            lock: tokio::sync::Mutex::new(()),
             delivering: tokio::sync::Mutex::new(()),
             written: Notify::new(),
-            sync,
         });
-        let (queue, waiting) = mpsc::unbounded_channel();
-        tokio::spawn(write_batches(inner.clone(), waiting));
         Ok(AuditSink {
             inner,
-            queue,
+            journal: Arc::new(journal),
             metrics: crate::metrics::Metrics::default(),
         })
     }
 
     /// Records `record` durably, in the journal (or, failing that, in the registry); returns
-    /// once it is. The write runs on the writer task, so a caller that goes away mid-write (a
-    /// client disconnecting) cannot cancel it.
+    /// once it is. A caller that goes away mid-write (a client disconnecting) cannot cancel
+    /// the write.
     pub async fn record(&self, record: AuditRecord) {
         self.metrics.observe(&record);
-        let (done, durable) = oneshot::channel();
-        match self.queue.send((record, done)) {
-            Ok(()) => {
-                if durable.await.is_err() {
-                    tracing::error!("the audit writer stopped before a record was stored");
-                }
-            }
-            // The writer is gone (the runtime is shutting down): write this one directly.
-            Err(mpsc::error::SendError((record, _))) => {
-                write_batch(&self.inner, std::slice::from_ref(&record), Vec::new()).await
-            }
-        }
+        self.journal.append(record).await;
+        self.inner.written.notify_one();
     }
 
     /// The gateway's metrics, in the Prometheus text format. Counting the journal's records
@@ -183,7 +171,6 @@ impl AuditSink {
         // A part left by a failed delivery goes first, then what was written since.
         for _ in 0..2 {
             if !self.inner.sending.exists() {
-                let _guard = self.inner.lock.lock().await;
                 let inner = self.inner.clone();
                 let swapped = tokio::task::spawn_blocking(move || {
                     let _journal = lock_file(&inner.journal_lock)?;
@@ -233,7 +220,7 @@ impl AuditSink {
                 }
             })
             .collect();
-        for chunk in records.chunks(MAX_BATCH) {
+        for chunk in records.chunks(DELIVERY_BATCH) {
             if let Err(e) = self.inner.registry.append_audit(chunk).await {
                 tracing::warn!(error = %e, pending = records.len(), "registry does not take audit records yet");
                 return false;
@@ -259,78 +246,6 @@ impl AuditSink {
             }
         }
     }
-}
-
-/// The writer task: takes every record waiting (up to [`MAX_BATCH`]), stores them in one write,
-/// and tells each caller once they are stored.
-async fn write_batches(
-    inner: Arc<Inner>,
-    mut waiting: mpsc::UnboundedReceiver<(AuditRecord, oneshot::Sender<()>)>,
-) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while waiting.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (records, done): (Vec<_>, Vec<_>) = std::mem::take(&mut batch).into_iter().unzip();
-        write_batch(&inner, &records, done).await;
-    }
-}
-
-/// Stores `records` in the journal, else in the registry directly (one retry), and tells
-/// `done` once they are as durable as [`AuditSync`] asks.
-async fn write_batch(inner: &Arc<Inner>, records: &[AuditRecord], done: Waiting) {
-    let appended = {
-        let _guard = inner.lock.lock().await;
-        let (path, lock, lines, sync) = (
-            inner.spool.clone(),
-            inner.journal_lock.clone(),
-            lines(records),
-            inner.sync,
-        );
-        // The sync blocks: off the async workers.
-        tokio::task::spawn_blocking(move || {
-            let _journal = match lock_file(&lock) {
-                Ok(journal) => journal,
-                Err(e) => return Err((e, done)),
-            };
-            append(&path, &lines, sync, done)
-        })
-        .await
-        .unwrap_or_else(|e| Err((std::io::Error::other(e), Vec::new())))
-    };
-    let done = match appended {
-        Ok(()) => {
-            inner.written.notify_one();
-            return;
-        }
-        Err((e, done)) => {
-            tracing::error!(error = %e, count = records.len(), "cannot write the audit journal; sending the records to the registry directly");
-            done
-        }
-    };
-    let _told = Tell(done);
-    for attempt in 0..2 {
-        match inner.registry.append_audit(records).await {
-            Ok(()) => return,
-            Err(e) if attempt == 0 => {
-                tracing::debug!(error = %e, "retrying audit write");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Err(e) => {
-                // Nowhere left to put them: say so loudly, with the records (which hold no secrets).
-                tracing::error!(error = %e, records = ?records, "failed to store audit records")
-            }
-        }
-    }
-}
-
-fn lines(records: &[AuditRecord]) -> Vec<u8> {
-    let mut lines = Vec::new();
-    for record in records {
-        if let Ok(line) = serde_json::to_vec(record) {
-            lines.extend(line);
-            lines.push(b'\n');
-        }
-    }
-    lines
 }
 
 /// The records in a journal file: its non-empty lines, read a block at a time.
@@ -360,81 +275,17 @@ fn count_records(path: &Path) -> std::io::Result<usize> {
     Ok(records + usize::from(in_line))
 }
 
-/// The callers waiting for a batch's records to be stored.
-type Waiting = Vec<oneshot::Sender<()>>;
-
-/// Tells every waiting caller when dropped: their records are stored (or nowhere is left to
-/// store them, which is logged).
-struct Tell(Waiting);
-
-impl Drop for Tell {
-    fn drop(&mut self) {
-        for tell in self.0.drain(..) {
-            let _ = tell.send(());
-        }
-    }
-}
-
-/// Appends `lines` to the journal and tells `done` once they are written (`AuditSync::Os`) or
-/// synced to disk (`AuditSync::Disk`); on failure before that, hands `done` back.
-fn append(
-    path: &Path,
-    lines: &[u8],
-    sync: AuditSync,
-    done: Waiting,
-) -> Result<(), (std::io::Error, Waiting)> {
-    let created = !path.exists();
-    let written = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .and_then(|mut file| file.write_all(lines).map(|()| file));
-    let file = match written {
-        Ok(file) => file,
-        Err(e) => return Err((e, done)),
-    };
-    let done = match sync {
-        AuditSync::Os => {
-            // In the operating system's hands: a crash of the gateway loses nothing.
-            drop(Tell(done));
-            Vec::new()
-        }
-        AuditSync::Disk => done,
-    };
-    if let Err(e) = file.sync_data() {
-        if done.is_empty() {
-            tracing::error!(error = %e, "cannot sync the audit journal to disk");
-            return Ok(());
-        }
-        return Err((e, done));
-    }
-    if created {
-        sync_folder(path);
-    }
-    drop(Tell(done));
-    Ok(())
-}
-
 /// An exclusive lock on `path` (created if need be), held until the file is dropped; shared
 /// with every process that locks the same path.
 fn lock_file(path: &Path) -> std::io::Result<std::fs::File> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)?;
+    let file = journal::open_lock_file(path)?;
     file.lock()?;
     Ok(file)
 }
 
 /// [`lock_file`] without waiting: None when another process holds it (or it cannot be made).
 fn try_lock_file(path: &Path) -> Option<std::fs::File> {
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .ok()?;
+    let file = journal::open_lock_file(path).ok()?;
     file.try_lock().ok()?;
     Some(file)
 }

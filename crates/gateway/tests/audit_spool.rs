@@ -147,3 +147,102 @@ async fn records_wait_until_the_registry_is_back(sync: AuditSync) {
     let stored = audit_in(&store).await;
     assert_eq!(stored.len(), 3);
 }
+
+/// A sink whose registry is never there: records stay in the journal.
+fn sink_without_registry(dir: &std::path::Path, sync: AuditSync) -> AuditSink {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let client = RegistryClient::new(
+        &format!("http://127.0.0.1:{port}"),
+        Credentials::Static("unused".into()),
+    );
+    AuditSink::new(client, dir.join("audit-spool.jsonl"), sync).unwrap()
+}
+
+/// The ids in the journal's files, sorted.
+fn journaled(dir: &std::path::Path) -> Vec<String> {
+    let mut ids: Vec<String> = ["audit-spool.jsonl", "audit-spool.jsonl.sending"]
+        .iter()
+        .filter_map(|name| std::fs::read_to_string(dir.join(name)).ok())
+        .flat_map(|text| {
+            text.lines()
+                .map(|line| serde_json::from_str::<AuditRecord>(line).unwrap().id)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Calls at once share writes (more of them than one write carries), and a caller that goes
+/// away before its record is written leaves it to be written all the same: every record is in
+/// the journal exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_records_are_each_journaled_once_even_when_their_callers_go_away() {
+    for sync in [AuditSync::Disk, AuditSync::Os] {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = sink_without_registry(dir.path(), sync);
+        let calls: Vec<_> = (0..1_200)
+            .map(|i| {
+                let sink = sink.clone();
+                tokio::spawn(async move {
+                    let write = sink.record(record(&format!("{i:05}")));
+                    if i % 3 == 0 {
+                        // This caller does not wait to hear that its record is stored.
+                        let _ = tokio::time::timeout(std::time::Duration::ZERO, write).await;
+                    } else {
+                        write.await;
+                    }
+                })
+            })
+            .collect();
+        for call in calls {
+            call.await.unwrap();
+        }
+        let expected: Vec<String> = (0..1_200).map(|i| format!("{i:05}")).collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while journaled(dir.path()) != expected {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{sync:?}: {} of 1200 records journaled",
+                journaled(dir.path()).len()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(sink.spooled(), 1_200);
+    }
+}
+
+/// The journal swapped aside for delivery (here the delivery fails: no registry) is not written
+/// to again: later records go to the new journal, and the part set aside keeps its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn records_after_a_swap_go_to_the_new_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = sink_without_registry(dir.path(), AuditSync::Disk);
+    sink.record(record("a")).await;
+    sink.drain().await;
+    sink.record(record("b")).await;
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    assert!(read("audit-spool.jsonl.sending").contains(r#""id":"a""#));
+    assert!(!read("audit-spool.jsonl.sending").contains(r#""id":"b""#));
+    assert!(read("audit-spool.jsonl").contains(r#""id":"b""#));
+    assert_eq!(sink.spooled(), 2);
+    // Removed from under it (an operator cleaning up), the journal is made again.
+    std::fs::remove_file(dir.path().join("audit-spool.jsonl")).unwrap();
+    sink.record(record("c")).await;
+    assert!(read("audit-spool.jsonl").contains(r#""id":"c""#));
+}
+
+/// On a runtime of one thread (where no call may block it) records are written all the same.
+#[tokio::test(flavor = "current_thread")]
+async fn records_are_journaled_on_a_single_threaded_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = sink_without_registry(dir.path(), AuditSync::Disk);
+    for id in ["a", "b", "c"] {
+        sink.record(record(id)).await;
+    }
+    assert_eq!(journaled(dir.path()), ["a", "b", "c"]);
+}

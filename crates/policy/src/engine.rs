@@ -157,6 +157,12 @@ type EntityCache = HashMap<(String, Option<usize>), Arc<Entities>>;
 /// Entries kept in the entity cache before it starts over.
 const ENTITY_CACHE_CAPACITY: usize = 10_000;
 
+/// Verdicts by the request's cache key ([`verdict_key`]).
+type VerdictCache = HashMap<String, Verdict>;
+
+/// Verdicts a server's slice remembers before it starts over.
+const VERDICT_CACHE_CAPACITY: usize = 10_000;
+
 impl Default for Engine {
     fn default() -> Engine {
         Engine::new(Vec::new())
@@ -176,12 +182,21 @@ struct Slice {
     /// Evaluating only these is what keeps a decision fast with many policies loaded. Tools
     /// under the same named policy share their set.
     tool_sets: Vec<Arc<PolicySet>>,
+    /// Per tool (by index), whether a call's arguments can change its decision: some policy in
+    /// its set reads `context` beyond the surface and the channel. Where none does, a call's
+    /// verdict is remembered whatever its arguments.
+    reads_args: Vec<bool>,
+    /// Whether the connect set reads more of `context` than the surface and the channel.
+    connect_reads_args: bool,
     tools: HashMap<String, usize>,
     /// The server's entity and each tool's (by tool index), built once.
     server_entity: Entity,
     tool_entities: Vec<(EntityUid, Entity)>,
     /// Request entities per principal and tool; see [`Engine::entities_for`].
     entity_cache: Mutex<EntityCache>,
+    /// Verdicts already reached; see [`Engine::decide`]. A decision is a pure function of the
+    /// slice and the request, so they stand as long as the slice does.
+    verdicts: Mutex<VerdictCache>,
 }
 
 /// Entity type names and action ids, parsed once: parsing is far dearer than a decision.
@@ -267,26 +282,41 @@ impl Engine {
         }))?;
         // Tools under the same named policy (or none) share one set: a server has a handful of
         // named policies and may have a thousand tools.
-        let mut sets_by_policy: HashMap<String, Arc<PolicySet>> = HashMap::new();
-        let tool_sets = facts
-            .tools
-            .iter()
-            .map(|tool| {
-                let own = match &tool.policy {
-                    Some(p) => format!("{prefix}{}", p.name),
-                    None => open_id.clone(),
-                };
-                if let Some(set) = sets_by_policy.get(&own) {
-                    return Ok(set.clone());
+        let mut sets_by_policy: HashMap<String, (Arc<PolicySet>, Vec<&Policy>)> = HashMap::new();
+        let mut tool_sets = Vec::with_capacity(facts.tools.len());
+        let mut reads_args = Vec::with_capacity(facts.tools.len());
+        let mut readers: HashMap<String, ArgsUse> = HashMap::new();
+        for tool in &facts.tools {
+            let own = match &tool.policy {
+                Some(p) => format!("{prefix}{}", p.name),
+                None => open_id.clone(),
+            };
+            let (set, members) = match sets_by_policy.get(&own) {
+                Some(known) => known.clone(),
+                None => {
+                    let members: Vec<&Policy> = all
+                        .iter()
+                        .copied()
+                        .filter(|p| {
+                            let id = p.id().to_string();
+                            !specific(&id) || id == own
+                        })
+                        .collect();
+                    let set = Arc::new(policy_set(members.iter().copied())?);
+                    sets_by_policy.insert(own, (set.clone(), members.clone()));
+                    (set, members)
                 }
-                let set = Arc::new(policy_set(all.iter().copied().filter(|p| {
-                    let id = p.id().to_string();
-                    !specific(&id) || id == own
-                }))?);
-                sets_by_policy.insert(own, set.clone());
-                Ok(set)
-            })
-            .collect::<Result<Vec<_>, String>>()?;
+            };
+            let tool_id = format!("{}/{}", facts.name, tool.name);
+            reads_args.push(members.iter().any(|p| {
+                readers
+                    .entry(p.id().to_string())
+                    .or_insert_with(|| ArgsUse::of(p))
+                    .may_read_for(&tool_id)
+            }));
+            tool_sets.push(set);
+        }
+        let connect_reads_args = connect.policies().any(|p| ArgsUse::of(p).reads);
         let tools = facts
             .tools
             .iter()
@@ -350,10 +380,13 @@ impl Engine {
                 approvals,
                 connect,
                 tool_sets,
+                reads_args,
+                connect_reads_args,
                 tools,
                 server_entity,
                 tool_entities,
                 entity_cache: Mutex::new(HashMap::new()),
+                verdicts: Mutex::new(HashMap::new()),
             },
         );
         Ok(())
@@ -373,7 +406,11 @@ impl Engine {
                 .sum::<usize>()
     }
 
-    /// Answers one question.
+    /// Answers one question. A verdict is remembered for the slice's lifetime, keyed by
+    /// everything the request's Cedar evaluation reads: the principal and its groups, the
+    /// action, the tool, the surface and the channel, and the arguments too unless no policy
+    /// that can apply reads them (then a call's arguments are not in the key, and a call is
+    /// decided once per caller and tool, whatever its arguments).
     pub fn decide(&self, request: &Request<'_>) -> Verdict {
         let Some(slice) = self.servers.get(request.server) else {
             return Verdict::deny(
@@ -399,13 +436,33 @@ impl Engine {
                 return Verdict::deny("a tool is required for list and call".into(), Vec::new());
             }
         };
-        match self.evaluate(slice, tool, request) {
+        let index = tool.map(|(i, _)| i);
+        let reads_args = match index {
+            Some(i) => slice.reads_args[i],
+            None => slice.connect_reads_args,
+        };
+        let key = (request.action != Action::Call || request.args.is_none() || !reads_args)
+            .then(|| verdict_key(request, index));
+        if let Some(key) = &key
+            && let Some(hit) = lock(&slice.verdicts).get(key)
+        {
+            return hit.clone();
+        }
+        let verdict = match self.evaluate(slice, tool, request) {
             Ok(verdict) => verdict,
             Err(e) => Verdict::deny(
                 format!("the request could not be evaluated: {e}"),
                 Vec::new(),
             ),
+        };
+        if let Some(key) = key {
+            let mut verdicts = lock(&slice.verdicts);
+            if verdicts.len() >= VERDICT_CACHE_CAPACITY {
+                verdicts.clear();
+            }
+            verdicts.insert(key, verdict.clone());
         }
+        verdict
     }
 
     /// Whether `tools/list` shows the tool: listing it and calling it without arguments are allowed.
@@ -512,12 +569,7 @@ impl Engine {
         tool: Option<usize>,
     ) -> Result<Arc<Entities>, String> {
         let key = (principal.cache_key(), tool);
-        if let Some(hit) = slice
-            .entity_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
+        if let Some(hit) = lock(&slice.entity_cache).get(&key) {
             return Ok(hit.clone());
         }
         let parents = principal
@@ -533,7 +585,7 @@ impl Engine {
         }
         let entities =
             Arc::new(Entities::from_entities(entities, None).map_err(|e| e.to_string())?);
-        let mut cache = slice.entity_cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = lock(&slice.entity_cache);
         if cache.len() >= ENTITY_CACHE_CAPACITY {
             cache.clear();
         }
@@ -668,11 +720,14 @@ impl Engine {
         let response = self
             .authorizer
             .is_authorized(&cedar_request, slice_set, &entities);
-        let deciding: Vec<String> = response
+        // Sorted: Cedar gives them in no particular order, and a verdict reads the same however
+        // often it is reached.
+        let mut deciding: Vec<String> = response
             .diagnostics()
             .reason()
             .map(|id| id.to_string())
             .collect();
+        deciding.sort();
         let errors: Vec<String> = response
             .diagnostics()
             .errors()
@@ -736,6 +791,104 @@ impl Engine {
     }
 }
 
+/// The cache key of a decision about `request` on the tool of index `tool` (none: the server):
+/// every fact of the request the Cedar evaluation reads except the arguments, each field
+/// prefixed by its length so that no two requests share a key.
+fn verdict_key(request: &Request<'_>, tool: Option<usize>) -> String {
+    fn field(key: &mut String, value: &str) {
+        use std::fmt::Write;
+        let _ = write!(key, "{}:{value}", value.len());
+    }
+    let mut key = String::with_capacity(64);
+    let (kind, id, groups) = match request.principal {
+        Principal::User { id, groups } => ("u", id, groups),
+        Principal::Service { id, groups } => ("s", id, groups),
+    };
+    field(&mut key, kind);
+    field(&mut key, id);
+    field(&mut key, &groups.len().to_string());
+    for group in groups {
+        field(&mut key, group);
+    }
+    field(&mut key, request.action.id());
+    field(&mut key, &tool.map_or(String::new(), |i| i.to_string()));
+    field(&mut key, request.surface);
+    match request.channel {
+        Some(channel) => field(&mut key, channel),
+        None => key.push('-'),
+    }
+    key
+}
+
+/// Whether a policy can read a call's arguments, and the one tool it applies to if its scope
+/// names one.
+struct ArgsUse {
+    reads: bool,
+    /// `resource == Mcp::Tool::"<server>/<tool>"`: the policy applies to no other tool.
+    only_tool: Option<String>,
+}
+
+impl ArgsUse {
+    fn of(policy: &Policy) -> ArgsUse {
+        let json = policy.to_json().ok();
+        let only_tool = json.as_ref().and_then(|json| {
+            let scope = json.get("resource")?;
+            let entity = scope.get("entity")?;
+            (scope.get("op")?.as_str()? == "==" && entity.get("type")?.as_str()? == "Mcp::Tool")
+                .then(|| entity.get("id")?.as_str().map(str::to_owned))
+                .flatten()
+        });
+        ArgsUse {
+            reads: json.as_ref().is_none_or(reads_args),
+            only_tool,
+        }
+    }
+
+    /// Whether the policy may read the arguments of calls of the tool `<server>/<tool>`.
+    fn may_read_for(&self, tool: &str) -> bool {
+        self.reads && self.only_tool.as_deref().is_none_or(|only| only == tool)
+    }
+}
+
+/// Whether a policy (in its JSON form, where every use of a variable is explicit) can read a
+/// call's arguments: it uses `context` other than by reading (or testing for) its `surface` or
+/// `channel`.
+fn reads_args(policy: &Value) -> bool {
+    fn uses_context(expr: &Value) -> bool {
+        match expr {
+            Value::Object(fields) => {
+                if fields.get("Var").and_then(Value::as_str) == Some("context") {
+                    return true;
+                }
+                for (op, operand) in fields {
+                    if (op == "." || op == "has")
+                        && operand.pointer("/left/Var").and_then(Value::as_str) == Some("context")
+                        && matches!(
+                            operand.get("attr").and_then(Value::as_str),
+                            Some("surface" | "channel")
+                        )
+                    {
+                        continue;
+                    }
+                    if uses_context(operand) {
+                        return true;
+                    }
+                }
+                false
+            }
+            Value::Array(items) => items.iter().any(uses_context),
+            _ => false,
+        }
+    }
+    uses_context(policy)
+}
+
+/// A lock that a panic elsewhere did not leave unusable (what it guards are caches, whole at
+/// every unlock).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn policy_set<'a>(policies: impl Iterator<Item = &'a Policy>) -> Result<PolicySet, String> {
     let mut set = PolicySet::new();
     for policy in policies {
@@ -768,4 +921,67 @@ fn cedar_args(args: &Value) -> Result<RestrictedExpression, String> {
         Some((k.clone(), value))
     });
     RestrictedExpression::new_record(fields).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uses(text: &str) -> ArgsUse {
+        ArgsUse::of(&text.parse::<Policy>().unwrap())
+    }
+
+    #[test]
+    fn a_policy_reads_the_arguments_only_where_it_uses_more_of_the_context_than_surface_and_channel()
+     {
+        for (text, reads) in [
+            ("permit(principal, action, resource);", false),
+            (
+                r#"forbid(principal, action, resource) when { context.surface == "bot" && !(context has channel && context.channel == "help") };"#,
+                false,
+            ),
+            (
+                r#"forbid(principal, action, resource) when { context["surface"] == "ide" };"#,
+                false,
+            ),
+            (
+                r#"forbid(principal, action, resource) when { context has args };"#,
+                true,
+            ),
+            (
+                r#"forbid(principal, action, resource) when { context.args.table == "x" };"#,
+                true,
+            ),
+            (
+                r#"forbid(principal, action, resource) when { context["args"]["table"] == "x" };"#,
+                true,
+            ),
+            (
+                r#"forbid(principal, action, resource) when { context == {"surface": "ide"} };"#,
+                true,
+            ),
+            (
+                r#"forbid(principal, action, resource) when { context.surface == "ide" || context.args.n > 3 };"#,
+                true,
+            ),
+        ] {
+            assert_eq!(uses(text).reads, reads, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_policy_scoped_to_one_tool_reads_no_other_tools_arguments() {
+        let scoped = uses(
+            r#"forbid(principal, action, resource == Mcp::Tool::"presto/query") when { context.args.table == "x" };"#,
+        );
+        assert!(scoped.may_read_for("presto/query"));
+        assert!(!scoped.may_read_for("presto/tables"));
+        let everywhere =
+            uses(r#"forbid(principal, action, resource) when { context.args.n > 3 };"#);
+        assert!(everywhere.may_read_for("presto/tables"));
+        let in_server = uses(
+            r#"forbid(principal, action, resource in Mcp::Server::"presto") when { context.args.n > 3 };"#,
+        );
+        assert!(in_server.may_read_for("presto/tables"));
+    }
 }

@@ -505,3 +505,91 @@ fn approval_rules_must_be_permits_naming_an_approver() {
         ]
     );
 }
+
+/// Verdicts are remembered per caller and tool, and across arguments only where no policy that
+/// can apply reads them: however a policy reaches the arguments, two calls that differ only in
+/// them are decided apart, and asked again in any order they are decided as before.
+#[test]
+fn remembered_verdicts_never_cross_arguments_a_policy_reads() {
+    let readers = [
+        r#"forbid(principal, action, resource) when { context has args && context.args has table && context.args.table == "secret" };"#,
+        r#"forbid(principal, action, resource) when { context has args && context["args"] has table && context["args"]["table"] == "secret" };"#,
+        r#"forbid(principal, action == Mcp::Action::"call", resource == Mcp::Tool::"scratch/echo") when { context has args && context.args has table && context.args.table == "secret" };"#,
+    ];
+    for text in readers {
+        let mut facts = scratch();
+        facts.tools[0].input_schema =
+            Some(json!({"type": "object", "properties": {"table": {"type": "string"}}}));
+        facts.policies = text.into();
+        let policies = compile_server(&facts).unwrap_or_else(|p| panic!("{text}: {p:?}"));
+        let mut engine = Engine::new(Vec::new());
+        engine.set_server(facts, policies).unwrap();
+        let someone = user(&[]);
+        let ask = |table: &str| {
+            let args = json!({ "table": table });
+            engine
+                .callable(&Request {
+                    principal: &someone,
+                    action: Action::Call,
+                    server: "scratch",
+                    tool: Some("echo"),
+                    surface: "ide",
+                    channel: None,
+                    args: Some(&args),
+                })
+                .allowed
+        };
+        for _ in 0..2 {
+            assert!(!ask("secret"), "{text}");
+            assert!(ask("public"), "{text}");
+        }
+    }
+}
+
+/// A policy that reads no arguments leaves every call decided as a fresh engine decides it,
+/// whatever was asked before: callers, surfaces, channels and tools are all in the remembered
+/// verdict's key.
+#[test]
+fn remembered_verdicts_answer_as_a_fresh_engine_does() {
+    let shared = build_engine();
+    let principals = [
+        user(&["ads-eng"]),
+        user(&["finance"]),
+        user(&[]),
+        Principal::Service {
+            id: "spiffe://corp/ns/etl/sa/loader".into(),
+            groups: vec![],
+        },
+    ];
+    let targets = ["presto/revenue", "presto/tables", "scratch/echo"];
+    let surfaces = [
+        ("ide", None),
+        ("bot", Some("presto-help")),
+        ("bot", None),
+        ("web-chat", None),
+    ];
+    for round in 0..2 {
+        for principal in &principals {
+            for target in targets {
+                for (surface, channel) in surfaces {
+                    let (server, tool) = target.split_once('/').unwrap();
+                    let args = json!({"limit": round});
+                    let request = Request {
+                        principal,
+                        action: Action::Call,
+                        server,
+                        tool: Some(tool),
+                        surface,
+                        channel,
+                        args: Some(&args),
+                    };
+                    assert_eq!(
+                        shared.callable(&request),
+                        build_engine().callable(&request),
+                        "{principal:?} {target} {surface} {channel:?}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! Appends to the audit journal, group-committed with the caller as the leader. A call whose
+//! record finds no write under way writes it itself, on its own thread (`block_in_place`), so an
+//! idle gateway answers a call without handing its record to another thread and waiting to be
+//! woken; records that arrive while a write is under way wait for it and go together in the next
+//! one, written by a task of their own. The journal's file and its lock file stay open between
+//! writes: a write checks, under the lock, that the open file is still the one at the journal's
+//! path (the shipper swaps it aside) and opens the new one if not.
+
+use std::{
+    fs::File,
+    io::Write,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, MutexGuard, mpsc},
+};
+
+use registry_api::AuditRecord;
+use registry_client::RegistryClient;
+use tokio::sync::Notify;
+
+use super::AuditSync;
+
+/// Records one write carries at most (the registry takes 1000 per request, should the batch
+/// go there instead).
+const MAX_BATCH: usize = 500;
+
+pub(super) struct Journal {
+    path: PathBuf,
+    lock_path: PathBuf,
+    pending: Mutex<Pending>,
+    /// Told whenever records were stored.
+    stored: Notify,
+    /// The open files; only the leader touches them.
+    files: Mutex<Files>,
+    /// With [`AuditSync::Os`]: the thread that syncs what was written, after the calls were
+    /// answered.
+    syncer: Option<mpsc::Sender<SyncJob>>,
+    /// Where a batch goes when the journal cannot take it.
+    registry: RegistryClient,
+}
+
+/// Records accepted but not yet written, and how far the writes have got.
+#[derive(Default)]
+struct Pending {
+    records: Vec<AuditRecord>,
+    /// `records`, encoded as the journal's lines.
+    lines: Vec<u8>,
+    /// The length of each record's line.
+    lengths: Vec<usize>,
+    /// Records accepted so far: the sequence number of the latest.
+    accepted: u64,
+    /// Records stored so far, in order of acceptance.
+    stored: u64,
+    /// A write (or the task that goes on writing) is under way.
+    leading: bool,
+}
+
+/// One batch taken for writing: its records, their lines, and the sequence number of the last.
+struct Batch {
+    records: Vec<AuditRecord>,
+    lines: Vec<u8>,
+    last: u64,
+}
+
+#[derive(Default)]
+struct Files {
+    lock: Option<File>,
+    journal: Option<Opened>,
+}
+
+/// The journal file open for appending, and which file it is.
+struct Opened {
+    file: Arc<File>,
+    device: u64,
+    inode: u64,
+}
+
+enum SyncJob {
+    File(Arc<File>),
+    /// The journal was created: make its entry in the folder durable.
+    Folder(PathBuf),
+}
+
+impl Journal {
+    pub(super) fn new(
+        path: PathBuf,
+        lock_path: PathBuf,
+        sync: AuditSync,
+        registry: RegistryClient,
+    ) -> std::io::Result<Journal> {
+        let syncer = match sync {
+            AuditSync::Disk => None,
+            AuditSync::Os => Some(spawn_syncer()?),
+        };
+        Ok(Journal {
+            path,
+            lock_path,
+            pending: Mutex::default(),
+            stored: Notify::new(),
+            files: Mutex::default(),
+            syncer,
+            registry,
+        })
+    }
+
+    /// Appends `record` and returns once it is as durable as [`AuditSync`] asks (or, the
+    /// journal failing, stored elsewhere). A caller that goes away while it waits does not take
+    /// its record with it: the write that carries it happens all the same.
+    pub(super) async fn append(self: &Arc<Self>, record: AuditRecord) {
+        let line = line(&record);
+        let (seq, lead) = {
+            let mut pending = lock(&self.pending);
+            pending.records.push(record);
+            pending.lines.extend_from_slice(&line);
+            pending.lengths.push(line.len());
+            pending.accepted += 1;
+            let lead = !pending.leading;
+            pending.leading = true;
+            (pending.accepted, lead)
+        };
+        if lead {
+            self.lead();
+        }
+        loop {
+            let stored = self.stored.notified();
+            tokio::pin!(stored);
+            stored.as_mut().enable();
+            if lock(&self.pending).stored >= seq {
+                return;
+            }
+            stored.await;
+        }
+    }
+
+    /// Writes the batch waiting, here if the runtime lets this thread block, and leaves what
+    /// arrived meanwhile to a task of its own.
+    fn lead(self: &Arc<Self>) {
+        let here = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if !here {
+            tokio::spawn(self.clone().lead_task());
+            return;
+        }
+        let batch = self.take();
+        // A write that may block (a sync to disk, or the lock while the journal is swapped
+        // aside) moves this worker's other tasks to another thread first; one that only hands
+        // the lines to the operating system runs here as it is, unless the lock is taken.
+        let blocking = || tokio::task::block_in_place(|| self.write(&batch.lines, Take::Wait));
+        let written = match self.syncer {
+            Some(_) => match self.write(&batch.lines, Take::IfFree) {
+                Ok(false) => blocking(),
+                done => done,
+            },
+            None => blocking(),
+        };
+        match written {
+            Ok(_) => {
+                if self.finish(batch.last) {
+                    tokio::spawn(self.clone().lead_task());
+                }
+            }
+            Err(e) => {
+                // Stored elsewhere by a task, so a caller that goes away cannot stop it.
+                let journal = self.clone();
+                tokio::spawn(async move {
+                    journal.refused(e, &batch.records).await;
+                    if journal.finish(batch.last) {
+                        journal.lead_task().await;
+                    }
+                });
+            }
+        }
+    }
+
+    /// Writes batch after batch until none is waiting.
+    async fn lead_task(self: Arc<Self>) {
+        loop {
+            let batch = self.take();
+            let journal = self.clone();
+            let lines = batch.lines;
+            let written = tokio::task::spawn_blocking(move || journal.write(&lines, Take::Wait))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            if let Err(e) = written {
+                self.refused(e, &batch.records).await;
+            }
+            if !self.finish(batch.last) {
+                return;
+            }
+        }
+    }
+
+    /// The records waiting, the oldest first, up to [`MAX_BATCH`].
+    fn take(&self) -> Batch {
+        let mut pending = lock(&self.pending);
+        let pending = &mut *pending;
+        if pending.records.len() <= MAX_BATCH {
+            pending.lengths.clear();
+            return Batch {
+                records: std::mem::take(&mut pending.records),
+                lines: std::mem::take(&mut pending.lines),
+                last: pending.accepted,
+            };
+        }
+        let rest = pending.records.split_off(MAX_BATCH);
+        let records = std::mem::replace(&mut pending.records, rest);
+        let bytes = pending.lengths.drain(..MAX_BATCH).sum();
+        let rest = pending.lines.split_off(bytes);
+        let lines = std::mem::replace(&mut pending.lines, rest);
+        Batch {
+            records,
+            lines,
+            last: pending.accepted - pending.records.len() as u64,
+        }
+    }
+
+    /// Stores a batch the journal could not take in the registry directly (tried twice), or
+    /// logs it whole when that fails too.
+    async fn refused(&self, error: std::io::Error, records: &[AuditRecord]) {
+        tracing::error!(error = %error, count = records.len(), "cannot write the audit journal; sending the records to the registry directly");
+        for attempt in 0..2 {
+            match self.registry.append_audit(records).await {
+                Ok(()) => return,
+                Err(e) if attempt == 0 => {
+                    tracing::debug!(error = %e, "retrying audit write");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => {
+                    // Nowhere left to put them: say so loudly, with the records (which hold no
+                    // secrets).
+                    tracing::error!(error = %e, records = ?records, "failed to store audit records")
+                }
+            }
+        }
+    }
+
+    /// Marks the records up to `last` stored and tells their callers; true when more are
+    /// waiting (the caller goes on leading), false when the lead is given up.
+    fn finish(&self, last: u64) -> bool {
+        let more = {
+            let mut pending = lock(&self.pending);
+            pending.stored = last;
+            let more = !pending.records.is_empty();
+            pending.leading = more;
+            more
+        };
+        self.stored.notify_waiters();
+        more
+    }
+
+    /// Appends `lines` to the journal and makes them as durable as [`AuditSync`] asks; false
+    /// when `take` is [`Take::IfFree`] and the journal's lock was held (nothing was written).
+    fn write(&self, lines: &[u8], take: Take) -> std::io::Result<bool> {
+        let mut files = lock(&self.files);
+        let Files {
+            lock: lock_file,
+            journal,
+        } = &mut *files;
+        let lock_file = match lock_file {
+            Some(file) => file,
+            None => lock_file.insert(open_lock_file(&self.lock_path)?),
+        };
+        // Across processes sharing the folder: appends and the shipper's swap take turns.
+        match take {
+            Take::Wait => lock_file.lock()?,
+            Take::IfFree => match lock_file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => return Ok(false),
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            },
+        }
+        let appended = current(journal, &self.path).and_then(|(file, created)| {
+            (&*file).write_all(lines)?;
+            Ok((file, created))
+        });
+        if let Err(e) = lock_file.unlock() {
+            tracing::warn!(error = %e, "cannot unlock the audit journal's lock file");
+        }
+        let (file, created) = appended?;
+        drop(files);
+        // The sync needs no lock: a journal swapped aside meanwhile is the same file, synced all
+        // the same, and the other writers' appends need not wait for this one's sync.
+        match &self.syncer {
+            None => {
+                file.sync_data()?;
+                if created {
+                    super::sync_folder(&self.path);
+                }
+            }
+            Some(syncer) => {
+                let sent = syncer.send(SyncJob::File(file)).is_ok()
+                    && (!created || syncer.send(SyncJob::Folder(self.path.clone())).is_ok());
+                if !sent {
+                    tracing::error!("the audit journal's sync thread is gone");
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// How a write takes the journal's lock.
+#[derive(Clone, Copy)]
+enum Take {
+    /// Waiting for it if another writer or a swap holds it.
+    Wait,
+    /// Only if nobody holds it.
+    IfFree,
+}
+
+/// The journal file at `path`, opened (created if need be) unless the one open is still it;
+/// true when it was created.
+fn current(journal: &mut Option<Opened>, path: &Path) -> std::io::Result<(Arc<File>, bool)> {
+    let created = match std::fs::metadata(path) {
+        Ok(meta) => {
+            if let Some(open) = journal
+                && open.device == meta.dev()
+                && open.inode == meta.ino()
+            {
+                return Ok((open.file.clone(), false));
+            }
+            false
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => return Err(e),
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let meta = file.metadata()?;
+    let file = Arc::new(file);
+    *journal = Some(Opened {
+        file: file.clone(),
+        device: meta.dev(),
+        inode: meta.ino(),
+    });
+    Ok((file, created))
+}
+
+/// The lock file beside the journal, created if need be.
+pub(super) fn open_lock_file(path: &Path) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+}
+
+/// The thread that syncs what [`AuditSync::Os`] wrote, a moment after the calls were answered:
+/// it takes every job waiting and syncs each file once. It ends when the journal is dropped.
+fn spawn_syncer() -> std::io::Result<mpsc::Sender<SyncJob>> {
+    let (send, jobs) = mpsc::channel::<SyncJob>();
+    std::thread::Builder::new()
+        .name("audit-sync".into())
+        .spawn(move || {
+            while let Ok(job) = jobs.recv() {
+                let mut files: Vec<Arc<File>> = Vec::new();
+                let mut folders: Vec<PathBuf> = Vec::new();
+                for job in std::iter::once(job).chain(jobs.try_iter()) {
+                    match job {
+                        SyncJob::File(file) => {
+                            if !files.iter().any(|f| Arc::ptr_eq(f, &file)) {
+                                files.push(file);
+                            }
+                        }
+                        SyncJob::Folder(path) => {
+                            if !folders.contains(&path) {
+                                folders.push(path);
+                            }
+                        }
+                    }
+                }
+                for file in files {
+                    if let Err(e) = file.sync_data() {
+                        tracing::error!(error = %e, "cannot sync the audit journal to disk");
+                    }
+                }
+                for path in folders {
+                    super::sync_folder(&path);
+                }
+            }
+        })?;
+    Ok(send)
+}
+
+/// One record as a journal line.
+fn line(record: &AuditRecord) -> Vec<u8> {
+    match serde_json::to_vec(record) {
+        Ok(mut line) => {
+            line.push(b'\n');
+            line
+        }
+        Err(e) => {
+            // An audit record is plain data; this cannot happen, and must not pass silently.
+            tracing::error!(error = %e, id = %record.id, "cannot encode an audit record");
+            Vec::new()
+        }
+    }
+}
+
+/// A lock that a panic elsewhere did not leave unusable (the data it guards stays consistent
+/// at every unlock).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
