@@ -31,7 +31,7 @@ pub(crate) const PROPOSAL_TOOL: &str = "switchboard_proposal";
 const DENIED: i64 = -32003;
 /// JSON-RPC code of a confirmation the client cannot give (the server SDK's
 /// `CONFIRMATION_REQUIRED`).
-const CONFIRMATION_REQUIRED: i64 = -32005;
+pub(crate) const CONFIRMATION_REQUIRED: i64 = -32005;
 /// JSON-RPC code of invalid parameters.
 const INVALID_PARAMS: i64 = -32602;
 

@@ -82,8 +82,13 @@ pub fn headers(data: &[u8]) {
 /// data read as the JSON-RPC message the gateway inspects.
 pub fn server_answer(data: &[u8]) {
     let inspect_message = |mut message: Value| {
-        let _ = inspect::call_outcome(&message);
-        let _ = inspect::is_response_to(&message, &Value::from(1));
+        let outcome = inspect::call_outcome(&message);
+        let answers = inspect::is_response_to(&message, &Value::from(1));
+        // Where the answer skims, the skim reads it as the whole message is read.
+        if let Ok(skim) = serde_json::from_value::<inspect::Skim>(message.clone()) {
+            assert_eq!(skim.outcome(), outcome, "{message}");
+            assert!(!skim.answers(&Value::from(1)) || answers, "{message}");
+        }
         inspect::filter_tools_list(&mut message, |tools| {
             tools
                 .into_iter()
@@ -91,6 +96,7 @@ pub fn server_answer(data: &[u8]) {
                 .collect()
         });
     };
+    let _ = serde_json::from_slice::<inspect::Skim>(data);
     if let Ok(message) = serde_json::from_slice::<Value>(data) {
         inspect_message(message);
     }

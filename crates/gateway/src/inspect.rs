@@ -11,30 +11,140 @@ pub(crate) fn argument_digest(arguments: Option<&Value>) -> String {
 
 /// What a JSON-RPC response to `tools/call` says happened: outcome, isError, and a short detail.
 pub(crate) fn call_outcome(message: &Value) -> (Outcome, bool, Option<String>) {
-    if let Some(error) = message.get("error") {
-        let detail = error
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or("JSON-RPC error")
-            .to_owned();
-        return (Outcome::Error, true, Some(detail));
-    }
     let result = message.get("result");
-    if result
-        .and_then(|r| r.get("resultType"))
-        .and_then(Value::as_str)
-        == Some("input_required")
-    {
-        return (Outcome::InputRequired, false, None);
+    Answer {
+        // `"error": null` beside a result is no error (some servers send both).
+        error: message
+            .get("error")
+            .filter(|e| !e.is_null())
+            .map(|e| e.get("message").and_then(Value::as_str)),
+        result_type: result
+            .and_then(|r| r.get("resultType"))
+            .and_then(Value::as_str),
+        is_error: result
+            .and_then(|r| r.get("isError"))
+            .and_then(Value::as_bool),
     }
-    if result
-        .and_then(|r| r.get("isError"))
-        .and_then(Value::as_bool)
-        == Some(true)
-    {
-        return (Outcome::ToolError, true, None);
+    .outcome()
+}
+
+/// The facts of a `tools/call` answer its outcome is read from.
+struct Answer<'a> {
+    /// An error, with its message if it has one.
+    error: Option<Option<&'a str>>,
+    result_type: Option<&'a str>,
+    is_error: Option<bool>,
+}
+
+impl Answer<'_> {
+    fn outcome(&self) -> (Outcome, bool, Option<String>) {
+        if let Some(message) = self.error {
+            return (
+                Outcome::Error,
+                true,
+                Some(message.unwrap_or("JSON-RPC error").to_owned()),
+            );
+        }
+        if self.result_type == Some("input_required") {
+            return (Outcome::InputRequired, false, None);
+        }
+        if self.is_error == Some(true) {
+            return (Outcome::ToolError, true, None);
+        }
+        (Outcome::Ok, false, None)
     }
-    (Outcome::Ok, false, None)
+}
+
+/// A JSON-RPC message read only as far as auditing a `tools/call` answer needs: its id, whether
+/// it is a result or an error, and the few fields of either that decide the outcome. Reading it
+/// builds nothing of the rest (a search's passages, a query's rows), so an answer that nothing
+/// rewrites passes on as the server wrote it. A message of another shape does not skim (read it
+/// whole).
+#[derive(Default)]
+pub(crate) struct Skim {
+    id: Option<Value>,
+    result: Option<SkimResult>,
+    error: Option<SkimError>,
+}
+
+/// The fields of a result that decide a call's outcome.
+#[derive(Default)]
+struct SkimResult {
+    result_type: Option<String>,
+    is_error: Option<bool>,
+}
+
+/// The fields of an error the gateway reads.
+#[derive(Default)]
+struct SkimError {
+    code: Option<i64>,
+    message: Option<String>,
+}
+
+/// A skim and its parts are read from an object only, field by field (serde's derive
+/// would take a list for a struct too, which a whole reading does not), ignoring the rest
+/// without building it.
+macro_rules! skim_object {
+    ($type:ident, $what:literal, $($key:literal => $field:ident),+) => {
+        impl<'de> serde::Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct Fields;
+                impl<'de> serde::de::Visitor<'de> for Fields {
+                    type Value = $type;
+                    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                        f.write_str($what)
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<$type, A::Error> {
+                        let mut value = $type::default();
+                        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                            match key.as_ref() {
+                                $($key => value.$field = map.next_value()?,)+
+                                _ => {
+                                    map.next_value::<serde::de::IgnoredAny>()?;
+                                }
+                            }
+                        }
+                        Ok(value)
+                    }
+                }
+                deserializer.deserialize_map(Fields)
+            }
+        }
+    };
+}
+
+skim_object!(Skim, "a JSON-RPC message", "id" => id, "result" => result, "error" => error);
+skim_object!(SkimResult, "a result object", "resultType" => result_type, "isError" => is_error);
+skim_object!(SkimError, "an error object", "code" => code, "message" => message);
+
+impl Skim {
+    /// Whether this is the answer to the request `id` (as [`is_response_to`] says).
+    pub(crate) fn answers(&self, id: &Value) -> bool {
+        self.id.as_ref() == Some(id) && self.is_answer()
+    }
+
+    /// Whether it is a result or an error at all.
+    pub(crate) fn is_answer(&self) -> bool {
+        self.result.is_some() || self.error.is_some()
+    }
+
+    /// The error code, if the message is an error.
+    pub(crate) fn error_code(&self) -> Option<i64> {
+        self.error.as_ref().and_then(|e| e.code)
+    }
+
+    /// What the answer says happened, as [`call_outcome`] reads it.
+    pub(crate) fn outcome(&self) -> (Outcome, bool, Option<String>) {
+        Answer {
+            error: self.error.as_ref().map(|e| e.message.as_deref()),
+            result_type: self.result.as_ref().and_then(|r| r.result_type.as_deref()),
+            is_error: self.result.as_ref().and_then(|r| r.is_error),
+        }
+        .outcome()
+    }
 }
 
 /// Replaces the listed tools with what `filter` leaves of them. The list now depends on the
@@ -181,6 +291,49 @@ mod tests {
         );
         let (o, e, d) = call_outcome(&json!({"id":1,"error":{"code":-32602,"message":"bad"}}));
         assert_eq!((o, e, d.as_deref()), (Outcome::Error, true, Some("bad")));
+    }
+
+    /// A skimmed answer is read exactly as the whole one is, wherever it skims at all.
+    #[test]
+    fn a_skimmed_answer_has_the_outcome_of_the_whole_one() {
+        let answers = [
+            json!({"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"x"}],"structuredContent":{"rows":[[1,2]]}}}),
+            json!({"jsonrpc":"2.0","id":1,"result":{"isError":true,"content":[]}}),
+            json!({"jsonrpc":"2.0","id":1,"result":{"isError":false}}),
+            json!({"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required","inputRequests":{}}}),
+            json!({"jsonrpc":"2.0","id":1,"result":{"resultType":"complete"}}),
+            json!({"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"bad"}}),
+            json!({"jsonrpc":"2.0","id":1,"error":{"code":-32603}}),
+            json!({"jsonrpc":"2.0","id":1,"result":{"content":[]},"error":null}),
+            json!({"jsonrpc":"2.0","id":"a","result":{}}),
+        ];
+        for answer in answers {
+            let skim: Skim = serde_json::from_value(answer.clone()).unwrap();
+            assert_eq!(skim.outcome(), call_outcome(&answer), "{answer}");
+            assert_eq!(
+                skim.answers(&answer["id"]),
+                is_response_to(&answer, &answer["id"]),
+                "{answer}"
+            );
+            assert!(!skim.answers(&json!(99)), "{answer}");
+        }
+        // Shapes that do not skim are read whole.
+        for odd in [
+            json!({"id":1,"result":{"isError":"yes"}}),
+            json!({"id":1,"error":"broken"}),
+            json!({"id":1,"result":[]}),
+            json!([1]),
+        ] {
+            assert!(
+                serde_json::from_value::<Skim>(odd.clone()).is_err(),
+                "{odd}"
+            );
+        }
+        let progress: Skim = serde_json::from_value(
+            json!({"jsonrpc":"2.0","method":"notifications/progress","params":{}}),
+        )
+        .unwrap();
+        assert!(!progress.is_answer());
     }
 
     #[test]

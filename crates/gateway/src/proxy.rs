@@ -1069,6 +1069,15 @@ async fn inspect_json(
             ));
         }
     };
+    if guard.skims(inspect)
+        && let Ok(skim) = serde_json::from_slice::<inspect::Skim>(&bytes)
+        && skim.is_answer()
+        && skim.error_code() != Some(approvals::CONFIRMATION_REQUIRED)
+    {
+        let (outcome, is_error, detail) = skim.outcome();
+        guard.finish(outcome, is_error, detail).await;
+        return Ok(Body::from(bytes));
+    }
     let Ok(mut message) = serde_json::from_slice::<Value>(&bytes) else {
         let detail = format!(
             "server {} answered HTTP {status} without a JSON-RPC body",
@@ -1089,7 +1098,10 @@ async fn inspect_json(
             &detail,
         ));
     };
-    apply(inspect, guard, &mut message).await;
+    if !apply(inspect, guard, &mut message).await {
+        // Passed on as the server wrote it: nothing to encode again.
+        return Ok(Body::from(bytes));
+    }
     // Serialized straight to bytes (`to_string` goes through the formatter, a good deal slower
     // for a large listing).
     match serde_json::to_vec(&message) {
@@ -1136,15 +1148,30 @@ fn inspect_sse(inspect: Inspection, guard: CallGuard, response: reqwest::Respons
         };
         let mut out = Vec::new();
         for event in events {
-            let message = match (st.answered, event.data()) {
-                (false, Some(data)) => serde_json::from_str::<Value>(&data).ok(),
-                _ => None,
-            };
+            let data = if st.answered { None } else { event.data() };
+            // The answer of a call that nothing rewrites is skimmed for its outcome and passed
+            // on as it came.
+            if let Some(data) = &data
+                && st.guard.skims(&st.inspect)
+                && let Ok(skim) = serde_json::from_str::<inspect::Skim>(data)
+                && skim.answers(&st.inspect.id)
+                && skim.error_code() != Some(approvals::CONFIRMATION_REQUIRED)
+            {
+                st.answered = true;
+                let (outcome, is_error, detail) = skim.outcome();
+                st.guard.finish(outcome, is_error, detail).await;
+                out.extend_from_slice(&event.to_bytes());
+                continue;
+            }
+            let message = data.and_then(|data| serde_json::from_str::<Value>(&data).ok());
             let event = match message {
                 Some(mut message) if inspect::is_response_to(&message, &st.inspect.id) => {
                     st.answered = true;
-                    apply(&st.inspect, &mut st.guard, &mut message).await;
-                    event.with_data(&message.to_string())
+                    if apply(&st.inspect, &mut st.guard, &mut message).await {
+                        event.with_data(&message.to_string())
+                    } else {
+                        event
+                    }
                 }
                 _ => event,
             };
@@ -1163,8 +1190,15 @@ fn inspect_sse(inspect: Inspection, guard: CallGuard, response: reqwest::Respons
     Body::from_stream(stream)
 }
 
-/// Filters a `tools/list` result, or audits a `tools/call` result.
-pub(crate) async fn apply(inspect: &Inspection, guard: &mut CallGuard, message: &mut Value) {
+/// Filters a `tools/list` result, or audits a `tools/call` result; true when `message` was
+/// rewritten (a filtered listing, a proposal instead of the answer), false when it reaches the
+/// caller as the server sent it.
+pub(crate) async fn apply(
+    inspect: &Inspection,
+    guard: &mut CallGuard,
+    message: &mut Value,
+) -> bool {
+    let rewritten = inspect.filter_tools;
     if inspect.filter_tools {
         let principal = inspect.who.principal();
         let pins = &inspect.gw.pins;
@@ -1263,7 +1297,7 @@ pub(crate) async fn apply(inspect: &Inspection, guard: &mut CallGuard, message: 
                         )
                         .await;
                     }
-                    return;
+                    return true;
                 }
                 approvals::PreviewAnswer::NotAPreview => {
                     // The tool answered as if it had run: say so, and propose nothing.
@@ -1272,7 +1306,7 @@ pub(crate) async fn apply(inspect: &Inspection, guard: &mut CallGuard, message: 
                     *message =
                         error::jsonrpc_error(&inspect.id, crate::error::UPSTREAM, &detail, None);
                     guard.finish(Outcome::Error, true, Some(detail)).await;
-                    return;
+                    return true;
                 }
                 // An error, a refusal or an input round: it reaches the caller as it is.
                 approvals::PreviewAnswer::PassThrough => {}
@@ -1291,11 +1325,12 @@ pub(crate) async fn apply(inspect: &Inspection, guard: &mut CallGuard, message: 
                 &inspect.id,
             )
             .await;
-            return;
+            return true;
         }
         let (outcome, is_error, detail) = inspect::call_outcome(message);
         guard.finish(outcome, is_error, detail).await;
     }
+    rewritten
 }
 
 /// Tells the registry, in the background, which definitions the server serves that differ from
@@ -1334,6 +1369,13 @@ impl CallGuard {
 
     fn is_armed(&self) -> bool {
         self.call.is_some()
+    }
+
+    /// Whether the answer only needs its outcome read: an audited call, not sent as a preview,
+    /// whose listing is not filtered (what `apply` would leave as it is, unless the tool asks
+    /// for a confirmation).
+    fn skims(&self, inspect: &Inspection) -> bool {
+        !inspect.filter_tools && self.call.as_ref().is_some_and(|c| c.propose.is_none())
     }
 
     /// Writes the record with its outcome; later calls do nothing.

@@ -44,7 +44,11 @@ impl Event {
 /// Accumulates bytes and yields complete events.
 #[derive(Default)]
 pub(crate) struct Parser {
+    /// Decoded text not yet part of a complete event (line ends normalized to `\n`).
     buffer: String,
+    /// Where in `buffer` a blank line may still be found: everything before it was searched.
+    searched: usize,
+    /// Bytes not decoded yet: a character, or a `\r\n`, cut by the end of a chunk.
     pending: Vec<u8>,
 }
 
@@ -69,22 +73,45 @@ impl Parser {
                 },
             }
         }
-        let text: Vec<u8> = self.pending.drain(..valid).collect();
-        self.buffer
-            .push_str(&String::from_utf8_lossy(&text).replace("\r\n", "\n"));
-        let mut events = Vec::new();
-        while let Some(end) = self.buffer.find("\n\n") {
-            let raw: String = self.buffer.drain(..end + 2).collect();
-            let raw = raw.trim_end_matches('\n').to_owned();
-            if !raw.is_empty() {
-                events.push(Event { raw });
-            }
+        // A `\r` at the very end may be the first half of a `\r\n`.
+        if self.pending[..valid].ends_with(b"\r") {
+            valid -= 1;
         }
+        self.decode(valid);
+        let mut events = Vec::new();
+        let mut consumed = 0;
+        while let Some(found) = self.buffer[self.searched..].find("\n\n") {
+            let end = self.searched + found + 2;
+            let raw = self.buffer[consumed..end].trim_end_matches('\n');
+            if !raw.is_empty() {
+                events.push(Event {
+                    raw: raw.to_owned(),
+                });
+            }
+            consumed = end;
+            self.searched = end;
+        }
+        self.buffer.drain(..consumed);
+        // A newline at the end may begin the next blank line.
+        self.searched = self.buffer.len() - usize::from(self.buffer.ends_with('\n'));
         events
+    }
+
+    /// Moves the first `valid` pending bytes into the text, line ends normalized.
+    fn decode(&mut self, valid: usize) {
+        let text = String::from_utf8_lossy(&self.pending[..valid]);
+        if text.contains('\r') {
+            self.buffer.push_str(&text.replace("\r\n", "\n"));
+        } else {
+            self.buffer.push_str(&text);
+        }
+        self.pending.drain(..valid);
     }
 
     /// Whatever is left when the stream ends (an unterminated event).
     pub(crate) fn finish(&mut self) -> Option<Event> {
+        self.decode(self.pending.len());
+        self.searched = 0;
         let rest = std::mem::take(&mut self.buffer);
         let rest = rest.trim_end_matches('\n');
         (!rest.is_empty()).then(|| Event {
@@ -124,5 +151,42 @@ mod tests {
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].data().as_deref(), Some("\u{fffd}\u{fffd}ok"));
         assert_eq!(events[1].data().as_deref(), Some("next"));
+    }
+
+    #[test]
+    fn a_line_end_split_between_chunks_still_ends_the_event() {
+        let mut p = Parser::default();
+        assert!(p.push(b"data: a\r\n\r").is_empty());
+        let events = p.push(b"\ndata: b\r");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].data().as_deref(), Some("a"));
+        assert_eq!(p.finish().unwrap().raw, "data: b\r");
+    }
+
+    /// Where the search for the next blank line starts is always a character's start.
+    #[test]
+    fn text_ending_in_a_wide_character_is_searched_on() {
+        let mut p = Parser::default();
+        assert!(p.push("data: é".as_bytes()).is_empty());
+        assert!(p.push("€\n".as_bytes()).is_empty());
+        let events = p.push(b"\ndata: x\n\n");
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].data().as_deref(), Some("é€"));
+    }
+
+    /// A large answer arriving a few bytes at a time is found once, whole.
+    #[test]
+    fn an_event_in_many_small_chunks_is_one_event() {
+        let data = format!("{{\"text\":\"{}\"}}", "x".repeat(100_000));
+        let stream = format!("event: message\ndata: {data}\n\ndata: next\n\n");
+        let mut p = Parser::default();
+        let mut events = Vec::new();
+        for chunk in stream.as_bytes().chunks(7) {
+            events.extend(p.push(chunk));
+        }
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].data().as_deref(), Some(data.as_str()));
+        assert_eq!(events[1].data().as_deref(), Some("next"));
+        assert!(p.finish().is_none());
     }
 }

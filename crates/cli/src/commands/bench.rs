@@ -53,8 +53,12 @@ enum Scenario {
     List,
     /// The registry's discovery API, against its health check.
     Discovery,
-    /// --clients connections held at once through the gateway, each calling now and then.
+    /// --clients connections held at once, direct and through the gateway, each calling now
+    /// and then.
     Clients,
+    /// tools/call of a server doing real work (the bundled Knowledge server's search_docs over
+    /// its sample corpus), closed loop, direct and through the gateway.
+    Work,
 }
 
 #[derive(clap::Args)]
@@ -64,7 +68,7 @@ struct Options {
         long,
         value_enum,
         value_delimiter = ',',
-        default_values_t = [Scenario::Call, Scenario::Open, Scenario::Connect, Scenario::List, Scenario::Discovery, Scenario::Clients]
+        default_values_t = [Scenario::Call, Scenario::Work, Scenario::Open, Scenario::Connect, Scenario::List, Scenario::Discovery, Scenario::Clients]
     )]
     scenarios: Vec<Scenario>,
     /// Seconds each measured run lasts.
@@ -184,6 +188,7 @@ async fn measure(options: Options) -> anyhow::Result<()> {
             Scenario::List => bench.list().await?,
             Scenario::Discovery => bench.discovery().await?,
             Scenario::Clients => bench.clients().await?,
+            Scenario::Work => bench.work().await?,
         }
     }
     if let Some(executable) = bench.options.contextforge.clone() {
@@ -350,9 +355,14 @@ impl Bench {
 
     /// Watches the gateway, the upstream, the registry and this process.
     fn watch(&self) -> load::Watch {
+        self.watch_for(platform::SERVER)
+    }
+
+    /// [`Bench::watch`], with the process serving `server` as the upstream.
+    fn watch_for(&self, server: &str) -> load::Watch {
         load::Watch::start(vec![
             self.platform.gateway.pid(),
-            self.platform.upstream.pid(),
+            self.platform.upstream_pid(server),
             self.platform.registry.pid(),
             std::process::id(),
         ])
@@ -387,7 +397,7 @@ impl Bench {
         concurrency: usize,
     ) -> anyhow::Result<usize> {
         let (url, token, path) = self.route(leg.server, leg.through_gateway);
-        let watch = self.watch();
+        let watch = self.watch_for(leg.server);
         let (era, method, params) = (leg.era, leg.method, leg.params);
         let samples = load::closed_loop(&client, concurrency, self.duration(), |client| {
             prepare(
@@ -462,6 +472,35 @@ impl Bench {
                 .await?;
             self.compare(&format!("tools/call {era}"), direct, gateway);
         }
+        Ok(())
+    }
+
+    /// The same tools/call path in front of a server that does real work per call (BM25 search
+    /// over the Knowledge server's sample corpus, with the SDK's identity check, policy and
+    /// telemetry), where what the gateway adds is set against what a call costs anyway.
+    async fn work(&mut self) -> anyhow::Result<()> {
+        self.platform.start_knowledge().await?;
+        eprintln!(
+            "work: tools/call of the Knowledge server's search_docs, closed loop, {} in flight",
+            self.options.concurrency
+        );
+        let search =
+            json!({"name": "search_docs", "arguments": {"query": "spark executor out of memory"}});
+        let client = self.pooled.clone();
+        let concurrency = self.options.concurrency;
+        let mut runs = Vec::new();
+        for through_gateway in [false, true] {
+            let leg = Leg {
+                scenario: "work",
+                era: MODERN,
+                server: platform::KNOWLEDGE,
+                through_gateway,
+                method: "tools/call",
+                params: search.clone(),
+            };
+            runs.push(self.closed(leg, client.clone(), concurrency).await?);
+        }
+        self.compare(&format!("search_docs {MODERN}"), runs[0], runs[1]);
         Ok(())
     }
 
@@ -642,69 +681,95 @@ impl Bench {
         Ok(())
     }
 
+    /// `--clients` connections held at once, direct to the upstream (a plain axum server, the
+    /// baseline of what a held connection costs) and through the gateway, with the memory of the
+    /// process holding them once all are connected and at the peak.
     async fn clients(&mut self) -> anyhow::Result<()> {
         let clients = self.options.clients;
         let period = Duration::from_secs_f64(clients as f64 / self.options.clients_rate.max(1.0));
         let duration = self.duration().max(period * 3);
         eprintln!(
-            "clients: {clients} connections held through the gateway, each calling every {:.1} s, for {} s",
+            "clients: {clients} connections held direct and through the gateway, each calling every {:.1} s, for {} s",
             period.as_secs_f64(),
             duration.as_secs()
         );
-        let template = prepare(
-            self.pooled.clone(),
-            self.platform.gateway_mcp("bench"),
-            Some(self.platform.token.clone()),
-            MODERN,
-            "tools/call",
-            json!({"name": "echo", "arguments": {"text": "hello"}}),
-        )
-        .await?;
-        let gateway_pid = self.platform.gateway.pid();
-        let connected = std::sync::Arc::new(std::sync::Mutex::new(load::Usage::default()));
-        let watch = self.watch();
-        let samples = {
-            let connected = connected.clone();
-            load::held_clients(
-                self.platform.gateway_addr,
-                clients,
-                period,
-                duration,
-                template,
-                async move {
-                    if let Ok(mut c) = connected.lock() {
-                        *c = load::usage(gateway_pid);
-                    }
-                },
+        let mut own_per_client = Vec::new();
+        for through_gateway in [false, true] {
+            let (url, token, path) = self.route(platform::SERVER, through_gateway);
+            let addr: std::net::SocketAddr = url
+                .trim_start_matches("http://")
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .parse()
+                .map_err(|e| anyhow::anyhow!("the address of {url}: {e}"))?;
+            let (holder, pid) = if through_gateway {
+                ("gateway", self.platform.gateway.pid())
+            } else {
+                ("upstream", self.platform.upstream.pid())
+            };
+            let template = prepare(
+                self.pooled.clone(),
+                url,
+                token,
+                MODERN,
+                "tools/call",
+                json!({"name": "echo", "arguments": {"text": "hello"}}),
             )
-            .await?
-        };
-        let used = watch.stop();
-        let bytes = |mb: f64| (mb * 1024.0 * 1024.0) as u64;
-        let (peak, peak_anon) = (bytes(used[0].peak_rss_mb), bytes(used[0].peak_anon_mb));
-        let at_connect = connected.lock().map(|c| *c).unwrap_or_default();
-        // Resident memory counts the executable's code pages mapped from disk (one binary holds
-        // every component); the anonymous figure is the gateway's own memory.
-        self.memory(
-            &format!("gateway_with_{clients}_clients_connected_mb"),
-            at_connect.rss_bytes,
-        );
-        self.memory(
-            &format!("gateway_with_{clients}_clients_connected_anon_mb"),
-            at_connect.anon_bytes,
-        );
-        self.memory(&format!("gateway_peak_with_{clients}_clients_mb"), peak);
-        self.memory(
-            &format!("gateway_peak_with_{clients}_clients_anon_mb"),
-            peak_anon,
-        );
-        self.record(
-            "clients",
-            MODERN,
-            "gateway",
-            samples.summary(),
-            Bench::used(used),
-        );
+            .await?;
+            let idle = load::usage(pid);
+            let connected = std::sync::Arc::new(std::sync::Mutex::new(load::Usage::default()));
+            let watch = self.watch();
+            let samples = {
+                let connected = connected.clone();
+                load::held_clients(addr, clients, period, duration, template, async move {
+                    if let Ok(mut c) = connected.lock() {
+                        *c = load::usage(pid);
+                    }
+                })
+                .await?
+            };
+            let used = watch.stop();
+            let peak = used[usize::from(!through_gateway)];
+            let bytes = |mb: f64| (mb * 1024.0 * 1024.0) as u64;
+            let at_connect = connected.lock().map(|c| *c).unwrap_or_default();
+            // Resident memory counts the executable's code pages mapped from disk (one binary
+            // holds every component); the anonymous figure is the process's own memory.
+            self.memory(
+                &format!("{holder}_with_{clients}_clients_connected_mb"),
+                at_connect.rss_bytes,
+            );
+            self.memory(
+                &format!("{holder}_with_{clients}_clients_connected_anon_mb"),
+                at_connect.anon_bytes,
+            );
+            self.memory(
+                &format!("{holder}_peak_with_{clients}_clients_mb"),
+                bytes(peak.peak_rss_mb),
+            );
+            self.memory(
+                &format!("{holder}_peak_with_{clients}_clients_anon_mb"),
+                bytes(peak.peak_anon_mb),
+            );
+            own_per_client.push(
+                at_connect.anon_bytes.saturating_sub(idle.anon_bytes) as f64 / clients as f64,
+            );
+            self.record(
+                "clients",
+                MODERN,
+                path,
+                samples.summary(),
+                Bench::used(used),
+            );
+        }
+        if let [direct, gateway] = own_per_client[..]
+            && direct > 0.0
+        {
+            self.ratio(
+                format!("{clients} held clients: gateway's own memory per client / upstream's"),
+                gateway / direct,
+            );
+        }
         Ok(())
     }
 

@@ -78,27 +78,29 @@ fn every_scenario_runs_direct_and_through_the_gateway_without_an_error() {
     let through = call.iter().find(|r| r["path"] == "gateway").unwrap();
     assert!(through["used"]["gateway"]["cpu_cores"].as_f64().unwrap() > 0.0);
     assert!(through["used"]["gateway"]["peak_rss_mb"].as_f64().unwrap() > 1.0);
-    // Every one of the held clients was answered at least once.
+    // Every one of the held clients was answered at least once, direct and through the gateway.
     let clients = runs(&report, "clients");
-    assert!(clients[0]["requests"].as_u64().unwrap() >= 300, "{report}");
-    // Resident memory, and the gateway's own (anonymous) part of it.
+    assert_eq!(clients.len(), 2, "{report}");
+    for run in clients {
+        assert!(run["requests"].as_u64().unwrap() >= 300, "{report}");
+    }
+    // Resident memory, and the process's own (anonymous) part of it, of the upstream and of
+    // the gateway holding them.
     let memory = |moment: &str| report["memory"][moment].as_f64().unwrap_or(0.0);
-    for clients in ["connected", "peak"] {
-        let (rss, anon) = if clients == "connected" {
+    for holder in ["upstream", "gateway"] {
+        for (rss, anon) in [
             (
-                memory("gateway_with_300_clients_connected_mb"),
-                memory("gateway_with_300_clients_connected_anon_mb"),
-            )
-        } else {
+                format!("{holder}_with_300_clients_connected_mb"),
+                format!("{holder}_with_300_clients_connected_anon_mb"),
+            ),
             (
-                memory("gateway_peak_with_300_clients_mb"),
-                memory("gateway_peak_with_300_clients_anon_mb"),
-            )
-        };
-        assert!(
-            rss > 1.0 && 0.0 < anon && anon <= rss,
-            "{clients}: {report}"
-        );
+                format!("{holder}_peak_with_300_clients_mb"),
+                format!("{holder}_peak_with_300_clients_anon_mb"),
+            ),
+        ] {
+            let (rss, anon) = (memory(&rss), memory(&anon));
+            assert!(rss > 1.0 && 0.0 < anon && anon <= rss, "{holder}: {report}");
+        }
     }
     assert_eq!(report["machine"]["gateway_audit_sync"], "disk");
     let ratios: Vec<&str> = report["ratios"]
@@ -113,6 +115,10 @@ fn every_scenario_runs_direct_and_through_the_gateway_without_an_error() {
     );
     assert!(
         ratios.contains(&"discovery throughput / health check"),
+        "{ratios:?}"
+    );
+    assert!(
+        ratios.contains(&"300 held clients: gateway's own memory per client / upstream's"),
         "{ratios:?}"
     );
     assert!(

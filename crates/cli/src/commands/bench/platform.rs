@@ -3,7 +3,6 @@
 //! the upstream registered and approved through the registry's API as any server is.
 
 use std::{
-    net::SocketAddr,
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::Stdio,
@@ -18,6 +17,8 @@ use crate::{commands::gateway::dev_service_credentials, dev};
 
 /// The upstream every call scenario calls.
 pub(crate) const SERVER: &str = "bench";
+/// The server doing real work in the `work` scenario: the bundled Knowledge server.
+pub(crate) const KNOWLEDGE: &str = "knowledge";
 /// The most tools the registry takes from one server.
 pub(crate) const TOOLS_PER_SERVER: usize = registry::MAX_TOOLS_PER_SERVER;
 
@@ -122,9 +123,10 @@ pub(crate) struct Platform {
     pub(crate) upstream: Child,
     /// The many-tools upstream, when a scenario needs it (running while this lives).
     _wide: Option<Child>,
+    /// The Knowledge server, once a scenario asked for it.
+    knowledge: Option<Child>,
     pub(crate) registry_url: String,
     pub(crate) gateway_url: String,
-    pub(crate) gateway_addr: SocketAddr,
     /// Base URLs of the upstreams, by server name.
     upstreams: Vec<(String, String)>,
     /// The many-tools servers.
@@ -232,10 +234,6 @@ impl Platform {
         )
         .await?;
         let gateway_url = url_of(&ready, "gateway")?;
-        let gateway_addr: SocketAddr = gateway_url
-            .trim_start_matches("http://")
-            .parse()
-            .map_err(|e| anyhow::anyhow!("the gateway's address {gateway_url}: {e}"))?;
         let key = dev::load_key(&data_dir)?;
         let token = dev::mint(&key, "bench-user", vec!["employees".into()], 12 * 3600)?;
         let platform = Platform {
@@ -244,9 +242,9 @@ impl Platform {
             gateway,
             upstream,
             _wide: wide_upstream,
+            knowledge: None,
             registry_url,
             gateway_url,
-            gateway_addr,
             upstreams,
             wide_servers: wide_servers.iter().map(|(n, _)| n.clone()).collect(),
             token,
@@ -267,6 +265,60 @@ impl Platform {
 
     pub(crate) fn gateway_mcp(&self, server: &str) -> String {
         format!("{}/servers/{server}/mcp", self.gateway_url)
+    }
+
+    /// The process serving `server` directly.
+    pub(crate) fn upstream_pid(&self, server: &str) -> u32 {
+        match &self.knowledge {
+            Some(knowledge) if server == KNOWLEDGE => knowledge.pid(),
+            _ => self.upstream.pid(),
+        }
+    }
+
+    /// Starts the bundled Knowledge server (its sample corpus), trusting the gateway's
+    /// assertions and taking calls without one as `anonymous` (the direct runs); it registers
+    /// itself, its reviews are approved, and this returns once the gateway serves it.
+    pub(crate) async fn start_knowledge(&mut self) -> anyhow::Result<()> {
+        if self.knowledge.is_some() {
+            return Ok(());
+        }
+        let dir = self._dir.path().to_owned();
+        let jwks = format!("{}/.well-known/jwks.json", self.gateway_url);
+        let data = self.data_dir.to_str().unwrap_or_default().to_owned();
+        let (child, ready) = spawn(
+            &dir,
+            "knowledge",
+            None,
+            &[
+                "server",
+                "knowledge",
+                "--listen",
+                "127.0.0.1:0",
+                "--gateway-jwks",
+                &jwks,
+                "--allow-anonymous",
+                "--register-with",
+                &self.registry_url,
+                "--dev-issuer",
+                "--data-dir",
+                &data,
+                "--environment",
+                "prod",
+                "--reindex-every-secs",
+                "0",
+            ],
+            &[],
+            true,
+        )
+        .await?;
+        self.upstreams
+            .push((KNOWLEDGE.to_owned(), url_of(&ready, "knowledge")?));
+        self.knowledge = Some(child);
+        self.approve_and_wait(
+            KNOWLEDGE,
+            json!({"name": "search_docs", "arguments": {"query": "ready?"}}),
+        )
+        .await
     }
 
     pub(crate) fn upstream_mcp(&self, server: &str) -> String {
@@ -310,6 +362,17 @@ minutes_saved = 1.0
                 policies: String::new(),
             })
             .await?;
+        self.approve_and_wait(
+            name,
+            json!({"name": "echo", "arguments": {"text": "ready?"}}),
+        )
+        .await
+    }
+
+    /// Approves every review open on `name`, and waits until the gateway runs the call `call`
+    /// (tools/call params) for the benchmark's user.
+    async fn approve_and_wait(&self, name: &str, call: Value) -> anyhow::Result<()> {
+        let key = || dev::load_key(&self.data_dir);
         let reviewer_groups: Vec<String> = ::registry::Governance::new(Vec::new())
             .reviewer_groups
             .into_values()
@@ -334,7 +397,7 @@ minutes_saved = 1.0
                 Some(self.token.clone()),
                 super::fixture::MODERN,
                 "tools/call",
-                json!({"name": "echo", "arguments": {"text": "ready?"}}),
+                call.clone(),
             )
             .await?;
             let answer = super::load::send(&client, &template).await;
