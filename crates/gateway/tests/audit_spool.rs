@@ -74,11 +74,7 @@ async fn records_wait_until_the_registry_is_back(sync: AuditSync) {
         }
     };
     // A port nobody listens on yet.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = unused_port();
     let client = RegistryClient::new(
         &format!("http://127.0.0.1:{port}"),
         Credentials::Mint(Arc::new(mint)),
@@ -148,13 +144,18 @@ async fn records_wait_until_the_registry_is_back(sync: AuditSync) {
     assert_eq!(stored.len(), 3);
 }
 
-/// A sink whose registry is never there: records stay in the journal.
-fn sink_without_registry(dir: &std::path::Path, sync: AuditSync) -> AuditSink {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+/// A loopback port nobody listens on (yet).
+fn unused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
+        .port()
+}
+
+/// A sink whose registry is never there: records stay in the journal.
+fn sink_without_registry(dir: &std::path::Path, sync: AuditSync) -> AuditSink {
+    let port = unused_port();
     let client = RegistryClient::new(
         &format!("http://127.0.0.1:{port}"),
         Credentials::Static("unused".into()),

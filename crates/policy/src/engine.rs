@@ -282,39 +282,42 @@ impl Engine {
         }))?;
         // Tools under the same named policy (or none) share one set: a server has a handful of
         // named policies and may have a thousand tools.
-        let mut sets_by_policy: HashMap<String, (Arc<PolicySet>, Vec<&Policy>)> = HashMap::new();
+        // Per set: the set, and its policies that read arguments.
+        let mut sets_by_policy: HashMap<String, (Arc<PolicySet>, Vec<ArgsUse>)> = HashMap::new();
         let mut tool_sets = Vec::with_capacity(facts.tools.len());
         let mut reads_args = Vec::with_capacity(facts.tools.len());
-        let mut readers: HashMap<String, ArgsUse> = HashMap::new();
         for tool in &facts.tools {
             let own = match &tool.policy {
                 Some(p) => format!("{prefix}{}", p.name),
                 None => open_id.clone(),
             };
-            let (set, members) = match sets_by_policy.get(&own) {
-                Some(known) => known.clone(),
-                None => {
+            let (set, readers) = match sets_by_policy.entry(own) {
+                std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    let own = slot.key();
                     let members: Vec<&Policy> = all
                         .iter()
                         .copied()
                         .filter(|p| {
                             let id = p.id().to_string();
-                            !specific(&id) || id == own
+                            !specific(&id) || id == *own
                         })
                         .collect();
-                    let set = Arc::new(policy_set(members.iter().copied())?);
-                    sets_by_policy.insert(own, (set.clone(), members.clone()));
-                    (set, members)
+                    let readers = members
+                        .iter()
+                        .map(|p| ArgsUse::of(p))
+                        .filter(|u| u.reads)
+                        .collect();
+                    slot.insert((Arc::new(policy_set(members.into_iter())?), readers))
                 }
             };
-            let tool_id = format!("{}/{}", facts.name, tool.name);
-            reads_args.push(members.iter().any(|p| {
-                readers
-                    .entry(p.id().to_string())
-                    .or_insert_with(|| ArgsUse::of(p))
-                    .may_read_for(&tool_id)
-            }));
-            tool_sets.push(set);
+            reads_args.push(
+                !readers.is_empty() && {
+                    let tool_id = format!("{}/{}", facts.name, tool.name);
+                    readers.iter().any(|u| u.may_read_for(&tool_id))
+                },
+            );
+            tool_sets.push(set.clone());
         }
         let connect_reads_args = connect.policies().any(|p| ArgsUse::of(p).reads);
         let tools = facts

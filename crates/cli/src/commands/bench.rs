@@ -219,6 +219,11 @@ async fn measure(options: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The params of the call every echo scenario makes.
+fn echo_params() -> Value {
+    json!({"name": "echo", "arguments": {"text": "hello"}})
+}
+
 /// The JSON-RPC body of a request in an era: modern requests carry `_meta`.
 fn rpc(era: &str, id: u64, method: &str, mut params: Value) -> Bytes {
     if era == MODERN {
@@ -303,6 +308,19 @@ struct Bench {
 }
 
 impl Bench {
+    /// A 2026-07-28 call of the upstream's `echo` at `url`.
+    async fn echo(&self, url: String, token: Option<String>) -> anyhow::Result<Template> {
+        prepare(
+            self.pooled.clone(),
+            url,
+            token,
+            MODERN,
+            "tools/call",
+            echo_params(),
+        )
+        .await
+    }
+
     fn duration(&self) -> Duration {
         Duration::from_secs(self.options.duration_secs)
     }
@@ -439,7 +457,7 @@ impl Bench {
             self.options.concurrency
         );
         for era in [LEGACY, MODERN] {
-            let echo = json!({"name": "echo", "arguments": {"text": "hello"}});
+            let echo = echo_params();
             let client = self.pooled.clone();
             let concurrency = self.options.concurrency;
             let direct = self
@@ -517,15 +535,7 @@ impl Bench {
         let mut indices = Vec::new();
         for through_gateway in [false, true] {
             let (url, token, path) = self.route(platform::SERVER, through_gateway);
-            let template = prepare(
-                self.pooled.clone(),
-                url,
-                token,
-                MODERN,
-                "tools/call",
-                json!({"name": "echo", "arguments": {"text": "hello"}}),
-            )
-            .await?;
+            let template = self.echo(url, token).await?;
             let watch = self.watch();
             let samples = load::open_loop(&self.pooled, rate, self.duration(), template).await?;
             let used = Bench::used(watch.stop());
@@ -538,7 +548,7 @@ impl Bench {
     async fn connect(&mut self) -> anyhow::Result<()> {
         eprintln!("connect: tools/call on a new connection each time");
         let fresh = load::client(true);
-        let echo = json!({"name": "echo", "arguments": {"text": "hello"}});
+        let echo = echo_params();
         let concurrency = self.options.concurrency;
         let direct = self
             .closed(
@@ -708,15 +718,7 @@ impl Bench {
             } else {
                 ("upstream", self.platform.upstream.pid())
             };
-            let template = prepare(
-                self.pooled.clone(),
-                url,
-                token,
-                MODERN,
-                "tools/call",
-                json!({"name": "echo", "arguments": {"text": "hello"}}),
-            )
-            .await?;
+            let template = self.echo(url, token).await?;
             let idle = load::usage(pid);
             let connected = std::sync::Arc::new(std::sync::Mutex::new(load::Usage::default()));
             let watch = self.watch();

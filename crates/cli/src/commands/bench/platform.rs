@@ -117,7 +117,7 @@ pub(crate) async fn spawn(
 
 pub(crate) struct Platform {
     /// Holds the processes' data and logs until the benchmark ends.
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     pub(crate) registry: Child,
     pub(crate) gateway: Child,
     pub(crate) upstream: Child,
@@ -237,7 +237,7 @@ impl Platform {
         let key = dev::load_key(&data_dir)?;
         let token = dev::mint(&key, "bench-user", vec!["employees".into()], 12 * 3600)?;
         let platform = Platform {
-            _dir: dir,
+            dir,
             registry,
             gateway,
             upstream,
@@ -282,7 +282,7 @@ impl Platform {
         if self.knowledge.is_some() {
             return Ok(());
         }
-        let dir = self._dir.path().to_owned();
+        let dir = self.dir.path().to_owned();
         let jwks = format!("{}/.well-known/jwks.json", self.gateway_url);
         let data = self.data_dir.to_str().unwrap_or_default().to_owned();
         let (child, ready) = spawn(
