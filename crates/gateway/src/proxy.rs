@@ -1069,13 +1069,7 @@ async fn inspect_json(
             ));
         }
     };
-    if guard.skims(inspect)
-        && let Ok(skim) = serde_json::from_slice::<inspect::Skim>(&bytes)
-        && skim.is_answer()
-        && skim.error_code() != Some(approvals::CONFIRMATION_REQUIRED)
-    {
-        let (outcome, is_error, detail) = skim.outcome();
-        guard.finish(outcome, is_error, detail).await;
+    if guard.finish_skimmed(inspect, &bytes).await {
         return Ok(Body::from(bytes));
     }
     let Ok(mut message) = serde_json::from_slice::<Value>(&bytes) else {
@@ -1149,17 +1143,10 @@ fn inspect_sse(inspect: Inspection, guard: CallGuard, response: reqwest::Respons
         let mut out = Vec::new();
         for event in events {
             let data = if st.answered { None } else { event.data() };
-            // The answer of a call that nothing rewrites is skimmed for its outcome and passed
-            // on as it came.
             if let Some(data) = &data
-                && st.guard.skims(&st.inspect)
-                && let Ok(skim) = serde_json::from_str::<inspect::Skim>(data)
-                && skim.answers(&st.inspect.id)
-                && skim.error_code() != Some(approvals::CONFIRMATION_REQUIRED)
+                && st.guard.finish_skimmed(&st.inspect, data.as_bytes()).await
             {
                 st.answered = true;
-                let (outcome, is_error, detail) = skim.outcome();
-                st.guard.finish(outcome, is_error, detail).await;
                 out.extend_from_slice(&event.to_bytes());
                 continue;
             }
@@ -1371,11 +1358,26 @@ impl CallGuard {
         self.call.is_some()
     }
 
-    /// Whether the answer only needs its outcome read: an audited call, not sent as a preview,
-    /// whose listing is not filtered (what `apply` would leave as it is, unless the tool asks
-    /// for a confirmation).
-    fn skims(&self, inspect: &Inspection) -> bool {
-        !inspect.filter_tools && self.call.as_ref().is_some_and(|c| c.propose.is_none())
+    /// Audits `answer` from a skim of it (`inspect::Skim`: its outcome, nothing of the rest
+    /// built) and returns true; the caller passes it on as the server wrote it. Returns false,
+    /// having done nothing, where `apply` must read it whole: a listing to filter, a preview, a
+    /// tool asking for a confirmation, or a message that does not skim as the answer.
+    async fn finish_skimmed(&mut self, inspect: &Inspection, answer: &[u8]) -> bool {
+        let audited_only =
+            !inspect.filter_tools && self.call.as_ref().is_some_and(|c| c.propose.is_none());
+        if !audited_only {
+            return false;
+        }
+        let skim = match serde_json::from_slice::<inspect::Skim>(answer) {
+            Ok(skim) if skim.answers(&inspect.id) => skim,
+            _ => return false,
+        };
+        if skim.error_code() == Some(approvals::CONFIRMATION_REQUIRED) {
+            return false;
+        }
+        let (outcome, is_error, detail) = skim.outcome();
+        self.finish(outcome, is_error, detail).await;
+        true
     }
 
     /// Writes the record with its outcome; later calls do nothing.

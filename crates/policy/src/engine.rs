@@ -798,8 +798,8 @@ impl Engine {
 /// every fact of the request the Cedar evaluation reads except the arguments, each field
 /// prefixed by its length so that no two requests share a key.
 fn verdict_key(request: &Request<'_>, tool: Option<usize>) -> String {
+    use std::fmt::Write;
     fn field(key: &mut String, value: &str) {
-        use std::fmt::Write;
         let _ = write!(key, "{}:{value}", value.len());
     }
     let mut key = String::with_capacity(64);
@@ -809,12 +809,17 @@ fn verdict_key(request: &Request<'_>, tool: Option<usize>) -> String {
     };
     field(&mut key, kind);
     field(&mut key, id);
-    field(&mut key, &groups.len().to_string());
+    let _ = write!(key, "{};", groups.len());
     for group in groups {
         field(&mut key, group);
     }
     field(&mut key, request.action.id());
-    field(&mut key, &tool.map_or(String::new(), |i| i.to_string()));
+    match tool {
+        Some(index) => {
+            let _ = write!(key, "{index};");
+        }
+        None => key.push('-'),
+    }
     field(&mut key, request.surface);
     match request.channel {
         Some(channel) => field(&mut key, channel),

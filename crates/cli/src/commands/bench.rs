@@ -732,7 +732,8 @@ impl Bench {
                 .await?
             };
             let used = watch.stop();
-            let peak = used[usize::from(!through_gateway)];
+            // In the order `watch` reads them: the gateway, then the upstream.
+            let peak = if through_gateway { used[0] } else { used[1] };
             let bytes = |mb: f64| (mb * 1024.0 * 1024.0) as u64;
             let at_connect = connected.lock().map(|c| *c).unwrap_or_default();
             // Resident memory counts the executable's code pages mapped from disk (one binary

@@ -282,11 +282,10 @@ impl Platform {
         if self.knowledge.is_some() {
             return Ok(());
         }
-        let dir = self.dir.path().to_owned();
         let jwks = format!("{}/.well-known/jwks.json", self.gateway_url);
         let data = self.data_dir.to_str().unwrap_or_default().to_owned();
         let (child, ready) = spawn(
-            &dir,
+            self.dir.path(),
             "knowledge",
             None,
             &[
