@@ -1,7 +1,8 @@
 //! `switchboard bench`: the platform under load, measured against baselines taken in the same
 //! run. It starts a registry, a gateway and the benchmark's upstream server (`bench fixture`) as
 //! processes of their own, registers and approves the upstream, and then runs each scenario
-//! twice, direct to the upstream and through the gateway (a signed user token verified, policy
+//! twice, direct to the upstream (carrying the gateway's assertion of the same user, as the
+//! gateway's own request does) and through the gateway (a signed user token verified, policy
 //! decided, identity asserted to the server, every call audited), reporting throughput, latency
 //! percentiles and the CPU and memory of each process. With `--contextforge` the same calls go
 //! through IBM ContextForge in front of the same upstream too.
@@ -242,19 +243,18 @@ fn rpc(era: &str, id: u64, method: &str, mut params: Value) -> Bytes {
 async fn prepare(
     client: HttpClient,
     url: String,
-    token: Option<String>,
+    auth: Auth,
     era: &'static str,
     method: &'static str,
     params: Value,
 ) -> anyhow::Result<Template> {
     let name = params["name"].as_str().map(str::to_owned);
-    let mut template =
-        Template::post(&url, rpc(era, 2, method, params)).header("mcp-protocol-version", era)?;
-    if let Some(token) = &token {
-        template = template.header("authorization", &format!("Bearer {token}"))?;
-    }
+    let (header, value) = auth.header();
+    let template = Template::post(&url, rpc(era, 2, method, params))
+        .header("mcp-protocol-version", era)?
+        .header(header, &value)?;
     if era == MODERN {
-        template = template.header("mcp-method", method)?;
+        let mut template = template.header("mcp-method", method)?;
         if let Some(name) = name {
             template = template.header("mcp-name", &name)?;
         }
@@ -290,6 +290,26 @@ async fn prepare(
     Ok(template)
 }
 
+/// How a request says who is calling.
+#[derive(Clone)]
+pub(crate) enum Auth {
+    /// The user's own token, as a client sends it to the gateway.
+    Bearer(String),
+    /// The gateway's signed assertion of the same user, as the gateway sends it to the server:
+    /// a direct call carrying it is served for the same caller (the same groups, so the same
+    /// documents searched) as the call through the gateway.
+    Assertion(String),
+}
+
+impl Auth {
+    fn header(&self) -> (&'static str, String) {
+        match self {
+            Auth::Bearer(token) => ("authorization", format!("Bearer {token}")),
+            Auth::Assertion(signed) => (identity::ASSERTION_HEADER, signed.clone()),
+        }
+    }
+}
+
 /// One side of a comparison: a request, direct to the upstream or through the gateway.
 struct Leg {
     scenario: &'static str,
@@ -309,11 +329,11 @@ struct Bench {
 
 impl Bench {
     /// A 2026-07-28 call of the upstream's `echo` at `url`.
-    async fn echo(&self, url: String, token: Option<String>) -> anyhow::Result<Template> {
+    async fn echo(&self, url: String, auth: Auth) -> anyhow::Result<Template> {
         prepare(
             self.pooled.clone(),
             url,
-            token,
+            auth,
             MODERN,
             "tools/call",
             echo_params(),
@@ -393,18 +413,27 @@ impl Bench {
             .collect()
     }
 
-    /// Where a request to `server` goes, with what token, and the path's name in the report:
-    /// through the gateway as the benchmark's user, or direct to the upstream.
-    fn route(&self, server: &str, through_gateway: bool) -> (String, Option<String>, &'static str) {
-        if through_gateway {
+    /// Where a request to `server` goes, as whom, and the path's name in the report: through
+    /// the gateway with the benchmark's user's token, or direct to the upstream with the
+    /// gateway's assertion of that user (the request the gateway itself would send).
+    fn route(
+        &self,
+        server: &str,
+        through_gateway: bool,
+    ) -> anyhow::Result<(String, Auth, &'static str)> {
+        Ok(if through_gateway {
             (
                 self.platform.gateway_mcp(server),
-                Some(self.platform.token.clone()),
+                Auth::Bearer(self.platform.token.clone()),
                 "gateway",
             )
         } else {
-            (self.platform.upstream_mcp(server), None, "direct")
-        }
+            (
+                self.platform.upstream_mcp(server),
+                Auth::Assertion(self.platform.assertion(server)?),
+                "direct",
+            )
+        })
     }
 
     /// A closed-loop run of `leg`, `concurrency` requests in flight on `client`.
@@ -414,14 +443,14 @@ impl Bench {
         client: HttpClient,
         concurrency: usize,
     ) -> anyhow::Result<usize> {
-        let (url, token, path) = self.route(leg.server, leg.through_gateway);
+        let (url, auth, path) = self.route(leg.server, leg.through_gateway)?;
         let watch = self.watch_for(leg.server);
         let (era, method, params) = (leg.era, leg.method, leg.params);
         let samples = load::closed_loop(&client, concurrency, self.duration(), |client| {
             prepare(
                 client,
                 url.clone(),
-                token.clone(),
+                auth.clone(),
                 era,
                 method,
                 params.clone(),
@@ -534,8 +563,8 @@ impl Bench {
         eprintln!("open: tools/call at {rate} per second (open loop)");
         let mut indices = Vec::new();
         for through_gateway in [false, true] {
-            let (url, token, path) = self.route(platform::SERVER, through_gateway);
-            let template = self.echo(url, token).await?;
+            let (url, auth, path) = self.route(platform::SERVER, through_gateway)?;
+            let template = self.echo(url, auth).await?;
             let watch = self.watch();
             let samples = load::open_loop(&self.pooled, rate, self.duration(), template).await?;
             let used = Bench::used(watch.stop());
@@ -613,19 +642,22 @@ impl Bench {
         for era in [LEGACY, MODERN] {
             let mut indices = Vec::new();
             for through_gateway in [false, true] {
-                let (_, token, path) = self.route(platform::SERVER, through_gateway);
-                let urls: Vec<String> = servers
+                let path = self.route(platform::SERVER, through_gateway)?.2;
+                let routes: Vec<(String, Auth)> = servers
                     .iter()
-                    .map(|s| self.route(s, through_gateway).0)
-                    .collect();
+                    .map(|s| {
+                        self.route(s, through_gateway)
+                            .map(|(url, auth, _)| (url, auth))
+                    })
+                    .collect::<anyhow::Result<_>>()?;
                 // Each worker lists the next server.
                 let next = std::sync::atomic::AtomicUsize::new(0);
                 let watch = self.watch();
                 let client = self.pooled.clone();
                 let samples = load::closed_loop(&client, 4, self.duration(), |client| {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let url = urls[i % urls.len()].clone();
-                    prepare(client, url, token.clone(), era, "tools/list", json!({}))
+                    let (url, auth) = routes[i % routes.len()].clone();
+                    prepare(client, url, auth, era, "tools/list", json!({}))
                 })
                 .await?;
                 let used = Bench::used(watch.stop());
@@ -705,7 +737,7 @@ impl Bench {
         );
         let mut own_per_client = Vec::new();
         for through_gateway in [false, true] {
-            let (url, token, path) = self.route(platform::SERVER, through_gateway);
+            let (url, auth, path) = self.route(platform::SERVER, through_gateway)?;
             let addr: std::net::SocketAddr = url
                 .trim_start_matches("http://")
                 .split('/')
@@ -718,7 +750,7 @@ impl Bench {
             } else {
                 ("upstream", self.platform.upstream.pid())
             };
-            let template = self.echo(url, token).await?;
+            let template = self.echo(url, auth).await?;
             let idle = load::usage(pid);
             let connected = std::sync::Arc::new(std::sync::Mutex::new(load::Usage::default()));
             let watch = self.watch();
@@ -798,7 +830,7 @@ impl Bench {
             prepare(
                 client,
                 url.clone(),
-                Some(token.clone()),
+                Auth::Bearer(token.clone()),
                 LEGACY,
                 "tools/call",
                 echo.clone(),

@@ -131,9 +131,16 @@ pub(crate) struct Platform {
     upstreams: Vec<(String, String)>,
     /// The many-tools servers.
     pub(crate) wide_servers: Vec<String>,
-    /// A user's token (`bench-user`, group `employees`) from the development issuer.
+    /// A token for [`USER`] in [`USER_GROUPS`] from the development issuer.
     pub(crate) token: String,
     pub(crate) data_dir: PathBuf,
+}
+
+/// The benchmark's user, and their groups.
+pub(crate) const USER: &str = "bench-user";
+
+fn user_groups() -> Vec<String> {
+    vec!["employees".into()]
 }
 
 fn url_of(ready: &Value, name: &str) -> anyhow::Result<String> {
@@ -235,7 +242,7 @@ impl Platform {
         .await?;
         let gateway_url = url_of(&ready, "gateway")?;
         let key = dev::load_key(&data_dir)?;
-        let token = dev::mint(&key, "bench-user", vec!["employees".into()], 12 * 3600)?;
+        let token = dev::mint(&key, USER, user_groups(), 12 * 3600)?;
         let platform = Platform {
             dir,
             registry,
@@ -261,6 +268,23 @@ impl Platform {
             platform.register(name, *fillers).await?;
         }
         Ok(platform)
+    }
+
+    /// The gateway's assertion of [`USER`] for `server`, signed with the gateway's own key (the
+    /// one in the data folder they share) as the gateway signs it: the identity a direct call
+    /// carries to be served for the same caller as a call through the gateway.
+    pub(crate) fn assertion(&self, server: &str) -> anyhow::Result<String> {
+        let path = self.data_dir.join("keys").join("gateway.json");
+        anyhow::ensure!(
+            path.exists(),
+            "the gateway's signing key is not at {}",
+            path.display()
+        );
+        let key = identity::SigningKey::load_or_create(&path)?;
+        let mut claims =
+            identity::Claims::new(&self.gateway_url, USER, server, user_groups(), 12 * 3600);
+        claims.surface = Some("api".into());
+        Ok(key.sign(&claims)?)
     }
 
     pub(crate) fn gateway_mcp(&self, server: &str) -> String {
@@ -295,7 +319,6 @@ impl Platform {
                 "127.0.0.1:0",
                 "--gateway-jwks",
                 &jwks,
-                "--allow-anonymous",
                 "--register-with",
                 &self.registry_url,
                 "--dev-issuer",
@@ -393,7 +416,7 @@ minutes_saved = 1.0
             let template = super::prepare(
                 client.clone(),
                 self.gateway_mcp(name),
-                Some(self.token.clone()),
+                super::Auth::Bearer(self.token.clone()),
                 super::fixture::MODERN,
                 "tools/call",
                 call.clone(),
