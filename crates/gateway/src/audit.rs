@@ -43,8 +43,9 @@ pub enum AuditSync {
     #[default]
     Disk,
     /// Written to the journal, in the operating system's hands: it survives a crash of the
-    /// gateway (SIGKILL, an abort); it is synced right after, without the call waiting, so a
-    /// crash of the machine itself can lose the records of the last moment.
+    /// gateway (SIGKILL, an abort); it is synced to disk within 0.1 s without the call waiting
+    /// (one sync a period serves every write in it), so a crash of the machine itself can lose
+    /// up to the last 0.1 s of records.
     Os,
 }
 

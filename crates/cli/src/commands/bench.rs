@@ -100,7 +100,7 @@ struct Options {
     #[arg(long, default_value_t = 1)]
     contextforge_workers: usize,
     /// The gateway's `--audit-sync`: `disk` (a call's audit record is synced to disk before
-    /// it is answered) or `os` (written to the operating system, synced right after).
+    /// it is answered) or `os` (written to the operating system, synced within 0.1 s).
     #[arg(long, value_enum, default_value_t = AuditSyncArg::Disk)]
     audit_sync: AuditSyncArg,
     /// Write the whole report as JSON here.

@@ -112,9 +112,9 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 120)]
     upstream_timeout_secs: u64,
     /// How durable a call's audit record is before the call is answered. `disk`: synced to
-    /// disk (survives a crash of the machine). `os`: written to the journal and synced right
-    /// after without the call waiting (survives a crash of the gateway; a crash of the machine
-    /// can lose the last moment's records), for a lower latency floor.
+    /// disk (survives a crash of the machine). `os`: written to the journal and synced to
+    /// disk within 0.1 s without the call waiting (survives a crash of the gateway; a crash of
+    /// the machine can lose up to the last 0.1 s of records), for a lower latency floor.
     #[arg(long, value_enum, default_value_t = AuditSyncArg::Disk, env = "SWITCHBOARD_AUDIT_SYNC")]
     audit_sync: AuditSyncArg,
     /// Write `{"url": ...}` here once listening.

@@ -116,7 +116,7 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 120)]
     upstream_timeout_secs: u64,
     /// How durable a call's audit record is before the call is answered: `disk` (synced) or
-    /// `os` (written, synced right after); see `switchboard gateway --help`.
+    /// `os` (written, synced within 0.1 s); see `switchboard gateway --help`.
     #[arg(long, value_enum, default_value_t = crate::commands::gateway::AuditSyncArg::Disk)]
     audit_sync: crate::commands::gateway::AuditSyncArg,
     /// Also trust these external issuers (for example your company's OpenID Connect provider).

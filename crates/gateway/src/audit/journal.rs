@@ -4,14 +4,20 @@
 //! woken; records that arrive while a write is under way wait for it and go together in the next
 //! one, written by a task of their own. The journal's file and its lock file stay open between
 //! writes: a write checks, under the lock, that the open file is still the one at the journal's
-//! path (the shipper swaps it aside) and opens the new one if not.
+//! path (the shipper swaps it aside) and opens the new one if not. With `--audit-sync os` the
+//! sync to disk runs on a thread of its own, at most once every [`OS_SYNC_EVERY`].
 
 use std::{
     fs::File,
     io::Write,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, MutexGuard, mpsc},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+        mpsc,
+    },
+    time::{Duration, Instant},
 };
 
 use registry_api::AuditRecord;
@@ -19,6 +25,11 @@ use registry_client::RegistryClient;
 use tokio::sync::Notify;
 
 use super::AuditSync;
+
+/// With [`AuditSync::Os`], how long a written record waits at most for its sync to disk to
+/// begin (PostgreSQL's `synchronous_commit = off` leaves up to three times its 200 ms writer
+/// delay): what a crash of the machine itself can lose.
+pub(crate) const OS_SYNC_EVERY: Duration = Duration::from_millis(100);
 
 /// Records one write carries at most (the registry takes 1000 per request, should the batch
 /// go there instead).
@@ -35,6 +46,8 @@ pub(super) struct Journal {
     /// With [`AuditSync::Os`]: the thread that syncs what was written, after the calls were
     /// answered.
     syncer: Option<mpsc::Sender<SyncJob>>,
+    /// Syncs of the journal to disk so far, in either mode.
+    syncs: Arc<AtomicU64>,
     /// Where a batch goes when the journal cannot take it.
     registry: RegistryClient,
 }
@@ -88,9 +101,10 @@ impl Journal {
         sync: AuditSync,
         registry: RegistryClient,
     ) -> std::io::Result<Journal> {
+        let syncs = Arc::new(AtomicU64::new(0));
         let syncer = match sync {
             AuditSync::Disk => None,
-            AuditSync::Os => Some(spawn_syncer()?),
+            AuditSync::Os => Some(spawn_syncer(OS_SYNC_EVERY, syncs.clone())?),
         };
         Ok(Journal {
             path,
@@ -99,6 +113,7 @@ impl Journal {
             stored: Notify::new(),
             files: Mutex::default(),
             syncer,
+            syncs,
             registry,
         })
     }
@@ -283,6 +298,7 @@ impl Journal {
         match &self.syncer {
             None => {
                 file.sync_data()?;
+                self.syncs.fetch_add(1, Ordering::Relaxed);
                 if created {
                     super::sync_folder(&self.path);
                 }
@@ -347,14 +363,26 @@ pub(super) fn open_lock_file(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
-/// The thread that syncs what [`AuditSync::Os`] wrote, a moment after the calls were answered:
-/// it takes every job waiting and syncs each file once. It ends when the journal is dropped.
-fn spawn_syncer() -> std::io::Result<mpsc::Sender<SyncJob>> {
+/// The thread that syncs what [`AuditSync::Os`] wrote, after the calls were answered: at most
+/// once every `every`, each time taking every job waiting and syncing each file once (counted
+/// in `syncs`). It ends when the journal is dropped.
+fn spawn_syncer(every: Duration, syncs: Arc<AtomicU64>) -> std::io::Result<mpsc::Sender<SyncJob>> {
     let (send, jobs) = mpsc::channel::<SyncJob>();
     std::thread::Builder::new()
         .name("audit-sync".into())
         .spawn(move || {
+            let mut last: Option<Instant> = None;
             while let Ok(job) = jobs.recv() {
+                // The writes of the rest of the period join this sync: a sync a call costs the
+                // machine (a device round trip, a VM exit or several) is paid once a period,
+                // not once a write.
+                if let Some(last) = last {
+                    let wait = (last + every).saturating_duration_since(Instant::now());
+                    if !wait.is_zero() {
+                        std::thread::sleep(wait);
+                    }
+                }
+                last = Some(Instant::now());
                 let mut files: Vec<Arc<File>> = Vec::new();
                 let mut folders: Vec<PathBuf> = Vec::new();
                 for job in std::iter::once(job).chain(jobs.try_iter()) {
@@ -372,8 +400,13 @@ fn spawn_syncer() -> std::io::Result<mpsc::Sender<SyncJob>> {
                     }
                 }
                 for file in files {
-                    if let Err(e) = file.sync_data() {
-                        tracing::error!(error = %e, "cannot sync the audit journal to disk");
+                    match file.sync_data() {
+                        Ok(()) => {
+                            syncs.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot sync the audit journal to disk")
+                        }
                     }
                 }
                 for path in folders {
@@ -405,4 +438,78 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use registry_client::Credentials;
+
+    use super::*;
+
+    fn journal(dir: &Path, sync: AuditSync) -> Arc<Journal> {
+        // Nothing here reaches the registry: the journal takes every record.
+        let registry = RegistryClient::new("http://127.0.0.1:9", Credentials::Static("-".into()));
+        Arc::new(
+            Journal::new(
+                dir.join("audit-spool.jsonl"),
+                dir.join("audit-spool.jsonl.lock"),
+                sync,
+                registry,
+            )
+            .unwrap(),
+        )
+    }
+
+    fn record(id: &str) -> AuditRecord {
+        AuditRecord {
+            id: id.into(),
+            time_ms: 1,
+            user: "alice".into(),
+            groups: vec![],
+            surface: None,
+            channel: None,
+            server: "knowledge".into(),
+            method: "tools/call".into(),
+            tool: Some("search_docs".into()),
+            argument_digest: None,
+            outcome: registry_api::Outcome::Ok,
+            is_error: false,
+            detail: None,
+            latency_ms: 3,
+            arguments: None,
+            proposal: None,
+            team: None,
+            minutes_saved: None,
+            trace_id: None,
+        }
+    }
+
+    /// With `disk` every write is synced before its call returns; with `os` the writes of a
+    /// period share one sync, and the last write is synced too, after its call returned.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn os_mode_syncs_once_a_period_and_disk_mode_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = journal(dir.path(), AuditSync::Disk);
+        for i in 0..5 {
+            disk.append(record(&format!("d{i}"))).await;
+        }
+        assert_eq!(disk.syncs.load(Ordering::Relaxed), 5);
+
+        let dir = tempfile::tempdir().unwrap();
+        let os = journal(dir.path(), AuditSync::Os);
+        let started = Instant::now();
+        for i in 0..40 {
+            os.append(record(&format!("o{i}"))).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let periods = started.elapsed().as_millis() / OS_SYNC_EVERY.as_millis() + 1;
+        tokio::time::sleep(OS_SYNC_EVERY * 3).await;
+        let syncs = u128::from(os.syncs.load(Ordering::Relaxed));
+        assert!(
+            (1..=periods + 1).contains(&syncs),
+            "{syncs} syncs for 40 writes over {periods} periods"
+        );
+        let text = std::fs::read_to_string(dir.path().join("audit-spool.jsonl")).unwrap();
+        assert_eq!(text.lines().count(), 40);
+    }
 }
