@@ -461,27 +461,11 @@ mod tests {
     }
 
     fn record(id: &str) -> AuditRecord {
-        AuditRecord {
-            id: id.into(),
-            time_ms: 1,
-            user: "alice".into(),
-            groups: vec![],
-            surface: None,
-            channel: None,
-            server: "knowledge".into(),
-            method: "tools/call".into(),
-            tool: Some("search_docs".into()),
-            argument_digest: None,
-            outcome: registry_api::Outcome::Ok,
-            is_error: false,
-            detail: None,
-            latency_ms: 3,
-            arguments: None,
-            proposal: None,
-            team: None,
-            minutes_saved: None,
-            trace_id: None,
-        }
+        let json = r#"{"id": "", "time_ms": 1, "user": "alice", "groups": [], "server": "knowledge",
+            "method": "tools/call", "outcome": "ok", "is_error": false, "latency_ms": 3}"#;
+        let mut record: AuditRecord = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"));
+        record.id = id.into();
+        record
     }
 
     /// With `disk` every write is synced before its call returns; with `os` the writes of a
