@@ -124,6 +124,12 @@ pub(crate) struct Args {
     data: DataDir,
 }
 
+/// Where the gateway's signing key (its identity assertions, sealed session ids) lives; replicas
+/// share it.
+pub(crate) fn assertion_key_path(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("keys").join("gateway.json")
+}
+
 /// `--audit-sync`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum AuditSyncArg {
@@ -171,9 +177,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
     let config = GatewayConfig {
         registry: RegistryClient::new(&args.registry_url, credentials),
         verifier: Verifier::for_audiences(args.trust.external.audiences.clone(), issuers)?,
-        assertion_key: SigningKey::load_or_create(
-            &args.data.data_dir.join("keys").join("gateway.json"),
-        )?,
+        assertion_key: SigningKey::load_or_create(&assertion_key_path(&args.data.data_dir))?,
         issuer: args.issuer.unwrap_or_else(|| url.clone()),
         public_url: args.public_url.unwrap_or_else(|| url.clone()),
         required_scopes: args.required_scopes,

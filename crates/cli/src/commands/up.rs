@@ -191,7 +191,9 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<()> {
             dev_service_credentials(dev::load_key(&data_dir)?, "gateway"),
         ),
         verifier: platform_verifier()?,
-        assertion_key: SigningKey::load_or_create(&data_dir.join("keys").join("gateway.json"))?,
+        assertion_key: SigningKey::load_or_create(&crate::commands::gateway::assertion_key_path(
+            &data_dir,
+        ))?,
         issuer: gateway_url.clone(),
         public_url: gateway_url.clone(),
         required_scopes: args.required_scopes.clone(),

@@ -463,7 +463,7 @@ mod tests {
     fn record(id: &str) -> AuditRecord {
         let json = r#"{"id": "", "time_ms": 1, "user": "alice", "groups": [], "server": "knowledge",
             "method": "tools/call", "outcome": "ok", "is_error": false, "latency_ms": 3}"#;
-        let mut record: AuditRecord = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"));
+        let mut record: AuditRecord = serde_json::from_str(json).unwrap();
         record.id = id.into();
         record
     }

@@ -131,8 +131,10 @@ pub(crate) struct Platform {
     upstreams: Vec<(String, String)>,
     /// The many-tools servers.
     pub(crate) wide_servers: Vec<String>,
-    /// A token for [`USER`] in [`USER_GROUPS`] from the development issuer.
+    /// A token for [`USER`] in [`user_groups`] from the development issuer.
     pub(crate) token: String,
+    /// The gateway's signing key, read from the data folder it shares with the benchmark.
+    assertion_key: identity::SigningKey,
     pub(crate) data_dir: PathBuf,
 }
 
@@ -243,6 +245,15 @@ impl Platform {
         let gateway_url = url_of(&ready, "gateway")?;
         let key = dev::load_key(&data_dir)?;
         let token = dev::mint(&key, USER, user_groups(), 12 * 3600)?;
+        // The gateway made its key before it said it was ready; a key made here instead would
+        // sign assertions no server accepts.
+        let key_path = crate::commands::gateway::assertion_key_path(&data_dir);
+        anyhow::ensure!(
+            key_path.exists(),
+            "the gateway's signing key is not at {}",
+            key_path.display()
+        );
+        let assertion_key = identity::SigningKey::load_or_create(&key_path)?;
         let platform = Platform {
             dir,
             registry,
@@ -255,6 +266,7 @@ impl Platform {
             upstreams,
             wide_servers: wide_servers.iter().map(|(n, _)| n.clone()).collect(),
             token,
+            assertion_key,
             data_dir,
         };
         // The sample teams `up` creates, one of which owns the upstreams.
@@ -270,21 +282,15 @@ impl Platform {
         Ok(platform)
     }
 
-    /// The gateway's assertion of [`USER`] for `server`, signed with the gateway's own key (the
-    /// one in the data folder they share) as the gateway signs it: the identity a direct call
-    /// carries to be served for the same caller as a call through the gateway.
+    /// The gateway's assertion of [`USER`] for `server`, signed with the gateway's own key as
+    /// the gateway signs it: the identity a direct call carries to be served for the same
+    /// caller as a call through the gateway.
     pub(crate) fn assertion(&self, server: &str) -> anyhow::Result<String> {
-        let path = self.data_dir.join("keys").join("gateway.json");
-        anyhow::ensure!(
-            path.exists(),
-            "the gateway's signing key is not at {}",
-            path.display()
-        );
-        let key = identity::SigningKey::load_or_create(&path)?;
         let mut claims =
             identity::Claims::new(&self.gateway_url, USER, server, user_groups(), 12 * 3600);
+        // The surface the gateway names for a token that names none.
         claims.surface = Some("api".into());
-        Ok(key.sign(&claims)?)
+        Ok(self.assertion_key.sign(&claims)?)
     }
 
     pub(crate) fn gateway_mcp(&self, server: &str) -> String {
