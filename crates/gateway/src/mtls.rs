@@ -14,11 +14,6 @@ use arc_swap::ArcSwap;
 
 use anyhow::Context;
 use axum::Router;
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo},
-    server::conn::auto::Builder,
-    service::TowerToHyperService,
-};
 use rustls::{
     DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
     client::danger::HandshakeSignatureValid,
@@ -94,11 +89,12 @@ pub async fn tls_config(
             origin,
         }),
     };
-    let config = ServerConfig::builder_with_provider(provider())
+    let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .context("choose TLS versions")?
         .with_client_cert_verifier(Arc::new(certificates.clone()))
         .with_cert_resolver(Arc::new(certificates.clone()));
+    config.alpn_protocols = service_kit::connections::alpn_protocols();
     Ok((Arc::new(config), certificates))
 }
 
@@ -341,7 +337,9 @@ fn build(
     Ok((verifier, Arc::new(certified)))
 }
 
-/// Serves `router` over mTLS on `listener` until `shutdown`.
+/// Serves `router` over mTLS on `listener` until `shutdown`, then answers what is in flight (the
+/// accept loop and its graceful shutdown are every listener's, `service_kit::connections`). HTTP/2
+/// is spoken where the peer chose it by ALPN.
 pub async fn serve(
     router: Router,
     listener: TcpListener,
@@ -350,50 +348,28 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let acceptor = TlsAcceptor::from(tls);
     tracing::info!(addr = %listener.local_addr()?, "gateway mTLS listening");
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "failed to accept a connection");
-                    continue;
-                }
-            },
-        };
+    service_kit::connections::serve_with(listener, router, shutdown, move |tcp, peer| {
         let acceptor = acceptor.clone();
-        let router = router.clone();
-        tokio::spawn(async move {
-            let tls = match acceptor.accept(stream).await {
-                Ok(tls) => tls,
-                Err(e) => {
-                    tracing::info!(%peer, error = %e, "refused a TLS handshake");
-                    return;
-                }
-            };
-            let identity = match tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
-                Some(cert) => match spiffe::cert::spiffe_id_from_der(cert.as_ref()) {
-                    Ok(id) => PeerIdentity(id.to_string()),
-                    Err(e) => {
-                        tracing::info!(%peer, error = %e, "refused a peer without exactly one SPIFFE ID");
-                        return;
-                    }
-                },
-                None => return, // the verifier requires a certificate; this cannot happen
-            };
-            let service = tower::ServiceExt::map_request(
-                router,
-                move |mut request: http::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(identity.clone());
-                    request
-                },
-            );
-            let connection = Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service))
-                .await;
-            if let Err(e) = connection {
-                tracing::debug!(%peer, error = %e, "mTLS connection ended with an error");
-            }
-        });
-    }
+        async move {
+            let tls = acceptor.accept(tcp).await.map_err(|e| {
+                tracing::info!(%peer, error = %e, "refused a TLS handshake");
+                format!("TLS handshake: {e}")
+            })?;
+            let session = tls.get_ref().1;
+            // The verifier requires a certificate, so a session without one cannot be here.
+            let certificate = session
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .ok_or("no client certificate")?;
+            let identity = spiffe::cert::spiffe_id_from_der(certificate.as_ref())
+                .map(|id| PeerIdentity(id.to_string()))
+                .map_err(|e| {
+                    tracing::info!(%peer, error = %e, "refused a peer without exactly one SPIFFE ID");
+                    format!("peer certificate: {e}")
+                })?;
+            let protocol = service_kit::connections::Protocol::of_alpn(session.alpn_protocol());
+            Ok((tls, protocol, identity))
+        }
+    })
+    .await
 }

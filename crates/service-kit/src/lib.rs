@@ -5,10 +5,12 @@
 use std::{net::SocketAddr, path::Path};
 
 use anyhow::Context;
+pub use connections::serve;
 use tokio::net::TcpListener;
 /// The shutdown signal every component takes: cancel once, every clone sees it.
 pub use tokio_util::sync::CancellationToken as Shutdown;
 
+pub mod connections;
 pub mod metrics;
 pub mod trace;
 
@@ -53,28 +55,6 @@ pub fn write_ready_file(path: &Path, value: &serde_json::Value) -> anyhow::Resul
         .with_context(|| format!("write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
     Ok(())
-}
-
-/// Serves `router` on `listener` until `shutdown` fires, then finishes in-flight requests.
-pub async fn serve(
-    listener: TcpListener,
-    router: axum::Router,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
-    use axum::serve::ListenerExt;
-    // Answers go out as soon as they are written, not held back for more (Nagle).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
-        }
-    });
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await
-    .context("serve HTTP")
 }
 
 /// Runs `task` every `every` (the first run after one period; a slow run delays the next rather

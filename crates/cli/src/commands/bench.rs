@@ -103,6 +103,10 @@ struct Options {
     /// it is answered) or `os` (written to the operating system, synced within 0.1 s).
     #[arg(long, value_enum, default_value_t = AuditSyncArg::Disk)]
     audit_sync: AuditSyncArg,
+    /// Worker threads of the gateway's runtime (its `TOKIO_WORKER_THREADS`; default: one per
+    /// core).
+    #[arg(long)]
+    gateway_workers: Option<usize>,
     /// Write the whole report as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -160,7 +164,11 @@ async fn measure(options: Options) -> anyhow::Result<()> {
         .then_some(options.list_tools);
     eprintln!("starting the registry, the gateway and the upstream…");
     let audit_sync = options.audit_sync.as_str();
-    let platform = Platform::start(wide, audit_sync).await?;
+    anyhow::ensure!(
+        options.gateway_workers != Some(0),
+        "--gateway-workers must be at least 1"
+    );
+    let platform = Platform::start(wide, audit_sync, options.gateway_workers).await?;
     let mut bench = Bench {
         platform,
         options,
@@ -171,6 +179,7 @@ async fn measure(options: Options) -> anyhow::Result<()> {
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "build": if cfg!(debug_assertions) { "debug" } else { "release" },
         "gateway_audit_sync": audit_sync,
+        "gateway_workers": bench.options.gateway_workers,
     });
     if cfg!(debug_assertions) {
         eprintln!(

@@ -155,8 +155,12 @@ fn url_of(ready: &Value, name: &str) -> anyhow::Result<String> {
 impl Platform {
     /// Starts everything; with `wide`, that many more tools in servers of at most
     /// [`TOOLS_PER_SERVER`] tools each, served by one more upstream process. `audit_sync` is the
-    /// gateway's `--audit-sync`.
-    pub(crate) async fn start(wide: Option<usize>, audit_sync: &str) -> anyhow::Result<Platform> {
+    /// gateway's `--audit-sync`, `workers` its runtime's worker threads (default: one per core).
+    pub(crate) async fn start(
+        wide: Option<usize>,
+        audit_sync: &str,
+        workers: Option<usize>,
+    ) -> anyhow::Result<Platform> {
         let dir = tempfile::Builder::new()
             .prefix("switchboard-bench")
             .tempdir()?;
@@ -238,7 +242,10 @@ impl Platform {
                 "--audit-sync",
                 audit_sync,
             ],
-            &[],
+            &workers
+                .map(|n| ("TOKIO_WORKER_THREADS", n.to_string()))
+                .into_iter()
+                .collect::<Vec<_>>(),
             true,
         )
         .await?;
