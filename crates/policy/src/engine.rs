@@ -375,6 +375,12 @@ impl Engine {
                 Ok((uid, entity))
             })
             .collect::<Result<Vec<_>, String>>()?;
+        // The input schemas typed the policies when they were compiled; no decision reads them,
+        // and a catalog of 10,000 tools would keep as many JSON trees here.
+        let mut facts = facts;
+        for tool in &mut facts.tools {
+            tool.input_schema = None;
+        }
         self.servers.insert(
             facts.name.clone(),
             Slice {
@@ -562,8 +568,8 @@ impl Engine {
     /// The entities of a request by `principal` about the slice's server or one of its tools
     /// (by index): the principal with its groups, the server, and that tool. Building them
     /// costs more than deciding, so they are cached per principal and tool in the server's
-    /// slice until the slice is replaced. Only the tool asked about is in them, so an entry's
-    /// size does not grow with the server's tools.
+    /// slice until the slice is replaced, where they can be asked for again. Only the tool asked
+    /// about is in them, so an entry's size does not grow with the server's tools.
     fn entities_for(
         &self,
         slice: &Slice,
@@ -588,6 +594,17 @@ impl Engine {
         }
         let entities =
             Arc::new(Entities::from_entities(entities, None).map_err(|e| e.to_string())?);
+        // Kept only where the same question comes back: a call whose verdict depends on its
+        // arguments, or the approval rules, asked on every call. Every other verdict is
+        // remembered, so entities kept for it would not be read again (one caller's listing of a
+        // 10,000-tool catalog kept 10,000 of them, about 2 KB each).
+        let asked_again = match tool {
+            Some(i) => slice.reads_args[i] || !slice.approvals.is_empty(),
+            None => false,
+        };
+        if !asked_again {
+            return Ok(entities);
+        }
         let mut cache = lock(&slice.entity_cache);
         if cache.len() >= ENTITY_CACHE_CAPACITY {
             cache.clear();
@@ -975,6 +992,62 @@ mod tests {
         ] {
             assert_eq!(uses(text).reads, reads, "{text}");
         }
+    }
+
+    #[test]
+    fn a_slice_keeps_request_entities_only_where_they_are_asked_for_again() {
+        use crate::{Approval, ToolFacts, compile_server};
+        let tool = |name: &str| ToolFacts {
+            name: name.into(),
+            read_only: false,
+            sensitivity: "low".into(),
+            policy: None,
+            input_schema: Some(serde_json::json!({"type": "object",
+                "properties": {"table": {"type": "string"}}})),
+            approved: true,
+            approval: None,
+        };
+        let facts = ServerFacts {
+            name: "presto".into(),
+            environment: "prod".into(),
+            owner_team: "data".into(),
+            allowed_groups: Vec::new(),
+            tools: vec![tool("tables"), tool("query")],
+            policies: r#"forbid(principal, action == Mcp::Action::"call", resource == Mcp::Tool::"presto/query")
+                when { context has args && context.args has table && context.args.table like "finance.*" };"#
+                .into(),
+            approval: Approval::approved(),
+        };
+        let policies = compile_server(&facts).unwrap();
+        let mut engine = Engine::default();
+        engine.set_server(facts, policies).unwrap();
+        let principal = Principal::User {
+            id: "ann".into(),
+            groups: Vec::new(),
+        };
+        let args = serde_json::json!({"table": "ads.clicks"});
+        let ask = |tool: &str, args: Option<&serde_json::Value>| {
+            let request = Request {
+                principal: &principal,
+                action: Action::Call,
+                server: "presto",
+                tool: Some(tool),
+                surface: "api",
+                channel: None,
+                args,
+            };
+            engine.callable(&request).allowed
+        };
+        for _ in 0..3 {
+            assert!(ask("tables", None) && ask("tables", Some(&args)));
+            assert!(ask("query", Some(&args)));
+        }
+        let finance = serde_json::json!({"table": "finance.revenue"});
+        assert!(!ask("query", Some(&finance)), "a remembered verdict crossed arguments");
+        let slice = &engine.servers["presto"];
+        let kept: Vec<_> = lock(&slice.entity_cache).keys().map(|(_, t)| *t).collect();
+        assert_eq!(kept, vec![Some(1)], "only the tool whose calls read arguments");
+        assert!(slice.facts.tools.iter().all(|t| t.input_schema.is_none()));
     }
 
     #[test]
