@@ -127,7 +127,8 @@ fn every_scenario_runs_direct_and_through_the_gateway_without_an_error() {
     );
 }
 
-/// `--audit-sync os` reaches the gateway the benchmark starts, and its calls succeed.
+/// `--audit-sync os` and `--gateway-workers` reach the gateway the benchmark starts, and its
+/// calls succeed.
 #[test]
 fn the_gateway_can_be_measured_with_records_written_but_not_waited_on_to_sync() {
     let report = bench(&[
@@ -137,8 +138,11 @@ fn the_gateway_can_be_measured_with_records_written_but_not_waited_on_to_sync() 
         "100",
         "--audit-sync",
         "os",
+        "--gateway-workers",
+        "1",
     ]);
     assert_eq!(report["machine"]["gateway_audit_sync"], "os");
+    assert_eq!(report["machine"]["gateway_workers"], 1);
     let open = runs(&report, "open");
     assert_eq!(open.len(), 2, "{report}");
     for run in open {
