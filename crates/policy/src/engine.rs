@@ -1043,10 +1043,17 @@ mod tests {
             assert!(ask("query", Some(&args)));
         }
         let finance = serde_json::json!({"table": "finance.revenue"});
-        assert!(!ask("query", Some(&finance)), "a remembered verdict crossed arguments");
+        assert!(
+            !ask("query", Some(&finance)),
+            "a remembered verdict crossed arguments"
+        );
         let slice = &engine.servers["presto"];
         let kept: Vec<_> = lock(&slice.entity_cache).keys().map(|(_, t)| *t).collect();
-        assert_eq!(kept, vec![Some(1)], "only the tool whose calls read arguments");
+        assert_eq!(
+            kept,
+            vec![Some(1)],
+            "only the tool whose calls read arguments"
+        );
         assert!(slice.facts.tools.iter().all(|t| t.input_schema.is_none()));
     }
 
