@@ -256,7 +256,11 @@ impl Engine {
     }
 
     /// Loads (or replaces) a server's slice; `policies` come from [`crate::compile_server`].
-    pub fn set_server(&mut self, facts: ServerFacts, policies: Vec<Policy>) -> Result<(), String> {
+    pub fn set_server(
+        &mut self,
+        mut facts: ServerFacts,
+        policies: Vec<Policy>,
+    ) -> Result<(), String> {
         // Approval rules (`@approval`) never grant anything: they are asked separately.
         let (approval_rules, policies): (Vec<Policy>, Vec<Policy>) = policies
             .into_iter()
@@ -377,7 +381,6 @@ impl Engine {
             .collect::<Result<Vec<_>, String>>()?;
         // The input schemas typed the policies when they were compiled; no decision reads them,
         // and a catalog of 10,000 tools would keep as many JSON trees here.
-        let mut facts = facts;
         for tool in &mut facts.tools {
             tool.input_schema = None;
         }
@@ -577,8 +580,18 @@ impl Engine {
         principal_uid: &EntityUid,
         tool: Option<usize>,
     ) -> Result<Arc<Entities>, String> {
-        let key = (principal.cache_key(), tool);
-        if let Some(hit) = lock(&slice.entity_cache).get(&key) {
+        // Kept only where the same question comes back: a call whose verdict depends on its
+        // arguments, or the approval rules, asked on every call. Every other verdict is
+        // remembered, so entities kept for it would not be read again (one caller's listing of a
+        // 10,000-tool catalog kept 10,000 of them, about 2 KB each).
+        let asked_again = match tool {
+            Some(i) => slice.reads_args[i] || !slice.approvals.is_empty(),
+            None => false,
+        };
+        let key = asked_again.then(|| (principal.cache_key(), tool));
+        if let Some(key) = &key
+            && let Some(hit) = lock(&slice.entity_cache).get(key)
+        {
             return Ok(hit.clone());
         }
         let parents = principal
@@ -594,17 +607,9 @@ impl Engine {
         }
         let entities =
             Arc::new(Entities::from_entities(entities, None).map_err(|e| e.to_string())?);
-        // Kept only where the same question comes back: a call whose verdict depends on its
-        // arguments, or the approval rules, asked on every call. Every other verdict is
-        // remembered, so entities kept for it would not be read again (one caller's listing of a
-        // 10,000-tool catalog kept 10,000 of them, about 2 KB each).
-        let asked_again = match tool {
-            Some(i) => slice.reads_args[i] || !slice.approvals.is_empty(),
-            None => false,
-        };
-        if !asked_again {
+        let Some(key) = key else {
             return Ok(entities);
-        }
+        };
         let mut cache = lock(&slice.entity_cache);
         if cache.len() >= ENTITY_CACHE_CAPACITY {
             cache.clear();

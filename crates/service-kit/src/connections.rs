@@ -39,7 +39,7 @@ const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// How long an accepted connection may take to say which protocol it speaks (its first bytes, or
 /// its TLS handshake) before it is closed: as long as a common web server gives a client to send
 /// its request headers, so a pre-opened connection of a browser or client pool is kept.
-pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(60);
+const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(60);
 
 impl Protocol {
     /// The protocol of a connection whose first bytes are `first`, or `None` while they are too
@@ -55,7 +55,7 @@ impl Protocol {
 
     /// Reads the first bytes of `tcp`, leaving them for the server, until they tell its protocol.
     /// A connection closed before it sent anything is an `UnexpectedEof` error.
-    pub async fn sniff(tcp: &TcpStream) -> io::Result<Protocol> {
+    async fn sniff(tcp: &TcpStream) -> io::Result<Protocol> {
         let mut first = [0u8; H2_PREFACE.len()];
         loop {
             let n = tcp.peek(&mut first).await?;
@@ -105,7 +105,7 @@ pub async fn serve(
 /// Serves `router` on `listener` until `shutdown` fires, like [`serve`], with `handshake` turning
 /// each accepted connection into the stream to serve, its protocol and an extension every request
 /// on it carries (TLS and the peer's identity, say). A handshake that fails, or takes longer than
-/// [`HANDSHAKE_DEADLINE`], closes the connection; its error is logged at debug level.
+/// `HANDSHAKE_DEADLINE` (60 s), closes the connection; its error is logged at debug level.
 pub async fn serve_with<H, Fut, I, X>(
     listener: TcpListener,
     router: Router,
@@ -165,7 +165,7 @@ where
 /// Serves one connection speaking `protocol` with `router`, every request carrying `extension`,
 /// until the peer closes it or, once `watcher`'s shutdown begins, its requests in flight are
 /// answered. (No upgrades: nothing here speaks WebSocket.)
-pub async fn serve_connection<I, X>(
+async fn serve_connection<I, X>(
     io: I,
     protocol: Protocol,
     router: Router,
@@ -202,7 +202,7 @@ where
 /// The next connection `listener` accepts. A connection that failed before it was accepted is
 /// skipped; any other error (out of file descriptors, most often) is logged and retried after a
 /// second rather than in a tight loop.
-pub async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+async fn accept(listener: &TcpListener) -> (TcpStream, SocketAddr) {
     loop {
         match listener.accept().await {
             Ok(accepted) => return accepted,
