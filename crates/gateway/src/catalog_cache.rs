@@ -1,5 +1,7 @@
 //! The gateway's view of the catalog: a snapshot of the registry's servers, swapped atomically on
 //! each refresh. The gateway never reads the registry's database; it learns only through the API.
+//! The snapshot keeps each server [compacted](ServerView::compacted): what serving a call
+//! reads, not the titles, descriptions and schemas people read in the registry.
 
 use std::{
     collections::HashMap,
@@ -67,11 +69,14 @@ impl CatalogCache {
         let servers = self.inner.registry.list_servers().await?;
         let platform = self.inner.registry.platform_policies().await?;
         let current = self.inner.servers.load();
+        // The snapshot keeps each server compacted; the engine is built from the full records.
         let unchanged = *self.inner.platform.load_full() == platform
             && current.len() == servers.len()
-            && servers
-                .iter()
-                .all(|s| current.get(&s.name).is_some_and(|known| **known == *s));
+            && servers.iter().all(|s| {
+                current
+                    .get(&s.name)
+                    .is_some_and(|known| **known == s.clone().compacted())
+            });
         if unchanged && self.is_loaded() {
             // Nothing moved: keep the engine, and with it the callers' cached entities.
             *known_version = version;
@@ -95,7 +100,7 @@ impl CatalogCache {
         };
         let map = servers
             .into_iter()
-            .map(|s| (s.name.clone(), Arc::new(s)))
+            .map(|s| (s.name.clone(), Arc::new(s.compacted())))
             .collect();
         // Servers and policies are swapped one right after the other, each atomically.
         self.inner.engine.store(Arc::new(engine));

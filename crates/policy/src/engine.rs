@@ -189,9 +189,10 @@ struct Slice {
     /// Whether the connect set reads more of `context` than the surface and the channel.
     connect_reads_args: bool,
     tools: HashMap<String, usize>,
-    /// The server's entity and each tool's (by tool index), built once.
+    /// The server's entity, built once, and each tool's uid (by tool index); a tool's entity
+    /// is built from its facts when a decision asks for it ([`Slice::tool_entity`]).
     server_entity: Entity,
-    tool_entities: Vec<(EntityUid, Entity)>,
+    tool_uids: Vec<EntityUid>,
     /// Request entities per principal and tool; see [`Engine::entities_for`].
     entity_cache: Mutex<EntityCache>,
     /// Verdicts already reached; see [`Engine::decide`]. A decision is a pure function of the
@@ -346,39 +347,13 @@ impl Engine {
             HashSet::new(),
         )
         .map_err(|e| e.to_string())?;
-        let tool_entities = facts
+        // Tool entities are built when a decision needs one, not kept: a 10,000-tool catalog
+        // kept ~2 KB of Cedar attributes per tool, and each verdict is remembered anyway.
+        let tool_uids = facts
             .tools
             .iter()
-            .map(|tool| {
-                let uid = Types::uid(&self.types.tool, &format!("{}/{}", facts.name, tool.name));
-                let entity = Entity::new(
-                    uid.clone(),
-                    HashMap::from([
-                        ("name".into(), text(&tool.name)),
-                        ("server".into(), text(&facts.name)),
-                        ("environment".into(), text(&facts.environment)),
-                        (
-                            "read_only".into(),
-                            RestrictedExpression::new_bool(tool.read_only),
-                        ),
-                        ("sensitivity".into(), text(&tool.sensitivity)),
-                        (
-                            "policy".into(),
-                            text(tool.policy.as_ref().map_or("", |p| p.name.as_str())),
-                        ),
-                        (
-                            "approved".into(),
-                            RestrictedExpression::new_bool(
-                                facts.approval.approved && tool.approved,
-                            ),
-                        ),
-                    ]),
-                    HashSet::from([server_uid.clone()]),
-                )
-                .map_err(|e| e.to_string())?;
-                Ok((uid, entity))
-            })
-            .collect::<Result<Vec<_>, String>>()?;
+            .map(|tool| Types::uid(&self.types.tool, &format!("{}/{}", facts.name, tool.name)))
+            .collect();
         // The input schemas typed the policies when they were compiled; no decision reads them,
         // and a catalog of 10,000 tools would keep as many JSON trees here.
         for tool in &mut facts.tools {
@@ -396,7 +371,7 @@ impl Engine {
                 connect_reads_args,
                 tools,
                 server_entity,
-                tool_entities,
+                tool_uids,
                 entity_cache: Mutex::new(HashMap::new()),
                 verdicts: Mutex::new(HashMap::new()),
             },
@@ -602,8 +577,8 @@ impl Engine {
         let mut entities = Vec::with_capacity(3);
         entities.push(Entity::new_no_attrs(principal_uid.clone(), parents));
         entities.push(slice.server_entity.clone());
-        if let Some((_, entity)) = tool.and_then(|i| slice.tool_entities.get(i)) {
-            entities.push(entity.clone());
+        if let Some(index) = tool {
+            entities.push(slice.tool_entity(index)?);
         }
         let entities =
             Arc::new(Entities::from_entities(entities, None).map_err(|e| e.to_string())?);
@@ -633,7 +608,7 @@ impl Engine {
         };
         let resource = match tool {
             None => slice.server_entity.uid(),
-            Some(index) => slice.tool_entities[index].0.clone(),
+            Some(index) => slice.tool_uids[index].clone(),
         };
         let mut context = vec![(
             "surface".to_owned(),
@@ -915,6 +890,41 @@ fn reads_args(policy: &Value) -> bool {
 
 /// A lock that a panic elsewhere did not leave unusable (what it guards are caches, whole at
 /// every unlock).
+impl Slice {
+    /// The Cedar entity of the tool at `index`: its attributes, with the server as its parent.
+    fn tool_entity(&self, index: usize) -> Result<Entity, String> {
+        let facts = &self.facts;
+        let tool = facts
+            .tools
+            .get(index)
+            .ok_or_else(|| format!("no tool at index {index}"))?;
+        let text = |s: &str| RestrictedExpression::new_string(s.to_owned());
+        Entity::new(
+            self.tool_uids[index].clone(),
+            HashMap::from([
+                ("name".into(), text(&tool.name)),
+                ("server".into(), text(&facts.name)),
+                ("environment".into(), text(&facts.environment)),
+                (
+                    "read_only".into(),
+                    RestrictedExpression::new_bool(tool.read_only),
+                ),
+                ("sensitivity".into(), text(&tool.sensitivity)),
+                (
+                    "policy".into(),
+                    text(tool.policy.as_ref().map_or("", |p| p.name.as_str())),
+                ),
+                (
+                    "approved".into(),
+                    RestrictedExpression::new_bool(facts.approval.approved && tool.approved),
+                ),
+            ]),
+            HashSet::from([self.server_entity.uid()]),
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }

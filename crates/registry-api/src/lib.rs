@@ -380,6 +380,49 @@ impl ServerView {
     pub fn is_owned_by(&self, who: &catalog::Principal) -> bool {
         self.owner_users.contains(&who.user) || who.in_any(&self.owner_groups)
     }
+
+    /// The server as a gateway keeps it to serve calls, once its policy facts are taken
+    /// ([`policy_facts`] reads the full record): each tool keeps its name, its definition's hash
+    /// (what pinning compares), its output schema, the header mirrors of its input schema
+    /// (properties marked `x-mcp-header`, SEP-2243), and everything outside the definition that
+    /// a call reads (approval, preview, sensitive arguments, minutes saved); titles,
+    /// descriptions, annotations, the rest of the input schema, the findings and the approved
+    /// hash are dropped. Two compacted records are equal when the full ones differ only in what
+    /// was dropped, which the definition's hash still tells apart. With 10,000 tools the full
+    /// records were ~2 KB a tool, most of it small JSON objects of input schemas.
+    pub fn compacted(mut self) -> ServerView {
+        for tool in &mut self.tools {
+            let definition = &mut tool.definition;
+            definition.title = None;
+            definition.description = None;
+            definition.annotations = None;
+            definition.input_schema = header_mirrors(&definition.input_schema);
+            tool.findings = Vec::new();
+            tool.approved_hash = None;
+        }
+        self.tools.shrink_to_fit();
+        self
+    }
+}
+
+/// The part of an input schema a gateway reads: `{"properties": {name: {"x-mcp-header":
+/// header}}}` for each property mirrored into a header, or `{}` when none is.
+fn header_mirrors(schema: &serde_json::Value) -> serde_json::Value {
+    let mirrored: serde_json::Map<String, serde_json::Value> = schema
+        .get("properties")
+        .and_then(serde_json::Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, property)| {
+            let header = property.get("x-mcp-header")?;
+            Some((name.clone(), serde_json::json!({ "x-mcp-header": header })))
+        })
+        .collect();
+    if mirrored.is_empty() {
+        serde_json::Value::Object(serde_json::Map::new())
+    } else {
+        serde_json::json!({ "properties": mirrored })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -697,5 +740,90 @@ mod tests {
             approval_for(Some("group:dba"), &plain, "low").as_deref(),
             Some("group:dba")
         );
+    }
+
+    fn server_with(tool: ToolView) -> ServerView {
+        ServerView {
+            name: "s".into(),
+            title: Some("S".into()),
+            description: "a server".into(),
+            owner_team: "data".into(),
+            support_channel: "#data".into(),
+            version: "1".into(),
+            docs_url: None,
+            data_classification: default_classification(),
+            sensitivity: default_sensitivity(),
+            endpoint: "http://127.0.0.1:1/mcp".into(),
+            environment: "prod".into(),
+            allowed_groups: Vec::new(),
+            status: "active".into(),
+            registered_at_ms: 0,
+            updated_at_ms: 0,
+            tools: vec![tool],
+            policies: String::new(),
+            revision: 1,
+            approved: true,
+            owner_users: Vec::new(),
+            owner_groups: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_compacted_server_keeps_what_calls_read_and_drops_what_people_read() {
+        let definition = ToolDefinition {
+            name: "query".into(),
+            title: Some("Query".into()),
+            description: Some("Runs a query.".into()),
+            input_schema: serde_json::json!({
+                "type": "object",
+                "properties": {
+                    "region": {"type": "string", "x-mcp-header": "Region"},
+                    "sql": {"type": "string", "description": "The query."}
+                },
+                "required": ["sql"]
+            }),
+            output_schema: Some(serde_json::json!({"type": "object"})),
+            annotations: Some(serde_json::json!({"readOnlyHint": true})),
+        };
+        let tool = ToolView::new(definition.clone(), 2.0, "low".into(), None)
+            .with_approved_hash(Some(definition.hash()))
+            .with_preview(true)
+            .with_approval(Some("owners".into()))
+            .with_sensitive_arguments(vec!["sql".into()]);
+        let full = server_with(tool);
+        let compact = full.clone().compacted();
+        let kept = &compact.tools[0];
+        assert_eq!(kept.definition.name, "query");
+        assert_eq!(kept.definition_hash, definition.hash());
+        assert!(kept.approved && kept.preview);
+        assert_eq!(kept.approval.as_deref(), Some("owners"));
+        assert_eq!(kept.sensitive_arguments, ["sql"]);
+        assert_eq!(kept.minutes_saved, 2.0);
+        assert_eq!(kept.definition.output_schema, definition.output_schema);
+        assert_eq!(
+            kept.definition.input_schema,
+            serde_json::json!({"properties": {"region": {"x-mcp-header": "Region"}}})
+        );
+        assert_eq!(kept.definition.title, None);
+        assert_eq!(kept.definition.description, None);
+        assert_eq!(kept.definition.annotations, None);
+        assert_eq!(kept.approved_hash, None);
+        // The server's own record is whole: only tools are compacted.
+        assert_eq!(compact.title.as_deref(), Some("S"));
+
+        // No mirrored property: an empty schema.
+        let mut plain = definition.clone();
+        plain.input_schema = serde_json::json!({"type": "object", "properties": {"sql": {}}});
+        let plain = server_with(ToolView::new(plain, 1.0, "low".into(), None)).compacted();
+        assert_eq!(
+            plain.tools[0].definition.input_schema,
+            serde_json::json!({})
+        );
+
+        // A change people read changes the hash, so compacted records still differ.
+        let mut described = definition.clone();
+        described.description = Some("Runs another query.".into());
+        let described = server_with(ToolView::new(described, 2.0, "low".into(), None)).compacted();
+        assert_ne!(described.tools[0], compact.tools[0]);
     }
 }
