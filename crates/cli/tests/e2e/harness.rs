@@ -55,6 +55,16 @@ pub fn spawn_with_env(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> (Process, Value) {
+    try_spawn_with_env(dir, name, args, env).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`spawn_with_env`], saying why the process did not get ready instead of panicking.
+fn try_spawn_with_env(
+    dir: &Path,
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<(Process, Value), String> {
     let ready = dir.join(format!("{name}.ready.json"));
     let log = dir.join(format!("{name}.log"));
     let out = std::fs::File::create(&log).unwrap();
@@ -79,15 +89,17 @@ pub fn spawn_with_env(
         if let Ok(text) = std::fs::read_to_string(&ready)
             && let Ok(value) = serde_json::from_str::<Value>(&text)
         {
-            return (process, value);
+            return Ok((process, value));
         }
         if let Ok(Some(status)) = process.child.try_wait() {
             let log = std::fs::read_to_string(&process.log).unwrap_or_default();
-            panic!("{name} exited with {status} before it was ready:\n{log}");
+            return Err(format!(
+                "{name} exited with {status} before it was ready:\n{log}"
+            ));
         }
         if Instant::now() > deadline {
             let log = std::fs::read_to_string(&process.log).unwrap_or_default();
-            panic!("{name} was not ready within 60 s:\n{log}");
+            return Err(format!("{name} was not ready within 60 s:\n{log}"));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -124,7 +136,8 @@ impl Platform {
     }
 
     /// `switchboard up` on fixed ports (registry, gateway, knowledge, sql, spark, airflow, chat), so that a restart comes
-    /// back at the same addresses.
+    /// back at the same addresses. The ports are ones the OS just handed out and took back, so
+    /// another test may take one first: then `up` cannot bind it, and it starts again on others.
     pub fn start_on_fixed_ports(extra: &[&str]) -> Platform {
         let port = || {
             std::net::TcpListener::bind("127.0.0.1:0")
@@ -134,10 +147,16 @@ impl Platform {
                 .port()
                 .to_string()
         };
-        Platform::start_on(
-            [port(), port(), port(), port(), port(), port(), port()],
-            extra,
-        )
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let ports = [port(), port(), port(), port(), port(), port(), port()];
+            match Platform::try_start_on_with_env(ports, extra, &[]) {
+                Ok(platform) => return platform,
+                Err(e) if attempt < 5 && e.contains("Address already in use") => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
     }
 
     fn start_on<S: AsRef<str>>(ports: [S; 7], extra: &[&str]) -> Platform {
@@ -149,6 +168,14 @@ impl Platform {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Platform {
+        Platform::try_start_on_with_env(ports, extra, env).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_start_on_with_env<S: AsRef<str>>(
+        ports: [S; 7],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Platform, String> {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let mut args: Vec<String> = vec![
@@ -174,14 +201,14 @@ impl Platform {
             "small".into(),
         ];
         args.extend(extra.iter().map(|a| a.to_string()));
-        let (up, ready) = spawn_with_env(
+        let (up, ready) = try_spawn_with_env(
             dir.path(),
             "up",
             &args.iter().map(String::as_str).collect::<Vec<_>>(),
             env,
-        );
+        )?;
         let field = |k: &str| ready[k].as_str().unwrap().to_owned();
-        Platform {
+        Ok(Platform {
             registry_url: field("registry_url"),
             gateway_url: field("gateway_url"),
             mcp_url: field("mcp_url"),
@@ -190,7 +217,7 @@ impl Platform {
             dir,
             processes: vec![up],
             up_args: args,
-        }
+        })
     }
 
     /// Kills `switchboard up` with SIGKILL (no shutdown of any kind) and starts it again with the
