@@ -888,8 +888,6 @@ fn reads_args(policy: &Value) -> bool {
     uses_context(policy)
 }
 
-/// A lock that a panic elsewhere did not leave unusable (what it guards are caches, whole at
-/// every unlock).
 impl Slice {
     /// The Cedar entity of the tool at `index`: its attributes, with the server as its parent.
     fn tool_entity(&self, index: usize) -> Result<Entity, String> {
@@ -925,6 +923,8 @@ impl Slice {
     }
 }
 
+/// A lock that a panic elsewhere did not leave unusable (what it guards are caches, whole at
+/// every unlock).
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -370,7 +370,7 @@ pub fn plan_round(previous: Option<&ServerView>, next: &ServerView) -> Option<Ro
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{ToolDefinition, ToolView};
 
@@ -398,7 +398,8 @@ mod tests {
         t.with_approved_hash(hash)
     }
 
-    fn server(tools: Vec<ToolView>, approved: bool) -> ServerView {
+    /// A server record with these tools, approved or not (shared with the crate's other tests).
+    pub(crate) fn server(tools: Vec<ToolView>, approved: bool) -> ServerView {
         let text = r##"{"name":"s","description":"d","owner_team":"t","support_channel":"#c","version":"1",
             "endpoint":"http://x/mcp","environment":"prod","allowed_groups":[],"status":"active",
             "registered_at_ms":0,"updated_at_ms":0,"tools":[]}"##;

@@ -742,30 +742,11 @@ mod tests {
         );
     }
 
+    /// A server with `tool`, titled `S`.
     fn server_with(tool: ToolView) -> ServerView {
-        ServerView {
-            name: "s".into(),
-            title: Some("S".into()),
-            description: "a server".into(),
-            owner_team: "data".into(),
-            support_channel: "#data".into(),
-            version: "1".into(),
-            docs_url: None,
-            data_classification: default_classification(),
-            sensitivity: default_sensitivity(),
-            endpoint: "http://127.0.0.1:1/mcp".into(),
-            environment: "prod".into(),
-            allowed_groups: Vec::new(),
-            status: "active".into(),
-            registered_at_ms: 0,
-            updated_at_ms: 0,
-            tools: vec![tool],
-            policies: String::new(),
-            revision: 1,
-            approved: true,
-            owner_users: Vec::new(),
-            owner_groups: Vec::new(),
-        }
+        let mut server = crate::governance::tests::server(vec![tool], true);
+        server.title = Some("S".into());
+        server
     }
 
     #[test]
