@@ -13,13 +13,12 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use policy::ApprovalNeed;
-use registry_api::{
-    Approver, AuditRecord, NewProposal, Outcome, Proposal, ProposalState, ServerView,
-};
+use registry_api::{Approver, AuditRecord, NewProposal, Outcome, Proposal, ProposalState};
 use serde_json::{Value, json};
 
 use crate::{
     Gateway,
+    catalog_cache::Server,
     error::{self, INVALID_REQUEST},
     upstream::{self, ActingAs},
 };
@@ -90,7 +89,7 @@ const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 /// a pending result naming the proposal, to follow up with [`PROPOSAL_TOOL`].
 pub(crate) async fn propose(
     gw: &Arc<Gateway>,
-    server: &ServerView,
+    server: &Server,
     pending: Pending,
     asked: Asked,
     id: &Value,
@@ -172,7 +171,7 @@ pub(crate) async fn propose(
 /// when the registry cannot take it.
 async fn open(
     gw: &Arc<Gateway>,
-    server: &ServerView,
+    server: &Server,
     pending: Pending,
     client: Option<String>,
     id: &Value,
@@ -257,7 +256,7 @@ pub(crate) fn confirmation_asked(message: &Value) -> Option<String> {
 /// message for the agent in place of the error.
 pub(crate) async fn confirm_by_proposal(
     gw: &Arc<Gateway>,
-    server: &ServerView,
+    server: &Server,
     record: AuditRecord,
     arguments: Value,
     question: String,
@@ -334,7 +333,7 @@ pub(crate) fn preview_of(message: &Value) -> PreviewAnswer {
 /// (a pending result naming the proposal, or the error that kept it from being recorded).
 pub(crate) async fn propose_previewed(
     gw: &Arc<Gateway>,
-    server: &ServerView,
+    server: &Server,
     pending: Pending,
     id: &Value,
 ) -> Value {
@@ -348,7 +347,7 @@ pub(crate) async fn propose_previewed(
 /// every [`PROGRESS_EVERY`]; returns the message for the agent.
 async fn wait<F, Fut>(
     gw: &Arc<Gateway>,
-    server: &ServerView,
+    server: &Server,
     proposal: &Proposal,
     deadline: Instant,
     id: &Value,
@@ -390,7 +389,7 @@ where
 /// A `switchboard_proposal` call: where the caller's proposal stands, running it once approved.
 pub(crate) async fn follow_up(
     gw: &Arc<Gateway>,
-    server: &ServerView,
+    server: &Server,
     caller: &str,
     arguments: Option<&Value>,
     id: &Value,
@@ -474,7 +473,7 @@ fn answer_for(proposal: &Proposal, id: &Value, round_trip: bool) -> Value {
 /// and arguments; it waits again for a decision and gets the result once approved.
 pub(crate) async fn resume(
     gw: &Arc<Gateway>,
-    server: &ServerView,
+    server: &Server,
     caller: &str,
     params: &Value,
     id: &Value,
@@ -526,10 +525,10 @@ pub(crate) async fn resume(
 /// A pending answer in place of the result of a tool that declares an output schema is marked
 /// `isError`: clients check such a tool's results against its schema, and "not run yet" cannot
 /// conform (the official SDKs would reject the answer instead of showing it to the agent).
-fn as_tool_result(server: &ServerView, proposal: &Proposal, mut message: Value) -> Value {
-    let has_schema = server.tools.iter().any(|t| {
-        t.definition.name == proposal.proposal.tool && t.definition.output_schema.is_some()
-    });
+fn as_tool_result(server: &Server, proposal: &Proposal, mut message: Value) -> Value {
+    let has_schema = server
+        .tool(&proposal.proposal.tool)
+        .is_some_and(|t| t.definition.output_schema.is_some());
     if let Some(result) = message.get_mut("result").and_then(Value::as_object_mut)
         && has_schema
         && !result.contains_key("structuredContent")
@@ -601,11 +600,7 @@ type Failure = Box<dyn FnOnce(&Value) -> Value + Send>;
 
 /// Claims the approved proposal and runs it as the original caller. Exactly one claimant runs
 /// it; anyone else reads where it stands.
-async fn run(
-    gw: &Arc<Gateway>,
-    server: &ServerView,
-    proposal_id: &str,
-) -> Result<Proposal, Failure> {
+async fn run(gw: &Arc<Gateway>, server: &Server, proposal_id: &str) -> Result<Proposal, Failure> {
     let claimed = match gw.registry.claim_proposal(proposal_id).await {
         Ok(p) => p,
         Err(registry_client::ClientError::Api { status: 409, .. }) => {

@@ -27,6 +27,8 @@ use tokio::sync::Notify;
 
 use self::journal::Journal;
 
+use crate::catalog_cache::Server;
+
 /// How often the shipper looks at the journal when no write woke it (a registry that was down).
 const DRAIN_EVERY: Duration = Duration::from_secs(5);
 /// How long the shipper, woken by a write, waits for more before delivering: each delivery
@@ -304,14 +306,12 @@ fn sync_folder(file: &Path) {
 /// What the audit keeps of a call's arguments: redacted as the tool's manifest says
 /// (`catalog::redact_arguments`); `{}` when the client sent none.
 pub(crate) fn kept_arguments(
-    server: &registry_api::ServerView,
+    server: &Server,
     tool: &str,
     arguments: Option<&serde_json::Value>,
 ) -> Option<serde_json::Value> {
     let sensitive = server
-        .tools
-        .iter()
-        .find(|t| t.definition.name == tool)
+        .tool(tool)
         .map(|t| t.sensitive_arguments.as_slice())
         .unwrap_or_default();
     let empty = serde_json::Value::Object(Default::default());
@@ -319,12 +319,8 @@ pub(crate) fn kept_arguments(
 }
 
 /// The owner's estimate of the minutes one successful call of `tool` saves, now.
-pub(crate) fn minutes_saved(server: &registry_api::ServerView, tool: &str) -> Option<f64> {
-    server
-        .tools
-        .iter()
-        .find(|t| t.definition.name == tool)
-        .map(|t| t.minutes_saved)
+pub(crate) fn minutes_saved(server: &Server, tool: &str) -> Option<f64> {
+    server.tool(tool).map(|t| t.minutes_saved)
 }
 
 #[cfg(test)]

@@ -25,13 +25,14 @@ use axum::{
 };
 use base64::{Engine, engine::general_purpose::STANDARD};
 use futures::StreamExt;
-use registry_api::{Outcome, ServerView};
+use registry_api::Outcome;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     Gateway,
+    catalog_cache::Server,
     error::{self, INVALID_REQUEST, UPSTREAM},
     inspect,
     proxy::{self, CallGuard, Caller, Inspect, Inspection},
@@ -132,7 +133,7 @@ impl Answers {
 /// handshake but answers `server/discover`, the gateway opens a bridged session instead.
 pub(crate) async fn initialize(
     gw: &Arc<Gateway>,
-    server: &ServerView,
+    server: &Server,
     who: &Caller,
     headers: &HeaderMap,
     bytes: Bytes,
@@ -235,7 +236,7 @@ fn refuses_legacy(status: StatusCode, answer: Option<&Value>) -> bool {
 /// bridged session id.
 async fn open(
     gw: &Arc<Gateway>,
-    server: &ServerView,
+    server: &Server,
     who: &Caller,
     headers: &HeaderMap,
     message: &Value,
@@ -414,11 +415,7 @@ pub(crate) fn to_modern(session: &Session, mut message: Value) -> Value {
 /// The standard headers of a 2026-07-28 request for `message`, with the client's content
 /// negotiation kept and its session id dropped: `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`,
 /// and an `Mcp-Param-*` for each argument the tool's schema marks with `x-mcp-header`.
-pub(crate) fn modern_headers(
-    client: &HeaderMap,
-    message: &Value,
-    server: &ServerView,
-) -> HeaderMap {
+pub(crate) fn modern_headers(client: &HeaderMap, message: &Value, server: &Server) -> HeaderMap {
     let mut headers = json_rpc_headers();
     if let Some(agent) = client.get(header::USER_AGENT) {
         headers.insert(header::USER_AGENT, agent.clone());
@@ -442,9 +439,7 @@ pub(crate) fn modern_headers(
     if method == "tools/call" {
         let tool = name.and_then(Value::as_str).unwrap_or_default();
         let properties = server
-            .tools
-            .iter()
-            .find(|t| t.definition.name == tool)
+            .tool(tool)
             .and_then(|t| t.definition.input_schema.get("properties"))
             .and_then(Value::as_object);
         for (property, schema) in properties.into_iter().flatten() {
@@ -502,7 +497,7 @@ pub(crate) fn round_trips(method: Option<&str>) -> bool {
 /// like any other and sent under the client's request id.
 pub(crate) fn call(
     gw: Arc<Gateway>,
-    server: Arc<ServerView>,
+    server: Arc<Server>,
     who: Caller,
     headers: HeaderMap,
     message: Value,
@@ -595,7 +590,7 @@ pub(crate) fn json_rpc_headers() -> HeaderMap {
 /// asks for input; returns the server's final answer.
 async fn rounds(
     gw: &Gateway,
-    server: &ServerView,
+    server: &Server,
     who: &Caller,
     headers: &HeaderMap,
     mut request: Value,

@@ -37,7 +37,12 @@ pub(crate) struct Challenge<'a> {
     pub(crate) resource_metadata: &'a str,
 }
 
-impl Challenge<'_> {
+impl<'a> Challenge<'a> {
+    /// The challenge of a route whose protected-resource metadata is at `resource_metadata`.
+    pub(crate) fn at(resource_metadata: &'a str) -> Challenge<'a> {
+        Challenge { resource_metadata }
+    }
+
     /// 401: no token (no error code, per RFC 6750), or an invalid one.
     pub(crate) fn unauthorized(&self, invalid: Option<&str>) -> Response {
         let reason = invalid.unwrap_or("a bearer token is required");

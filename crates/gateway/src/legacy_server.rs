@@ -23,13 +23,14 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures::StreamExt;
-use registry_api::{Outcome, ServerView};
+use registry_api::Outcome;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use crate::{
     Gateway,
     bridge::{self, ANSWER_TIMEOUT, MODERN},
+    catalog_cache::Server,
     error::{self, INVALID_REQUEST, UPSTREAM},
     inspect,
     proxy::{self, CallGuard, Caller, Inspect, Inspection},
@@ -62,12 +63,7 @@ pub(crate) struct Eras {
 impl Eras {
     /// Whether `server` speaks only the legacy era (asked with `server/discover` as `who`
     /// when not known lately). Unknown (unreachable) counts as not: the request goes as it came.
-    pub(crate) async fn legacy_only(
-        &self,
-        gw: &Gateway,
-        server: &ServerView,
-        who: &Caller,
-    ) -> bool {
+    pub(crate) async fn legacy_only(&self, gw: &Gateway, server: &Server, who: &Caller) -> bool {
         if let Some((legacy, at)) = self.lock().get(&server.endpoint).copied()
             && at.elapsed() < ERA_TTL
         {
@@ -94,7 +90,7 @@ impl Eras {
 
 /// Asks the server's `server/discover`: modern servers must answer it (or refuse the request in
 /// modern terms); anything else is a legacy server. `None` when the server cannot be reached.
-async fn ask_era(gw: &Gateway, server: &ServerView, who: &Caller) -> Option<bool> {
+async fn ask_era(gw: &Gateway, server: &Server, who: &Caller) -> Option<bool> {
     let discover = json!({"jsonrpc": "2.0", "id": "switchboard-era", "method": "server/discover", "params": {"_meta": {
         "io.modelcontextprotocol/protocolVersion": MODERN,
         "io.modelcontextprotocol/clientCapabilities": {},
@@ -181,7 +177,7 @@ impl Continuations {
 /// Serves one 2026-07-28 message for a legacy-only server.
 pub(crate) async fn handle(
     gw: Arc<Gateway>,
-    server: Arc<ServerView>,
+    server: Arc<Server>,
     who: Caller,
     client_headers: &HeaderMap,
     message: Value,
@@ -288,7 +284,7 @@ pub(crate) async fn handle(
 /// One round of a call towards its client.
 struct Round {
     gw: Arc<Gateway>,
-    server: Arc<ServerView>,
+    server: Arc<Server>,
     who: Caller,
     id: Value,
     method: String,
@@ -371,7 +367,7 @@ impl Round {
 }
 
 /// Starts `message` on a legacy session of its own.
-fn start(gw: Arc<Gateway>, server: Arc<ServerView>, who: Caller, message: Value) -> Running {
+fn start(gw: Arc<Gateway>, server: Arc<Server>, who: Caller, message: Value) -> Running {
     let (steps_tx, steps) = mpsc::channel(32);
     let (answers, answers_rx) = mpsc::channel(1);
     tokio::spawn(async move {
@@ -409,7 +405,7 @@ impl Session {
 /// Opens a legacy session as `who`, with the capabilities and info the client sent in `message`.
 async fn open(
     gw: &Gateway,
-    server: &ServerView,
+    server: &Server,
     who: &Caller,
     message: &Value,
 ) -> Result<Session, String> {
@@ -461,7 +457,7 @@ async fn open(
 }
 
 /// Ends a session in the background.
-fn close(gw: &Gateway, server: &ServerView, who: &Caller, session: &Session) {
+fn close(gw: &Gateway, server: &Server, who: &Caller, session: &Session) {
     if session.id.is_none() {
         return;
     }
@@ -476,7 +472,7 @@ fn close(gw: &Gateway, server: &ServerView, who: &Caller, session: &Session) {
 
 async fn send(
     gw: &Gateway,
-    server: &ServerView,
+    server: &Server,
     who: &Caller,
     headers: &HeaderMap,
     message: &Value,
@@ -493,7 +489,7 @@ async fn send(
 }
 
 /// `server/discover` for a legacy server: its `initialize` answer in modern terms.
-async fn discover(gw: &Gateway, server: &ServerView, who: &Caller, message: &Value) -> Response {
+async fn discover(gw: &Gateway, server: &Server, who: &Caller, message: &Value) -> Response {
     let id = message.get("id").cloned().unwrap_or(Value::Null);
     let session = match open(gw, server, who, message).await {
         Ok(session) => session,
@@ -519,7 +515,7 @@ async fn discover(gw: &Gateway, server: &ServerView, who: &Caller, message: &Val
 /// through `steps` and its answers back.
 async fn run(
     gw: &Gateway,
-    server: &ServerView,
+    server: &Server,
     who: &Caller,
     message: Value,
     steps: &mpsc::Sender<Step>,
@@ -533,7 +529,7 @@ async fn run(
 
 async fn exchange(
     gw: &Gateway,
-    server: &ServerView,
+    server: &Server,
     who: &Caller,
     session: &Session,
     mut message: Value,

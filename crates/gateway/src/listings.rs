@@ -13,9 +13,10 @@ use std::{
 
 use identity::{RememberKey, Remembered};
 use policy::Engine;
-use registry_api::ServerView;
 use serde_json::Value;
 use sha2::Digest;
+
+use crate::catalog_cache::Server;
 
 /// Callers whose view of one listing is remembered at most.
 const CALLERS_MAX: usize = 10_000;
@@ -36,14 +37,14 @@ type ListingKey = (String, [u8; 32]);
 
 /// The catalog snapshot a listing is checked against: the server's record and the policies.
 pub(crate) struct Snapshot<'a> {
-    pub(crate) server: &'a Arc<ServerView>,
+    pub(crate) server: &'a Arc<Server>,
     pub(crate) engine: &'a Arc<Engine>,
 }
 
 /// One server's listing as checked against one snapshot of the catalog and the policies.
 struct Listing {
     /// The record and the engine it was checked with (weak: a newer snapshot frees them).
-    server: Weak<ServerView>,
+    server: Weak<Server>,
     engine: Weak<Engine>,
     /// Per listed tool: its name, if its definition matches the registry's record.
     pinned: Vec<Option<String>>,
@@ -123,12 +124,11 @@ impl Listings {
                         }
                     })
                     .collect();
-                let registered = crate::pins::index(server);
                 let approval = pinned
                     .iter()
                     .map(|name| {
                         name.as_deref()
-                            .and_then(|n| registered.get(n))
+                            .and_then(|n| server.tool(n))
                             .is_some_and(|t| t.approval.is_some())
                     })
                     .collect();
@@ -218,7 +218,7 @@ mod tests {
         let server = Arc::new(crate::pins::tests::server(&tools()));
         let engine = Arc::new(Engine::default());
         let (pins_asked, policy_asked) = (Cell::new(0), Cell::new(0));
-        let run = |server: &Arc<ServerView>,
+        let run = |server: &Arc<Server>,
                    engine: &Arc<Engine>,
                    caller: &str,
                    listed: Vec<Value>,

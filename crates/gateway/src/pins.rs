@@ -9,18 +9,11 @@ use std::{
     sync::{Mutex, PoisonError},
 };
 
-use registry_api::{ServerView, ToolDefinition, ToolView};
+use registry_api::ToolDefinition;
 use serde::Deserialize;
 use serde_json::Value;
 
-/// A server's registered tools by name: built once per listing, looked up once per tool.
-pub(crate) fn index(server: &ServerView) -> HashMap<&str, &ToolView> {
-    server
-        .tools
-        .iter()
-        .map(|t| (t.definition.name.as_str(), t))
-        .collect()
-}
+use crate::catalog_cache::Server;
 
 /// What the gateway knows of tools whose live definition differs from the pinned one.
 #[derive(Debug, Default)]
@@ -95,18 +88,7 @@ impl Pins {
     /// Checks one tool from a server's `tools/list` result against the registry's record.
     /// Remembers drift so that calls to the tool are refused, and forgets it once the tool
     /// matches again.
-    #[cfg(test)]
-    pub(crate) fn check_listed(&self, server: &ServerView, tool: &Value) -> Result<(), Withheld> {
-        self.check_listed_in(server, &index(server), tool)
-    }
-
-    /// [`Pins::check_listed`] with the server's tools by name, built once per listing.
-    pub(crate) fn check_listed_in(
-        &self,
-        server: &ServerView,
-        tools: &HashMap<&str, &ToolView>,
-        tool: &Value,
-    ) -> Result<(), Withheld> {
+    pub(crate) fn check_listed(&self, server: &Server, tool: &Value) -> Result<(), Withheld> {
         if !self.enforce {
             return Ok(());
         }
@@ -114,7 +96,7 @@ impl Pins {
             return Err(Withheld::Malformed);
         };
         let live_hash = live.hash();
-        let pinned = tools.get(live.name.as_str());
+        let pinned = server.tool(&live.name);
         if pinned.is_some_and(|p| p.definition_hash == live_hash) {
             // The common case: nothing allocated unless some tool had drifted.
             let mut drifted = self.drifted.lock().unwrap_or_else(PoisonError::into_inner);
@@ -155,11 +137,11 @@ impl Pins {
 
     /// Why a call to `tool` must be refused, if it must: the registry has no record of it, or the
     /// server last listed a definition different from the registry's.
-    pub(crate) fn call_refusal(&self, server: &ServerView, tool: &str) -> Option<Withheld> {
+    pub(crate) fn call_refusal(&self, server: &Server, tool: &str) -> Option<Withheld> {
         if !self.enforce {
             return None;
         }
-        let Some(pinned) = server.tools.iter().find(|t| t.definition.name == tool) else {
+        let Some(pinned) = server.tool(tool) else {
             return Some(Withheld::Unregistered {
                 tool: tool.to_owned(),
             });
@@ -204,7 +186,7 @@ pub(crate) mod tests {
     use serde_json::json;
 
     /// A server record with these tools registered.
-    pub(crate) fn server(tools: &[Value]) -> ServerView {
+    pub(crate) fn server(tools: &[Value]) -> Server {
         let tools = tools
             .iter()
             .map(|t| {
@@ -212,7 +194,7 @@ pub(crate) mod tests {
                 ToolView::new(definition, 1.0, "internal".into(), None)
             })
             .collect();
-        ServerView {
+        Server::new(registry_api::ServerView {
             name: "presto".into(),
             title: None,
             description: String::new(),
@@ -234,7 +216,7 @@ pub(crate) mod tests {
             approved: true,
             owner_users: Vec::new(),
             owner_groups: Vec::new(),
-        }
+        })
     }
 
     fn tool(description: &str) -> Value {

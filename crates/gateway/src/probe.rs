@@ -13,10 +13,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use registry_api::{LiveStatus, ServerView};
+use registry_api::LiveStatus;
 use service_kit::Shutdown;
 
-use crate::Gateway;
+use crate::{Gateway, catalog_cache::Server};
 
 /// The identity probes present to servers.
 pub const PROBE_USER: &str = "switchboard-probe";
@@ -97,11 +97,7 @@ async fn probe_all(gateway: Arc<Gateway>, allowed: Arc<Vec<String>>) {
 }
 
 /// One probe of `server`.
-pub(crate) async fn probe(
-    gateway: &Gateway,
-    server: &ServerView,
-    allowed: &[String],
-) -> LiveStatus {
+pub(crate) async fn probe(gateway: &Gateway, server: &Server, allowed: &[String]) -> LiveStatus {
     let started = Instant::now();
     let mut status = LiveStatus {
         server: server.name.clone(),
@@ -178,7 +174,7 @@ async fn not_ready(endpoint: &str) -> Option<String> {
 
 /// Connects as the probe identity, lists the tools, and reports changed definitions. Returns
 /// how many tools there are and the protocol version spoken.
-async fn run(gateway: &Gateway, server: &ServerView) -> Result<(u32, String), String> {
+async fn run(gateway: &Gateway, server: &Server) -> Result<(u32, String), String> {
     let client = crate::upstream::connect(
         gateway,
         server,
@@ -199,15 +195,11 @@ async fn run(gateway: &Gateway, server: &ServerView) -> Result<(u32, String), St
     let _ = client.cancel().await;
     let tools = listed.map_err(|e| format!("tools/list: {e}"))?;
     let mut changed = Vec::new();
-    let registered = crate::pins::index(server);
     for tool in &tools {
         let Ok(value) = serde_json::to_value(tool) else {
             continue;
         };
-        if gateway
-            .pins
-            .check_listed_in(server, &registered, &value)
-            .is_err()
+        if gateway.pins.check_listed(server, &value).is_err()
             && let Some(definition) = gateway.pins.to_report(&server.name, &value)
         {
             changed.push(definition);

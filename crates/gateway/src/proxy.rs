@@ -19,12 +19,13 @@ use identity::{
     FORWARDED_USER_HEADER,
 };
 use policy::{Action, Engine, Principal, Request as PolicyRequest, Verdict};
-use registry_api::{AuditRecord, Outcome, ServerView};
+use registry_api::{AuditRecord, Outcome};
 use serde_json::Value;
 use tracing::Instrument;
 
 use crate::{
     Gateway, approvals, bridge,
+    catalog_cache::Server,
     error::{
         self, DENIED, HEADER_MISMATCH, INVALID_REQUEST, PARSE_ERROR, UNAUTHENTICATED, UPSTREAM,
     },
@@ -85,12 +86,15 @@ const LIFECYCLE_METHODS: &[&str] = &[
 /// name and groups, and the gateway's signed assertion of them (never the caller's token).
 pub(crate) fn upstream_request(
     gw: &Gateway,
-    server: &ServerView,
+    server: &Server,
     method: &Method,
     headers: &HeaderMap,
     who: &Caller,
 ) -> Result<reqwest::RequestBuilder, Box<Response>> {
-    let mut upstream = gw.upstream.request(method.clone(), &server.endpoint);
+    let mut upstream = match server.endpoint_url() {
+        Some(url) => gw.upstream.request(method.clone(), url.clone()),
+        None => gw.upstream.request(method.clone(), &server.endpoint),
+    };
     for (name, value) in headers {
         let n = name.as_str();
         if FORWARDED_REQUEST_HEADERS.contains(&n) || n.starts_with("mcp-param-") {
@@ -117,12 +121,17 @@ pub(crate) fn upstream_request(
             "the caller's name or groups cannot be sent in HTTP headers",
         )));
     };
+    // Header names made once, not parsed again for every request.
+    const USER: HeaderName = HeaderName::from_static(FORWARDED_USER_HEADER);
+    const GROUPS: HeaderName = HeaderName::from_static(FORWARDED_GROUPS_HEADER);
+    const ASSERTION: HeaderName = HeaderName::from_static(ASSERTION_HEADER);
+    const SURFACE: HeaderName = HeaderName::from_static(FORWARDED_SURFACE_HEADER);
     upstream = upstream
-        .header(FORWARDED_USER_HEADER, user)
-        .header(FORWARDED_GROUPS_HEADER, groups)
-        .header(ASSERTION_HEADER, assertion);
+        .header(USER, user)
+        .header(GROUPS, groups)
+        .header(ASSERTION, assertion);
     if let Ok(surface) = HeaderValue::from_str(&who.surface) {
-        upstream = upstream.header(FORWARDED_SURFACE_HEADER, surface);
+        upstream = upstream.header(SURFACE, surface);
     }
     Ok(upstream)
 }
@@ -308,7 +317,7 @@ pub(crate) async fn handle(
                 }
                 None => (message, bytes, std::borrow::Cow::Borrowed(&parts.headers)),
             };
-            let decide_on = |server: &ServerView| {
+            let decide_on = |server: &Server| {
                 decide(
                     &gw.catalog.engine(),
                     &gw,
@@ -326,7 +335,7 @@ pub(crate) async fn handle(
             // the server's record moved, whether this check or the periodic refresh (which may
             // have run since this request read it) brought the news.
             if (decision.is_err() || method.as_deref() == Some("tools/list"))
-                && awaits_approval(&server)
+                && server.awaits_approval()
             {
                 gw.catalog.recheck().await;
                 if let Some(latest) = gw.catalog.server(&name).await
@@ -482,7 +491,7 @@ pub(crate) async fn handle(
 fn trace_call(
     message: &mut Value,
     headers: &http::HeaderMap,
-    server: &ServerView,
+    server: &Server,
     who: &Caller,
     call: &mut CallContext,
 ) -> tracing::Span {
@@ -526,18 +535,9 @@ fn trace_call(
 }
 
 /// Whether `tool` of `server` answers previews of its calls.
-fn previews(server: &ServerView, tool: Option<&str>) -> bool {
-    tool.is_some_and(|name| {
-        server
-            .tools
-            .iter()
-            .any(|t| t.definition.name == name && t.preview)
-    })
-}
-
-/// Whether the server, or one of its tools, is not approved for production yet.
-fn awaits_approval(server: &ServerView) -> bool {
-    !server.approved || server.tools.iter().any(|t| !t.approved)
+fn previews(server: &Server, tool: Option<&str>) -> bool {
+    tool.and_then(|name| server.tool(name))
+        .is_some_and(|t| t.preview)
 }
 
 /// Applies the policies to one message; returns what to inspect, or the denial (with its audit
@@ -545,7 +545,7 @@ fn awaits_approval(server: &ServerView) -> bool {
 fn decide(
     engine: &Engine,
     gw: &Gateway,
-    server: &ServerView,
+    server: &Server,
     who: &Caller,
     method: Option<&str>,
     message: &Value,
@@ -791,12 +791,13 @@ async fn identify(
             demo_time,
         });
     }
-    let metadata_url = gw.resource_metadata_url(name);
-    let challenge = error::Challenge {
-        resource_metadata: &metadata_url,
-    };
+    // Where a refusal points the client; formatted only for a refusal.
+    let metadata_url = || gw.resource_metadata_url(name);
     let claims = match bearer_token(&parts.headers) {
-        None => return Err(challenge.unauthorized(None)),
+        None => {
+            let url = metadata_url();
+            return Err(error::Challenge::at(&url).unauthorized(None));
+        }
         Some(token) => match gw
             .verifier
             .verify_for(token, Some(&gw.resource(name)))
@@ -805,7 +806,8 @@ async fn identify(
             Ok(claims) => claims,
             Err(e) => {
                 tracing::info!(reason = %e, server = %name, "rejected a caller");
-                return Err(challenge.unauthorized(Some(&e.to_string())));
+                let url = metadata_url();
+                return Err(error::Challenge::at(&url).unauthorized(Some(&e.to_string())));
             }
         },
     };
@@ -815,7 +817,8 @@ async fn identify(
         .all(|needed| claims.scopes().any(|s| s == needed))
     {
         tracing::info!(user = %claims.sub, server = %name, "refused a token without the required scopes");
-        return Err(challenge.insufficient_scope(&gw.required_scopes));
+        let url = metadata_url();
+        return Err(error::Challenge::at(&url).insufficient_scope(&gw.required_scopes));
     }
     // The surface comes from the token (the client that obtained it), never from a header the
     // caller could set; a bot names the channel it speaks in.
@@ -925,7 +928,7 @@ fn deny_response(
 #[allow(clippy::too_many_arguments)]
 async fn forward(
     gw: &Arc<Gateway>,
-    server: &Arc<ServerView>,
+    server: &Arc<Server>,
     method: &Method,
     headers: &HeaderMap,
     body: Option<Bytes>,
@@ -980,7 +983,7 @@ async fn forward(
         }
     };
 
-    let status = response.status();
+    let status = answered_status(method, response.status());
     let mut out_headers = HeaderMap::new();
     for name in FORWARDED_RESPONSE_HEADERS {
         if let Some(value) = response.headers().get(*name) {
@@ -1030,6 +1033,8 @@ async fn forward(
                 }
             }
         }
+        // A 204 carries no body, whatever the server sent with its 202.
+        _ if status == StatusCode::NO_CONTENT => Body::empty(),
         _ => Body::from_stream(response.bytes_stream()),
     };
     let mut out = Response::new(body);
@@ -1038,11 +1043,23 @@ async fn forward(
     out
 }
 
+/// The status the gateway answers with for the server's `status`: a session ended by DELETE
+/// is `204 No Content` where the server said `202 Accepted` (rmcp's servers do), since the
+/// session is over and nothing is left pending, and the official Python SDK warns of a failed
+/// termination on anything but 200 and 204.
+fn answered_status(method: &Method, status: StatusCode) -> StatusCode {
+    if method == Method::DELETE && status == StatusCode::ACCEPTED {
+        StatusCode::NO_CONTENT
+    } else {
+        status
+    }
+}
+
 /// What the gateway looks for in one response.
 pub(crate) struct Inspection {
     pub(crate) gw: Arc<Gateway>,
     pub(crate) engine: Arc<Engine>,
-    pub(crate) server: Arc<ServerView>,
+    pub(crate) server: Arc<Server>,
     pub(crate) who: Caller,
     /// Filter a `tools/list` result to the caller's callable tools with pinned definitions.
     pub(crate) filter_tools: bool,
@@ -1195,8 +1212,6 @@ pub(crate) async fn apply(
         use crate::listings::PinCheck;
         let caller = who.remember_key(&inspect.server.name);
         inspect::filter_tools_list(message, |tools| {
-            // Built only if the pins are asked (a listing not seen with this snapshot).
-            let registered = std::cell::OnceCell::new();
             let filtered = inspect.gw.listings.filter(
                 crate::listings::Snapshot {
                     server: &inspect.server,
@@ -1205,11 +1220,7 @@ pub(crate) async fn apply(
                 caller,
                 tools,
                 pins.drift_known(),
-                |tool| match pins.check_listed_in(
-                    &inspect.server,
-                    registered.get_or_init(|| crate::pins::index(&inspect.server)),
-                    tool,
-                ) {
+                |tool| match pins.check_listed(&inspect.server, tool) {
                     Ok(()) => match tool.get("name").and_then(Value::as_str) {
                         Some(name) => PinCheck::Served(name.to_owned()),
                         None => PinCheck::Withheld,
@@ -1577,6 +1588,28 @@ mod tests {
             caller(CallerKind::User, "alice", &["eng"], "ide", None).remember_key("spark"),
         ] {
             assert_ne!(base, other);
+        }
+    }
+
+    #[test]
+    fn a_session_ended_by_delete_is_answered_no_content() {
+        assert_eq!(
+            answered_status(&Method::DELETE, StatusCode::ACCEPTED),
+            StatusCode::NO_CONTENT
+        );
+        for (method, status) in [
+            (Method::DELETE, StatusCode::OK),
+            (Method::DELETE, StatusCode::NO_CONTENT),
+            (Method::DELETE, StatusCode::METHOD_NOT_ALLOWED),
+            (Method::DELETE, StatusCode::NOT_FOUND),
+            (Method::POST, StatusCode::ACCEPTED),
+            (Method::GET, StatusCode::ACCEPTED),
+        ] {
+            assert_eq!(
+                answered_status(&method, status),
+                status,
+                "{method} {status}"
+            );
         }
     }
 

@@ -5,7 +5,6 @@
 use std::{collections::HashMap, time::Duration};
 
 use identity::{ASSERTION_HEADER, Claims, FORWARDED_GROUPS_HEADER, FORWARDED_USER_HEADER};
-use registry_api::ServerView;
 use rmcp::{
     RoleClient,
     model::ProtocolVersion,
@@ -15,7 +14,7 @@ use rmcp::{
     },
 };
 
-use crate::Gateway;
+use crate::{Gateway, catalog_cache::Server};
 
 /// Who the gateway acts as towards the server.
 pub(crate) struct ActingAs<'a> {
@@ -31,7 +30,7 @@ pub(crate) struct ActingAs<'a> {
 /// A client session to `server` as `who`.
 pub(crate) async fn connect(
     gateway: &Gateway,
-    server: &ServerView,
+    server: &Server,
     who: &ActingAs<'_>,
 ) -> Result<RunningService<RoleClient, ()>, String> {
     let mut claims = Claims::new(

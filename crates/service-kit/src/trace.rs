@@ -18,14 +18,18 @@ pub const KEYS: [&str; 2] = ["traceparent", "tracestate"];
 
 static PROVIDER: OnceLock<SdkTracerProvider> = OnceLock::new();
 
-/// Whether traces are exported (an OTLP endpoint is configured).
+/// Whether traces are exported (an OTLP endpoint is configured). The environment is read once
+/// per process: a gateway asks on every call, and reading it takes a process-wide lock.
 pub fn configured() -> bool {
-    [
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    ]
-    .iter()
-    .any(|k| std::env::var(k).is_ok_and(|v| !v.trim().is_empty()))
+    static CONFIGURED: OnceLock<bool> = OnceLock::new();
+    *CONFIGURED.get_or_init(|| {
+        [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ]
+        .iter()
+        .any(|k| std::env::var(k).is_ok_and(|v| !v.trim().is_empty()))
+    })
 }
 
 /// The tracing layer that exports spans, when an endpoint is configured. The service name is

@@ -75,6 +75,12 @@ fn python_sdk_searches_through_the_gateway_in_both_eras() {
             "python client failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // The SDK ends a 2025-11-25 session with DELETE and warns unless it hears 200 or 204.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("Session termination failed"),
+            "{era}: the session did not end cleanly: {stderr}"
+        );
         let result: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(result["protocol_version"], era, "{result}");
         assert_eq!(result["tools"], json!(["get_doc", "search_docs"]));

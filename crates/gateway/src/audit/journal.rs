@@ -2,7 +2,8 @@
 //! record finds no write under way writes it itself, on its own thread (`block_in_place`), so an
 //! idle gateway answers a call without handing its record to another thread and waiting to be
 //! woken; records that arrive while a write is under way wait for it and go together in the next
-//! one, written by a task of their own. The journal's file and its lock file stay open between
+//! one, written by a task of their own (on a blocking thread, unless the write only hands the
+//! lines to the operating system). The journal's file and its lock file stay open between
 //! writes: a write checks, under the lock, that the open file is still the one at the journal's
 //! path (the shipper swaps it aside) and opens the new one if not. With `--audit-sync os` the
 //! sync to disk runs on a thread of its own, at most once every [`OS_SYNC_EVERY`].
@@ -187,15 +188,30 @@ impl Journal {
         }
     }
 
-    /// Writes batch after batch until none is waiting.
+    /// Writes batch after batch until none is waiting. A write that only hands the lines to
+    /// the operating system (`--audit-sync os`) is made here, as the leader's is, unless the
+    /// lock is taken: handing each batch to a blocking thread and being woken again cost two
+    /// thread switches a batch under load. Any other goes to a blocking thread.
     async fn lead_task(self: Arc<Self>) {
         loop {
             let batch = self.take();
-            let journal = self.clone();
-            let lines = batch.lines;
-            let written = tokio::task::spawn_blocking(move || journal.write(&lines, Take::Wait))
-                .await
-                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            let here = match self.syncer {
+                Some(_) => match self.write(&batch.lines, Take::IfFree) {
+                    Ok(false) => None,
+                    done => Some(done),
+                },
+                None => None,
+            };
+            let written = match here {
+                Some(done) => done,
+                None => {
+                    let journal = self.clone();
+                    let lines = batch.lines;
+                    tokio::task::spawn_blocking(move || journal.write(&lines, Take::Wait))
+                        .await
+                        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+                }
+            };
             if let Err(e) = written {
                 self.refused(e, &batch.records).await;
             }
