@@ -89,7 +89,7 @@ const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 /// a pending result naming the proposal, to follow up with [`PROPOSAL_TOOL`].
 pub(crate) async fn propose(
     gw: &Arc<Gateway>,
-    server: &Server,
+    server: &Arc<Server>,
     pending: Pending,
     asked: Asked,
     id: &Value,

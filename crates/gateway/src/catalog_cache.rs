@@ -23,12 +23,12 @@ const MISS_REFRESH_COOLDOWN: Duration = Duration::from_millis(250);
 /// A server of the gateway's snapshot: its record and its tools by name. It reads as its
 /// record (`Deref`); [`Server::tool`] finds a tool without walking the list, which for a server
 /// of a thousand tools was a thousand comparisons, several times a call.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct Server {
     record: ServerView,
     /// Positions in `record.tools`, ordered by tool name (a stable sort: among tools of one
     /// name, the first listed comes first, as a walk of the list would find it).
-    by_name: Box<[u32]>,
+    by_name: Box<[usize]>,
     /// The server, or one of its tools, is not approved for production yet.
     awaits_approval: bool,
     /// `record.endpoint` parsed, as every forwarded request would parse it again; `None` when
@@ -38,13 +38,8 @@ pub struct Server {
 
 impl Server {
     pub fn new(record: ServerView) -> Server {
-        let mut by_name: Vec<u32> = (0..record.tools.len())
-            .map(|i| u32::try_from(i).unwrap_or(u32::MAX))
-            .collect();
-        by_name.sort_by(|a, b| {
-            let name = |i: &u32| record.tools[*i as usize].definition.name.as_str();
-            name(a).cmp(name(b))
-        });
+        let mut by_name: Vec<usize> = (0..record.tools.len()).collect();
+        by_name.sort_by_key(|i| record.tools[*i].definition.name.as_str());
         let awaits_approval = !record.approved || record.tools.iter().any(|t| !t.approved);
         let endpoint_url = reqwest::Url::parse(&record.endpoint).ok();
         Server {
@@ -65,8 +60,8 @@ impl Server {
         let tools = &self.record.tools;
         let at = self
             .by_name
-            .partition_point(|i| tools[*i as usize].definition.name.as_str() < name);
-        let found = &tools[*self.by_name.get(at)? as usize];
+            .partition_point(|i| tools[*i].definition.name.as_str() < name);
+        let found = &tools[*self.by_name.get(at)?];
         (found.definition.name == name).then_some(found)
     }
 

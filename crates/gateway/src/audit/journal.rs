@@ -159,16 +159,10 @@ impl Journal {
         }
         let batch = self.take();
         // A write that may block (a sync to disk, or the lock while the journal is swapped
-        // aside) moves this worker's other tasks to another thread first; one that only hands
-        // the lines to the operating system runs here as it is, unless the lock is taken.
-        let blocking = || tokio::task::block_in_place(|| self.write(&batch.lines, Take::Wait));
-        let written = match self.syncer {
-            Some(_) => match self.write(&batch.lines, Take::IfFree) {
-                Ok(false) => blocking(),
-                done => done,
-            },
-            None => blocking(),
-        };
+        // aside) moves this worker's other tasks to another thread first.
+        let written = self.write_in_place(&batch.lines).unwrap_or_else(|| {
+            tokio::task::block_in_place(|| self.write(&batch.lines, Take::Wait))
+        });
         match written {
             Ok(_) => {
                 if self.finish(batch.last) {
@@ -188,21 +182,13 @@ impl Journal {
         }
     }
 
-    /// Writes batch after batch until none is waiting. A write that only hands the lines to
-    /// the operating system (`--audit-sync os`) is made here, as the leader's is, unless the
-    /// lock is taken: handing each batch to a blocking thread and being woken again cost two
-    /// thread switches a batch under load. Any other goes to a blocking thread.
+    /// Writes batch after batch until none is waiting: in place where it can be (see
+    /// [`Journal::write_in_place`]; handing each batch to a blocking thread and being woken
+    /// again cost two thread switches a batch under load), else on a blocking thread.
     async fn lead_task(self: Arc<Self>) {
         loop {
             let batch = self.take();
-            let here = match self.syncer {
-                Some(_) => match self.write(&batch.lines, Take::IfFree) {
-                    Ok(false) => None,
-                    done => Some(done),
-                },
-                None => None,
-            };
-            let written = match here {
+            let written = match self.write_in_place(&batch.lines) {
                 Some(done) => done,
                 None => {
                     let journal = self.clone();
@@ -218,6 +204,17 @@ impl Journal {
             if !self.finish(batch.last) {
                 return;
             }
+        }
+    }
+
+    /// Writes `lines` on this thread where that cannot block: the write only hands them to
+    /// the operating system (`--audit-sync os`) and the journal's lock is free. `None`, having
+    /// written nothing, where the write must be made where it may block.
+    fn write_in_place(&self, lines: &[u8]) -> Option<std::io::Result<bool>> {
+        self.syncer.as_ref()?;
+        match self.write(lines, Take::IfFree) {
+            Ok(false) => None,
+            done => Some(done),
         }
     }
 
