@@ -1005,37 +1005,38 @@ impl Store for SqlStore {
         if records.is_empty() {
             return Ok(());
         }
+        // Rows go in many at a time: every statement is a round trip to the database (for
+        // SQLite, to its worker thread and back), and a shipped batch holds hundreds of calls.
         let mut tx = self.write_tx().await?;
-        for r in records {
-            sqlx::query(
-                "INSERT INTO audit (id, time_ms, user_name, groups, surface, server, method, tool, argument_digest,
-                                    outcome, is_error, detail, latency_ms, arguments, proposal, team, minutes_saved,
-                                    trace_id, channel)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(&r.id)
-            .bind(r.time_ms)
-            .bind(&r.user)
-            .bind(json(&r.groups))
-            .bind(&r.surface)
-            .bind(&r.server)
-            .bind(&r.method)
-            .bind(&r.tool)
-            .bind(&r.argument_digest)
-            .bind(r.outcome.as_str())
-            .bind(i64::from(r.is_error))
-            .bind(&r.detail)
-            .bind(r.latency_ms.min(i64::MAX as u64) as i64)
-            .bind(r.arguments.as_ref().map(json))
-            .bind(&r.proposal)
-            .bind(&r.team)
-            .bind(r.minutes_saved)
-            .bind(&r.trace_id)
-            .bind(&r.channel)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
+        for chunk in records.chunks(AUDIT_ROWS_PER_INSERT) {
+            // Made of fixed text and placeholder numbers only: every value is bound.
+            let sql = sqlx::AssertSqlSafe(audit_insert_sql(chunk.len(), !self.sqlite));
+            // Only the full-size statement is worth keeping prepared; a batch's remainder
+            // varies in size from one delivery to the next.
+            let mut query = sqlx::query(sql).persistent(chunk.len() == AUDIT_ROWS_PER_INSERT);
+            for r in chunk {
+                query = query
+                    .bind(&r.id)
+                    .bind(r.time_ms)
+                    .bind(&r.user)
+                    .bind(json(&r.groups))
+                    .bind(&r.surface)
+                    .bind(&r.server)
+                    .bind(&r.method)
+                    .bind(&r.tool)
+                    .bind(&r.argument_digest)
+                    .bind(r.outcome.as_str())
+                    .bind(i64::from(r.is_error))
+                    .bind(&r.detail)
+                    .bind(r.latency_ms.min(i64::MAX as u64) as i64)
+                    .bind(r.arguments.as_ref().map(json))
+                    .bind(&r.proposal)
+                    .bind(&r.team)
+                    .bind(r.minutes_saved)
+                    .bind(&r.trace_id)
+                    .bind(&r.channel);
+            }
+            query.execute(&mut *tx).await.map_err(unavailable)?;
         }
         tx.commit().await.map_err(unavailable)?;
         Ok(())
@@ -1490,4 +1491,53 @@ fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreErro
 
 fn unavailable(e: sqlx::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
+}
+
+/// Audit rows one `INSERT` carries at most: 19 parameters a row keeps a full statement at 3,800
+/// parameters, inside SQLite's limit (32,766) and PostgreSQL's (65,535).
+const AUDIT_ROWS_PER_INSERT: usize = 200;
+
+/// The `INSERT` of `rows` audit records; a record already stored (a delivery retried after its
+/// answer was lost) is skipped. PostgreSQL's placeholders are numbered (`$1` on); SQLite's are
+/// plain `?`, since SQLite finds a numbered placeholder's position by walking every name before
+/// it, which makes binding a statement of thousands of them quadratic.
+fn audit_insert_sql(rows: usize, numbered: bool) -> String {
+    use std::fmt::Write;
+    const COLUMNS: usize = 19;
+    let mut sql = String::from(
+        "INSERT INTO audit (id, time_ms, user_name, groups, surface, server, method, tool, argument_digest, \
+         outcome, is_error, detail, latency_ms, arguments, proposal, team, minutes_saved, trace_id, channel) VALUES ",
+    );
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..COLUMNS {
+            sql.push_str(if column == 0 { "" } else { ", " });
+            if numbered {
+                let _ = write!(sql, "${}", row * COLUMNS + column + 1);
+            } else {
+                sql.push('?');
+            }
+        }
+        sql.push(')');
+    }
+    sql.push_str(" ON CONFLICT (id) DO NOTHING");
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::audit_insert_sql;
+
+    #[test]
+    fn an_audit_insert_has_one_placeholder_per_column_of_each_row() {
+        let numbered = audit_insert_sql(2, true);
+        assert!(numbered.contains("VALUES ($1, $2, "));
+        assert!(numbered.contains("$19), ($20, "));
+        assert!(numbered.ends_with("$38) ON CONFLICT (id) DO NOTHING"));
+        assert!(!numbered.contains('?'));
+        let plain = audit_insert_sql(3, false);
+        assert_eq!(plain.matches('?').count(), 3 * 19);
+        assert!(!plain.contains('$'));
+        assert_eq!(plain.matches("), (").count(), 2);
+    }
 }

@@ -199,6 +199,47 @@ async fn duplicate_tools_are_a_conflict() {
 }
 
 #[tokio::test]
+async fn a_large_audit_batch_is_stored_whole_across_statements() {
+    on_both(|place| async move {
+        let store = place.open().await;
+        store
+            .append_audit(&[audit("r0007", 7, "alice")])
+            .await
+            .unwrap();
+        // More rows than one statement carries, with a remainder; one id already stored and
+        // one repeated inside the batch (a retried delivery can carry both).
+        let mut batch: Vec<AuditRecord> = (0..451)
+            .map(|i| {
+                let mut record = audit(&format!("r{i:04}"), i, "alice");
+                record.latency_ms = i as u64;
+                record.detail = (i % 2 == 0).then(|| format!("call {i}"));
+                record
+            })
+            .collect();
+        batch.push(audit("r0450", 450, "alice"));
+        store.append_audit(&batch).await.unwrap();
+        let stored = store
+            .list_audit(&AuditFilter {
+                limit: 1_000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 451);
+        // Newest first; every column of every row read back as written.
+        for (i, record) in stored.iter().rev().enumerate() {
+            let mut expected = audit(&format!("r{i:04}"), i as i64, "alice");
+            if i != 7 {
+                expected.latency_ms = i as u64;
+                expected.detail = (i % 2 == 0).then(|| format!("call {i}"));
+            }
+            assert_eq!(record, &expected, "row {i}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn audit_is_idempotent_filtered_and_durable() {
     on_both(|place| async move {
         {

@@ -56,7 +56,13 @@ where
     S: ServerHandler + Send + 'static,
     F: Fn() -> S + Send + Sync + 'static,
 {
-    let mut config = StreamableHttpServerConfig::default();
+    // A 2026-07-28 answer that is the handler's only message goes out as one JSON body: one
+    // write with its length, where an event stream takes a chunk, its framing and a closing
+    // chunk, and every reader (the gateway, the client) parses the framing again. A handler that
+    // sends anything first (progress, a log message, an elicitation) is answered as an event
+    // stream from that message on, so nothing is held back or lost. 2025-11-25 sessions keep
+    // their event streams.
+    let mut config = StreamableHttpServerConfig::default().with_json_response(true);
     if !options.allowed_hosts.is_empty() {
         config = config.with_allowed_hosts(options.allowed_hosts);
     }

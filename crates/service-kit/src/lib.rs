@@ -14,6 +14,12 @@ pub mod connections;
 pub mod metrics;
 pub mod trace;
 
+/// What is logged unless `SWITCHBOARD_LOG` says otherwise: Switchboard's own events from `info`
+/// up, and rmcp's from `warn` up. rmcp logs a stateless request's service starting, its input
+/// ending and its serving finishing at `info`: three lines for every 2026-07-28 call a server
+/// answers, each formatted and written to stderr on the call's path.
+pub const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn";
+
 /// Installs the global tracing subscriber. `SWITCHBOARD_LOG` (or `RUST_LOG`) sets the filter;
 /// `SWITCHBOARD_LOG_FORMAT=json` switches to one JSON object per line. With
 /// `OTEL_EXPORTER_OTLP_ENDPOINT` set, spans are also exported over OTLP/HTTP ([`trace`]); call
@@ -22,8 +28,8 @@ pub fn init_tracing() {
     use tracing_subscriber::{EnvFilter, fmt, layer::SubscriberExt, util::SubscriberInitExt};
     let filter = std::env::var("SWITCHBOARD_LOG")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".to_owned());
-    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new("info"));
+        .unwrap_or_else(|_| DEFAULT_LOG_FILTER.to_owned());
+    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let json = std::env::var("SWITCHBOARD_LOG_FORMAT").is_ok_and(|v| v == "json");
     let plain = (!json).then(|| fmt::layer().with_writer(std::io::stderr).with_target(true));
     let structured = json.then(|| {
