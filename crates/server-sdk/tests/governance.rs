@@ -12,7 +12,7 @@ use identity::{
 use rmcp::{
     ErrorData, RoleServer, ServerHandler, ServiceExt,
     handler::server::router::tool::ToolRouter,
-    model::{CallToolRequestParams, ServerConfig},
+    model::{CallToolRequestParams, ProgressNotificationParam, ServerConfig},
     service::{RequestContext, ServiceError},
     tool, tool_handler, tool_router,
     transport::{
@@ -44,6 +44,9 @@ policy = "revenue-readers"
 
 [tools.audit_trail]
 minutes_saved = 2.0
+
+[tools.progress]
+minutes_saved = 1.0
 "##;
 
 #[derive(Clone)]
@@ -77,6 +80,20 @@ impl Ledger {
     }
 }
 
+#[tool_router(router = progress_router)]
+impl Ledger {
+    #[tool(description = "Reports progress once when asked to, then answers")]
+    async fn progress(&self, ctx: RequestContext<RoleServer>) -> String {
+        if let Some(token) = ctx.meta.get_progress_token() {
+            let _ = ctx
+                .peer
+                .notify_progress(ProgressNotificationParam::new(token, 50.0))
+                .await;
+        }
+        "done".into()
+    }
+}
+
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Ledger {
     fn get_info(&self) -> ServerConfig {
@@ -101,7 +118,9 @@ async fn serve() -> Served {
     .unwrap();
     let governance =
         Governance::new(Manifest::parse(MANIFEST).unwrap(), Caller::anonymous()).unwrap();
-    let router = governance.govern(Ledger::tool_router()).unwrap();
+    let router = governance
+        .govern(Ledger::tool_router() + Ledger::progress_router())
+        .unwrap();
     let g = governance.clone();
     let app = server_sdk::http_router(
         move || Ledger {
@@ -237,7 +256,7 @@ fn the_router_and_the_manifest_must_agree() {
         Manifest::parse(&MANIFEST.replace("[tools.audit_trail]", "[tools.ghost]")).unwrap();
     let governance = Governance::new(manifest, Caller::anonymous()).unwrap();
     let problems: Vec<String> = governance
-        .govern(Ledger::tool_router())
+        .govern(Ledger::tool_router() + Ledger::progress_router())
         .unwrap_err()
         .iter()
         .map(ToString::to_string)
@@ -249,4 +268,83 @@ fn the_router_and_the_manifest_must_agree() {
             "tools.ghost: the manifest describes this tool but the server does not serve it",
         ]
     );
+}
+
+/// A 2026-07-28 call, raw, as bob of eng: the answer's content type and its JSON-RPC messages.
+async fn post_modern(
+    served: &Served,
+    tool: &str,
+    meta: serde_json::Value,
+) -> (String, Vec<serde_json::Value>) {
+    let assertion = served
+        .key
+        .sign(&Claims::new("gw", "bob", "ledger", vec!["eng".into()], 60))
+        .unwrap();
+    let mut meta = meta;
+    meta["io.modelcontextprotocol/protocolVersion"] = "2026-07-28".into();
+    meta["io.modelcontextprotocol/clientCapabilities"] = serde_json::json!({});
+    let response = reqwest::Client::new()
+        .post(format!("{}/mcp", served.url))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", tool)
+        .header(ASSERTION_HEADER, assertion)
+        .header(FORWARDED_USER_HEADER, "bob")
+        .json(
+            &serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                                  "params": {"name": tool, "arguments": {}, "_meta": meta}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = response.text().await.unwrap();
+    let messages = if content_type.starts_with("text/event-stream") {
+        body.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter(|d| !d.trim().is_empty())
+            .map(|d| serde_json::from_str(d.trim()).unwrap())
+            .collect()
+    } else {
+        vec![serde_json::from_str(&body).unwrap()]
+    };
+    (content_type, messages)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_answer_alone_is_one_json_body_and_a_streamed_one_an_event_stream() {
+    let served = serve().await;
+    // Nothing before the answer: one JSON body.
+    let (content_type, messages) = post_modern(&served, "balance", serde_json::json!({})).await;
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["id"], 3);
+    assert_eq!(
+        messages[0]["result"]["content"][0]["text"],
+        "balance for bob in [eng]"
+    );
+    // Progress first: an event stream carrying the progress, then the answer.
+    let (content_type, messages) = post_modern(
+        &served,
+        "progress",
+        serde_json::json!({"progressToken": "p-1"}),
+    )
+    .await;
+    assert!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert_eq!(messages[0]["method"], "notifications/progress");
+    assert_eq!(messages[0]["params"]["progressToken"], "p-1");
+    assert_eq!(messages[1]["id"], 3);
+    assert_eq!(messages[1]["result"]["content"][0]["text"], "done");
 }
