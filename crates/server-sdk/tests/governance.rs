@@ -78,10 +78,7 @@ impl Ledger {
         self.governance.authorize(&caller, "auditors")?;
         Ok("trail".into())
     }
-}
 
-#[tool_router(router = progress_router)]
-impl Ledger {
     #[tool(description = "Reports progress once when asked to, then answers")]
     async fn progress(&self, ctx: RequestContext<RoleServer>) -> String {
         if let Some(token) = ctx.meta.get_progress_token() {
@@ -106,6 +103,16 @@ struct Served {
     key: Arc<SigningKey>,
 }
 
+impl Served {
+    /// The gateway's assertion of `user` in `groups`, for this server.
+    fn assertion(&self, user: &str, groups: &[&str]) -> String {
+        let groups = groups.iter().map(|g| g.to_string()).collect();
+        self.key
+            .sign(&Claims::new("gw", user, "ledger", groups, 60))
+            .unwrap()
+    }
+}
+
 async fn serve() -> Served {
     let key = Arc::new(SigningKey::generate().unwrap());
     let verifier = Verifier::new(
@@ -118,9 +125,7 @@ async fn serve() -> Served {
     .unwrap();
     let governance =
         Governance::new(Manifest::parse(MANIFEST).unwrap(), Caller::anonymous()).unwrap();
-    let router = governance
-        .govern(Ledger::tool_router() + Ledger::progress_router())
-        .unwrap();
+    let router = governance.govern(Ledger::tool_router()).unwrap();
     let g = governance.clone();
     let app = server_sdk::http_router(
         move || Ledger {
@@ -146,11 +151,7 @@ async fn call_as(
     groups: &[&str],
     tool: &str,
 ) -> Result<String, ErrorData> {
-    let groups = groups.iter().map(|g| g.to_string()).collect();
-    let assertion = served
-        .key
-        .sign(&Claims::new("gw", user, "ledger", groups, 60))
-        .unwrap();
+    let assertion = served.assertion(user, groups);
     let headers = HashMap::from([
         (
             ASSERTION_HEADER.parse().unwrap(),
@@ -256,7 +257,7 @@ fn the_router_and_the_manifest_must_agree() {
         Manifest::parse(&MANIFEST.replace("[tools.audit_trail]", "[tools.ghost]")).unwrap();
     let governance = Governance::new(manifest, Caller::anonymous()).unwrap();
     let problems: Vec<String> = governance
-        .govern(Ledger::tool_router() + Ledger::progress_router())
+        .govern(Ledger::tool_router())
         .unwrap_err()
         .iter()
         .map(ToString::to_string)
@@ -274,13 +275,9 @@ fn the_router_and_the_manifest_must_agree() {
 async fn post_modern(
     served: &Served,
     tool: &str,
-    meta: serde_json::Value,
+    mut meta: serde_json::Value,
 ) -> (String, Vec<serde_json::Value>) {
-    let assertion = served
-        .key
-        .sign(&Claims::new("gw", "bob", "ledger", vec!["eng".into()], 60))
-        .unwrap();
-    let mut meta = meta;
+    let assertion = served.assertion("bob", &["eng"]);
     meta["io.modelcontextprotocol/protocolVersion"] = "2026-07-28".into();
     meta["io.modelcontextprotocol/clientCapabilities"] = serde_json::json!({});
     let response = reqwest::Client::new()
